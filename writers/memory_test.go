@@ -1,0 +1,44 @@
+package writers_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/lakesink/lakesink/writers"
+	"github.com/lakesink/lakesink/writers/writertest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// The bare memory backend runs the suite in writertest's own tests; here it
+// runs below every decorator, stacked as the sink stacks them.
+func TestAcceptanceMemoryDecorated(t *testing.T) {
+	m := writers.NewMetrics(nil)
+	writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer {
+		w := writers.WithPrefix(writers.NewMemory(), "tenant/"+t.Name())
+		w = writers.WithMetrics(w, m)
+		return writers.WithRetry(w, fastRetry(), nil)
+	})
+}
+
+func TestMemoryGetAfterOverwriteAndDelete(t *testing.T) {
+	w := writers.NewMemory()
+	writertest.MustPut(t, w, "k", []byte("first"))
+	rc, err := w.Get(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	writertest.MustPut(t, w, "k", []byte("second"))
+	if err := w.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	n, _ := rc.Read(buf)
+	if got := string(buf[:n]); got != "first" {
+		t.Fatalf("reader opened before the overwrite yields %q, want %q", got, "first")
+	}
+}
