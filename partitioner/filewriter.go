@@ -1,0 +1,575 @@
+package partitioner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+)
+
+// Defaults of FileOptions.
+const (
+	DefaultRowGroupBytes   = 64 << 20
+	DefaultPageBufferBytes = 32 << 10
+	DefaultPageMemoryBytes = 1 << 20
+)
+
+const (
+	batchRows  = 64       // rows handed to parquet-go per WriteRows call
+	arenaBytes = 32 << 10 // byte-array bytes copied per batch
+	outBuffer  = 64 << 10 // write buffer, held only while a row group is written
+)
+
+// FileOptions configure a FileWriter. The zero value is usable.
+//
+// Memory of one FileWriter with the defaults, measured by
+// TestFileWriterMemory (linux/amd64, Go 1.26, parquet-go v0.32.0, the
+// 7-column clickstream schema of the benchmark, zstd):
+//
+//	open, 10 rows                          ~64 KiB (overhead + 32 KiB arena)
+//	open, 60000 rows, row group filling   ~390 KiB
+//
+// parquet-go's own defaults (256 KiB page buffers, 32 KiB write buffer,
+// in-memory page buffers) would hold a busy file's whole encoded row group,
+// up to RowGroupBytes, in memory; what bounds it here: PageBufferBytes (32 KiB) caps the unencoded
+// values per column, page buffers spill to disk past PageMemoryBytes, and
+// the write buffer exists only while a row group is being written.
+// BufferedBytes reports the estimate the sink accounts against its memory
+// limit.
+type FileOptions struct {
+	// Compression codec of every column chunk: "zstd" (default when
+	// empty), "snappy", "gzip" or "none".
+	Compression string
+	// RowGroupBytes ends a row group once its encoded pages plus unencoded
+	// values reach this size. Default DefaultRowGroupBytes.
+	RowGroupBytes int64
+	// PageBufferBytes is the unencoded size of a data page: each column
+	// holds up to this many bytes of values in memory before encoding and
+	// compressing them into a page. Smaller pages mean less memory per open
+	// file and slightly larger files. Default DefaultPageBufferBytes.
+	PageBufferBytes int
+	// PageMemoryBytes bounds the encoded pages of the current row group
+	// kept in memory; beyond it they move to an unlinked spool file in
+	// SpoolDir until the row group is written. Default
+	// DefaultPageMemoryBytes.
+	PageMemoryBytes int64
+	// SpoolDir holds the page spool file. Default: the data file's folder.
+	SpoolDir string
+}
+
+func (o FileOptions) withDefaults() (FileOptions, compress.Codec, error) {
+	var codec compress.Codec
+	switch o.Compression {
+	case "", "zstd":
+		codec = &parquet.Zstd
+	case "snappy":
+		codec = &parquet.Snappy
+	case "gzip":
+		codec = &parquet.Gzip
+	case "none":
+		codec = &parquet.Uncompressed
+	default:
+		return o, nil, fmt.Errorf("unknown compression %q (want zstd, snappy, gzip or none)", o.Compression)
+	}
+	if o.RowGroupBytes < 0 || o.PageBufferBytes < 0 || o.PageMemoryBytes < 0 {
+		return o, nil, errors.New("negative size in file options")
+	}
+	if o.RowGroupBytes == 0 {
+		o.RowGroupBytes = DefaultRowGroupBytes
+	}
+	if o.PageBufferBytes == 0 {
+		o.PageBufferBytes = DefaultPageBufferBytes
+	}
+	if o.PageMemoryBytes == 0 {
+		o.PageMemoryBytes = DefaultPageMemoryBytes
+	}
+	return o, codec, nil
+}
+
+// FileMeta describes the bucket a file belongs to; Finish writes it into the
+// Parquet footer's key/value metadata.
+type FileMeta struct {
+	Stream    string
+	Topic     string
+	Partition int
+	Hour      time.Time
+	// Extra key/value pairs, written verbatim. Keys must not be one of the
+	// lakesink.* keys that FileWriter writes itself.
+	Extra map[string]string
+}
+
+// FileInfo describes a finished file, as the manifest lists it.
+type FileInfo struct {
+	Path         string
+	Records      int64
+	Bytes        int64 // size of the finished file
+	FirstOffset  int64
+	LastOffset   int64
+	MinEventTime time.Time // UTC
+	MaxEventTime time.Time // UTC
+}
+
+// Footer key/value metadata keys written by Finish.
+const (
+	MetaStream       = "lakesink.stream"
+	MetaTopic        = "lakesink.topic"
+	MetaPartition    = "lakesink.partition"
+	MetaFirstOffset  = "lakesink.first_offset"
+	MetaLastOffset   = "lakesink.last_offset"
+	MetaRecords      = "lakesink.records"
+	MetaMinEventTime = "lakesink.min_event_time" // RFC 3339 with nanoseconds, UTC
+	MetaMaxEventTime = "lakesink.max_event_time" // RFC 3339 with nanoseconds, UTC
+	MetaHour         = "lakesink.hour"           // RFC 3339, in the stream's zone
+)
+
+var metaKeys = []string{MetaStream, MetaTopic, MetaPartition, MetaFirstOffset, MetaLastOffset,
+	MetaRecords, MetaMinEventTime, MetaMaxEventTime, MetaHour}
+
+// ErrWriterClosed is returned by a FileWriter after Finish or Abort.
+var ErrWriterClosed = errors.New("file writer is closed")
+
+// FileWriter builds one Parquet data file on the spool disk from the records
+// of one (stream, hour, topic partition) bucket, in offset order.
+//
+// Memory stays bounded whatever the file size: rows are encoded into pages
+// as they arrive, row groups go to disk at RowGroupBytes, and encoded pages
+// beyond PageMemoryBytes (or all of them, on Flush) wait in a spool file.
+//
+// The bytes of the file, and EstimatedBytes at every step, depend only on the
+// rows appended and the options, never on when Flush was called. Errors
+// from Append that describe a bad row (wrong arity, kind or null in a
+// required column, offset out of order) leave the writer unchanged; any I/O
+// error is sticky, after which the caller must Abort.
+//
+// A FileWriter is not safe for concurrent use. The caller owns the file:
+// after Finish it is complete and closed, and the caller uploads and removes
+// it; Abort removes it.
+type FileWriter struct {
+	path   string
+	schema *Schema
+	opts   FileOptions
+	f      *os.File
+	out    *fileOut
+	pool   *pagePool
+	pw     *parquet.GenericWriter[any]
+
+	batch   []parquet.Row // batchRows rows of len(columns) values, in leaf order
+	nbatch  int
+	arena   []byte // copies of the pending rows' byte arrays
+	pending int64  // plain size of the pending rows
+
+	records     int64
+	first, last int64
+	minT, maxT  time.Time
+
+	err    error // sticky I/O error
+	closed bool
+}
+
+// NewFileWriter creates (or truncates) the spool file at path and returns a
+// writer of schema's rows into it.
+func NewFileWriter(path string, schema *Schema, opts FileOptions) (*FileWriter, error) {
+	if schema == nil {
+		return nil, errors.New("new file writer: nil schema")
+	}
+	opts, codec, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new file writer %s: %w", path, err)
+	}
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = filepath.Dir(path)
+	}
+	pool := newPagePool(opts.SpoolDir)
+	config, err := parquet.NewWriterConfig(
+		schema.pq,
+		parquet.Compression(codec),
+		parquet.PageBufferSize(opts.PageBufferBytes),
+		// Unbuffered: fileOut buffers only while a row group is written,
+		// instead of parquet-go's 32 KiB held for the writer's lifetime.
+		parquet.WriteBufferSize(-1),
+		// Data page v1 and PLAIN byte arrays: what every Spark, Hive,
+		// Athena and Trino version reads.
+		parquet.DataPageVersion(1),
+		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
+		parquet.ColumnPageBuffers(pool),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new file writer %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("new file writer: %w", err)
+	}
+	out := &fileOut{f: f}
+	w := &FileWriter{
+		path:   path,
+		schema: schema,
+		opts:   opts,
+		f:      f,
+		out:    out,
+		pool:   pool,
+		pw:     parquet.NewGenericWriter[any](out, config),
+		batch:  make([]parquet.Row, batchRows),
+		first:  -1,
+		last:   -1,
+	}
+	values := make([]parquet.Value, batchRows*len(schema.cols))
+	for i := range w.batch {
+		w.batch[i] = values[i*len(schema.cols) : (i+1)*len(schema.cols) : (i+1)*len(schema.cols)]
+	}
+	return w, nil
+}
+
+// Path returns the spool file's path.
+func (w *FileWriter) Path() string { return w.path }
+
+// Append adds the record at offset with event time eventTime. Offsets must
+// increase strictly. Byte slices in row may be reused by the caller once
+// Append returns. Append does not allocate in steady state.
+func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriterClosed
+	}
+	s := w.schema
+	if len(row) != len(s.cols) {
+		return fmt.Errorf("append offset %d: row has %d values, schema has %d columns", offset, len(row), len(s.cols))
+	}
+	if offset < 0 || (w.records > 0 && offset <= w.last) {
+		return fmt.Errorf("append offset %d: offsets must increase (last %d)", offset, w.last)
+	}
+	need, size := 0, int64(0)
+	for i, v := range row {
+		if v.IsNull() {
+			if s.cols[i].Required {
+				return fmt.Errorf("append offset %d: column %q is required", offset, s.cols[i].Name)
+			}
+			continue
+		}
+		k := v.Kind()
+		if k != s.kind[i] {
+			return fmt.Errorf("append offset %d: column %q is %v, got a %v value", offset, s.cols[i].Name, s.kind[i], k)
+		}
+		switch k {
+		case parquet.ByteArray:
+			n := len(v.ByteArray())
+			need += n
+			size += 4 + int64(n)
+		case parquet.Boolean:
+			size++
+		case parquet.Int32, parquet.Float:
+			size += 4
+		default:
+			size += 8
+		}
+	}
+	if w.nbatch > 0 && (w.nbatch == len(w.batch) || len(w.arena)+need > cap(w.arena)) {
+		if err := w.writeBatch(); err != nil {
+			return err
+		}
+	}
+	// A row whose strings do not fit the arena is written at once, its
+	// values aliasing the caller's buffer (parquet-go copies them).
+	direct := need > arenaBytes
+	if need > 0 && !direct && w.arena == nil {
+		w.arena = make([]byte, 0, arenaBytes)
+	}
+	dst := w.batch[w.nbatch]
+	for i, v := range row {
+		leaf := s.leaf[i]
+		if v.IsNull() {
+			dst[leaf] = parquet.Value{}.Level(0, 0, leaf)
+			continue
+		}
+		def := 1
+		if s.cols[i].Required {
+			def = 0
+		}
+		if !direct && v.Kind() == parquet.ByteArray {
+			start := len(w.arena)
+			w.arena = append(w.arena, v.ByteArray()...)
+			v = parquet.ByteArrayValue(w.arena[start:len(w.arena):len(w.arena)])
+		}
+		dst[leaf] = v.Level(0, def, leaf)
+	}
+	w.nbatch++
+	w.pending += size
+	if direct {
+		if err := w.writeBatch(); err != nil {
+			return err
+		}
+	}
+	if w.records == 0 {
+		w.first = offset
+		w.minT, w.maxT = eventTime.UTC(), eventTime.UTC()
+	} else {
+		if eventTime.Before(w.minT) {
+			w.minT = eventTime.UTC()
+		}
+		if eventTime.After(w.maxT) {
+			w.maxT = eventTime.UTC()
+		}
+	}
+	w.last = offset
+	w.records++
+	return nil
+}
+
+// writeBatch hands the pending rows to parquet-go, then ends the row group
+// if it reached RowGroupBytes and spills pages beyond PageMemoryBytes. It is
+// called at points that depend only on the rows, which keeps page and row
+// group boundaries deterministic.
+func (w *FileWriter) writeBatch() error {
+	rows := w.batch[:w.nbatch]
+	_, err := w.pw.WriteRows(rows)
+	for _, r := range rows {
+		clear(r) // drop references to the arena and the caller's buffers
+	}
+	w.nbatch, w.arena, w.pending = 0, w.arena[:0], 0
+	if err != nil {
+		return w.fail(fmt.Errorf("write rows to %s: %w", w.path, err))
+	}
+	if w.pw.Size()-w.out.n >= w.opts.RowGroupBytes {
+		if err := w.pw.Flush(); err != nil {
+			return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
+		}
+		if err := w.out.release(); err != nil {
+			return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
+		}
+	}
+	if w.pool.memory > w.opts.PageMemoryBytes {
+		if err := w.pool.spill(); err != nil {
+			return w.fail(err)
+		}
+	}
+	if w.pool.err != nil {
+		return w.fail(w.pool.err)
+	}
+	return nil
+}
+
+func (w *FileWriter) fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Records returns the number of records appended.
+func (w *FileWriter) Records() int64 { return w.records }
+
+// FirstOffset returns the offset of the first record, -1 before any.
+func (w *FileWriter) FirstOffset() int64 { return w.first }
+
+// LastOffset returns the offset of the last record, -1 before any.
+func (w *FileWriter) LastOffset() int64 { return w.last }
+
+// MinEventTime returns the earliest event time appended (UTC), zero before
+// any record.
+func (w *FileWriter) MinEventTime() time.Time { return w.minT }
+
+// MaxEventTime returns the latest event time appended (UTC), zero before
+// any record.
+func (w *FileWriter) MaxEventTime() time.Time { return w.maxT }
+
+// EstimatedBytes estimates the size of the file if it were finished now:
+// bytes already in the file, plus the encoded pages and unencoded values of
+// the current row group, plus the plain size of rows not yet handed to the
+// encoder; the footer (a few KiB) is not counted. Unencoded values count at
+// their plain size, so the estimate runs ahead of the final size by at most
+// one page per column. It is a deterministic function of the rows appended
+// (Flush does not change it), so file boundaries that compare it with
+// files.max_file_bytes are the same on every replay.
+func (w *FileWriter) EstimatedBytes() int64 {
+	if w.closed {
+		return w.out.n
+	}
+	return w.pw.Size() + w.pending
+}
+
+// writerOverhead is the heap a FileWriter holds whatever its content
+// (parquet-go's column writers, schema state, metadata), measured by
+// TestFileWriterMemory.
+const writerOverhead = 24 << 10
+
+// BufferedBytes estimates the heap this writer holds: fixed overhead, the
+// pending rows, the unencoded values of each column's current page and the
+// capacity the column buffers keep once they have encoded a page, and the
+// encoded pages not spilled. TestFileWriterMemory checks it against measured
+// heap. Call Flush to release the encoded pages when memory runs short.
+func (w *FileWriter) BufferedBytes() int64 {
+	if w.closed {
+		return 0
+	}
+	var pages int64
+	for _, b := range w.pool.live {
+		pages += b.size
+	}
+	unencoded := max(0, w.pw.Size()-w.out.n-pages)
+	columns := unencoded + int64(w.pool.maxLive)*int64(w.opts.PageBufferBytes)
+	return writerOverhead + int64(cap(w.arena)) + int64(len(w.batch)*len(w.schema.cols))*valueSize +
+		columns + w.pool.memory + int64(cap(w.out.buf)) + int64(cap(w.pool.scratch))
+}
+
+var valueSize = int64(unsafe.Sizeof(parquet.Value{}))
+
+// Flush moves the encoded pages of the current row group from memory to the
+// spool disk. It does not end the row group, so the file's bytes and
+// EstimatedBytes are the same as without it; what stays in memory is the
+// unencoded page being filled for each column (at most PageBufferBytes each)
+// and up to 64 pending rows.
+func (w *FileWriter) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriterClosed
+	}
+	if err := w.pool.spill(); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Finish writes the last row group and the footer, with meta and the
+// file's offsets, record count and event-time range as key/value metadata
+// (keys Meta*), fsyncs and closes the file. A writer without records cannot
+// be finished (Abort it). If Finish fails, call Abort.
+func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
+	if w.err != nil {
+		return FileInfo{}, w.err
+	}
+	if w.closed {
+		return FileInfo{}, ErrWriterClosed
+	}
+	if w.records == 0 {
+		return FileInfo{}, fmt.Errorf("finish %s: no records", w.path)
+	}
+	kv := map[string]string{
+		MetaStream:       meta.Stream,
+		MetaTopic:        meta.Topic,
+		MetaPartition:    strconv.Itoa(meta.Partition),
+		MetaFirstOffset:  strconv.FormatInt(w.first, 10),
+		MetaLastOffset:   strconv.FormatInt(w.last, 10),
+		MetaRecords:      strconv.FormatInt(w.records, 10),
+		MetaMinEventTime: w.minT.Format(time.RFC3339Nano),
+		MetaMaxEventTime: w.maxT.Format(time.RFC3339Nano),
+		MetaHour:         meta.Hour.Format(time.RFC3339),
+	}
+	for k, v := range meta.Extra {
+		if _, reserved := kv[k]; reserved {
+			return FileInfo{}, fmt.Errorf("finish %s: extra metadata key %q is reserved", w.path, k)
+		}
+		kv[k] = v
+	}
+	if w.nbatch > 0 {
+		if err := w.writeBatch(); err != nil {
+			return FileInfo{}, err
+		}
+	}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		w.pw.SetKeyValueMetadata(k, kv[k])
+	}
+	if err := w.pw.Close(); err != nil {
+		return FileInfo{}, w.fail(fmt.Errorf("finish %s: %w", w.path, err))
+	}
+	if err := w.out.release(); err != nil {
+		return FileInfo{}, w.fail(fmt.Errorf("finish %s: %w", w.path, err))
+	}
+	if w.pool.err != nil {
+		return FileInfo{}, w.fail(w.pool.err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return FileInfo{}, w.fail(fmt.Errorf("finish %s: fsync: %w", w.path, err))
+	}
+	if err := w.f.Close(); err != nil {
+		return FileInfo{}, w.fail(fmt.Errorf("finish %s: close: %w", w.path, err))
+	}
+	w.closed = true
+	_ = w.pool.close()
+	return FileInfo{
+		Path:         w.path,
+		Records:      w.records,
+		Bytes:        w.out.n,
+		FirstOffset:  w.first,
+		LastOffset:   w.last,
+		MinEventTime: w.minT,
+		MaxEventTime: w.maxT,
+	}, nil
+}
+
+// Abort closes and removes an unfinished file. It is idempotent, and a
+// no-op after a successful Finish (the finished file is the caller's).
+func (w *FileWriter) Abort() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	if w.err == nil {
+		w.err = ErrWriterClosed
+	}
+	_ = w.pool.close()
+	_ = w.f.Close() // may already be closed by a failed Finish
+	w.batch, w.arena = nil, nil
+	if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("abort %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// fileOut is the writer's output: it counts bytes and buffers writes only
+// while a row group or the footer is being written (release drops the
+// buffer), so an idle FileWriter holds no write buffer.
+type fileOut struct {
+	f   *os.File
+	buf []byte
+	n   int64
+}
+
+func (o *fileOut) Write(p []byte) (int, error) {
+	if len(o.buf)+len(p) > outBuffer {
+		if err := o.flush(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= outBuffer {
+		n, err := o.f.Write(p)
+		o.n += int64(n)
+		return n, err
+	}
+	if o.buf == nil {
+		o.buf = make([]byte, 0, outBuffer)
+	}
+	o.buf = append(o.buf, p...)
+	o.n += int64(len(p))
+	return len(p), nil
+}
+
+func (o *fileOut) flush() error {
+	if len(o.buf) == 0 {
+		return nil
+	}
+	_, err := o.f.Write(o.buf)
+	o.buf = o.buf[:0]
+	return err
+}
+
+func (o *fileOut) release() error {
+	err := o.flush()
+	o.buf = nil
+	return err
+}
