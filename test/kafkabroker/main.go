@@ -1,0 +1,52 @@
+// Command kafkabroker runs a Kafka-protocol broker (franz-go's kfake) as its
+// own process, for end-to-end and chaos tests. It listens on 127.0.0.1 only,
+// prints "listening ADDR" on stdout once ready, and shuts down cleanly on
+// SIGTERM or SIGINT (so a test can restart it with the same -data-dir).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+func main() {
+	var (
+		port       = flag.Int("port", 0, "port on 127.0.0.1 (0: any free port)")
+		partitions = flag.Int("partitions", 3, "default partition count for auto-created topics")
+		dataDir    = flag.String("data-dir", "", "persist state here, reload it on start (empty: memory only)")
+		topics     = flag.String("topics", "", "comma-separated topics to create at start (with -partitions partitions)")
+		minSession = flag.Duration("min-session-timeout", time.Second, "smallest group session timeout accepted")
+	)
+	flag.Parse()
+
+	opts := []kfake.Opt{
+		kfake.Ports(*port),
+		kfake.DefaultNumPartitions(*partitions),
+		kfake.AllowAutoTopicCreation(),
+		kfake.GroupMinSessionTimeout(*minSession),
+	}
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir))
+	}
+	if *topics != "" {
+		opts = append(opts, kfake.SeedTopics(int32(*partitions), strings.Split(*topics, ",")...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		log.Fatalf("kafkabroker: start: %v", err)
+	}
+	fmt.Printf("listening %s\n", c.ListenAddrs()[0])
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	c.Close()
+}
