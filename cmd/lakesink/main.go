@@ -1,0 +1,222 @@
+// Command lakesink moves event streams from Kafka into a data lake as hourly
+// Parquet files and writes an hour-complete marker for each hour.
+//
+//	lakesink run -c lakesink.yaml       run the sink
+//	lakesink validate -c lakesink.yaml  check a config file
+//	lakesink demo                       embedded broker + generator + local lake
+//	lakesink version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lakesink/lakesink/cmd/lakesink/demo"
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/writers/factory"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+const usage = `lakesink moves Kafka event streams into hourly Parquet files in a data lake.
+
+Usage:
+  lakesink run -c FILE        run the sink with the config FILE
+  lakesink validate -c FILE   check FILE; print a summary or every problem
+  lakesink demo [flags]       embedded broker + event generator + local lake
+  lakesink version            print version information
+
+Run 'lakesink COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "lakesink %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "lakesink: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// configFlag registers -c and its long form --config on fs.
+func configFlag(fs *flag.FlagSet) *string {
+	p := new(string)
+	fs.StringVar(p, "c", "", "config file (YAML)")
+	fs.StringVar(p, "config", "", "config file (YAML); long form of -c")
+	return p
+}
+
+func parseConfigFlags(name string, args []string, stderr io.Writer) (string, int) {
+	fs := flag.NewFlagSet("lakesink "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return "", 2
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "lakesink %s: -c FILE is required\n", name)
+		return "", 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lakesink %s: unexpected arguments %q\n", name, fs.Args())
+		return "", 2
+	}
+	return *path, 0
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	path, code := parseConfigFlags("validate", args, stderr)
+	if code != 0 {
+		return code
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid config:\n", path)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "  %s\n", line)
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, cfg.Summary())
+	return 0
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	path, code := parseConfigFlags("run", args, stderr)
+	if code != 0 {
+		return code
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid config:\n%s\n", path, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := runSink(ctx, cfg, log, nil); err != nil {
+		log.Error("lakesink stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// runSink wires storage, sink and HTTP server together and runs until ctx
+// ends. ready, if not nil, receives the HTTP listener address once serving.
+func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	w, err := factory.New(ctx, cfg.Storage, log, reg)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	s, err := sink.New(sink.Options{Config: cfg, Writer: w, Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		srv = &http.Server{Handler: s.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+		log.Info("http listening", "addr", ln.Addr().String())
+		if ready != nil {
+			ready(ln.Addr().String())
+		}
+	}
+	log.Info("lakesink starting", "version", version, "config", cfg.Redacted().Summary())
+	err = s.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	log.Info("lakesink stopped")
+	return err
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lakesink demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := demo.DefaultOptions()
+	fs.StringVar(&opts.Lake, "lake", opts.Lake, "local lake folder")
+	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to run after the backlog is produced (0: until Ctrl-C)")
+	fs.IntVar(&opts.Records, "records", opts.Records, "backlog records per stream, spread over the past hours")
+	fs.IntVar(&opts.Hours, "hours", opts.Hours, "past hours the backlog covers")
+	fs.StringVar(&opts.HTTP, "http", opts.HTTP, "listen address for /metrics, /healthz, /readyz (port 0: any free port)")
+	verbose := fs.Bool("v", false, "show the sink's logs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	logOut := io.Discard
+	if *verbose {
+		logOut = stderr
+	}
+	opts.Run = func(ctx context.Context, cfg *config.Config, ready func(string)) error {
+		return runSink(ctx, cfg, newLogger(config.Log{Level: "info", Format: "text"}, logOut), ready)
+	}
+	if err := demo.Run(ctx, opts, stdout); err != nil {
+		fmt.Fprintf(stderr, "lakesink demo: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,156 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// ManifestVersion is the version of the _SUCCESS manifest format.
+const ManifestVersion = 1
+
+// Manifest is the content of an hour's _SUCCESS marker (see the README for
+// the documented format). It lists exactly the data files of the hour.
+type Manifest struct {
+	Version     int            `json:"version"`
+	Stream      string         `json:"stream"`
+	Hour        string         `json:"hour"` // hour start, RFC 3339 in the stream's time zone
+	Revision    int            `json:"revision"`
+	CompletedAt string         `json:"completed_at"`
+	Records     int64          `json:"records"`
+	Files       []ManifestFile `json:"files"`
+}
+
+// ManifestFile is one data file of an hour.
+type ManifestFile struct {
+	Path         string `json:"path"` // key relative to the storage root
+	Records      int64  `json:"records"`
+	Bytes        int64  `json:"bytes"`
+	Topic        string `json:"topic"`
+	Partition    int    `json:"partition"`
+	FirstOffset  int64  `json:"first_offset"`
+	LastOffset   int64  `json:"last_offset"`
+	MinEventTime string `json:"min_event_time"`
+	MaxEventTime string `json:"max_event_time"`
+}
+
+// buildManifest lists the data files in an hour folder and reads each one's
+// footer (lakesink writes its offsets, count and event-time range there), so
+// that any instance can write the marker, not only the one that wrote the
+// files.
+func buildManifest(ctx context.Context, w writers.Writer, stream, folder string, hour time.Time, revision int, now time.Time) (m Manifest, orphans []ManifestFile, err error) {
+	m = Manifest{
+		Version: ManifestVersion, Stream: stream, Hour: hour.Format(time.RFC3339),
+		Revision: revision, CompletedAt: now.UTC().Format(time.RFC3339), Files: []ManifestFile{},
+	}
+	objs, err := w.List(ctx, folder+"/")
+	if err != nil {
+		return m, nil, fmt.Errorf("list %s: %w", folder, err)
+	}
+	for _, o := range objs {
+		name := o.Key[len(folder)+1:]
+		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".parquet") {
+			continue
+		}
+		topic, partition, first, ok := partitioner.ParseFileName(name)
+		if !ok {
+			continue
+		}
+		info, _, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
+		if err != nil {
+			return m, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
+		}
+		m.Files = append(m.Files, ManifestFile{
+			Path: o.Key, Records: info.Records, Bytes: o.Size, Topic: topic, Partition: partition,
+			FirstOffset: first, LastOffset: info.LastOffset,
+			MinEventTime: info.MinEventTime.UTC().Format(time.RFC3339Nano),
+			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
+		})
+	}
+	m.Files, orphans = splitOrphans(m.Files)
+	if m.Files == nil {
+		m.Files = []ManifestFile{}
+	}
+	for _, f := range m.Files {
+		m.Records += f.Records
+	}
+	return m, orphans, nil
+}
+
+// splitOrphans separates the files of one hour folder into the ones that
+// belong in the manifest and orphans left by an attempt that crashed or lost
+// its partition before committing.
+//
+// Why this is sound: a file that was uploaded but whose offsets were never
+// committed starts at or above the committed offset C its partition resumed
+// from. The replay from C reads that file's first record again (it is not in
+// the done marks of the commit, which only cover files closed before it) and
+// puts it into a new file whose range starts at or before it — under the
+// same name if it starts at the same offset, which overwrites the orphan.
+// Files of one partition and hour written by one attempt never overlap. So,
+// per partition, in order of first offset, a file starting at or below the
+// last offset of a file kept before it holds only records that a kept file
+// holds too: it is an orphan. Committed files are never orphans: replayed
+// records of their hour start above their last offset.
+func splitOrphans(files []ManifestFile) (kept, orphans []ManifestFile) {
+	sorted := append([]ManifestFile(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.FirstOffset < b.FirstOffset
+	})
+	var last int64
+	for i, f := range sorted {
+		if i > 0 && f.Topic == sorted[i-1].Topic && f.Partition == sorted[i-1].Partition && f.FirstOffset <= last {
+			orphans = append(orphans, f)
+			continue
+		}
+		if i == 0 || f.Topic != sorted[i-1].Topic || f.Partition != sorted[i-1].Partition || f.LastOffset > last {
+			last = f.LastOffset
+		}
+		kept = append(kept, f)
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Path < kept[j].Path })
+	return kept, orphans
+}
+
+// Encode renders the manifest as indented JSON with a trailing newline.
+func (m Manifest) Encode() []byte {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		panic(err) // plain data
+	}
+	return append(b, '\n')
+}
+
+// rangeReaderAt adapts Writer.GetRange to io.ReaderAt for footer reads.
+type rangeReaderAt struct {
+	ctx context.Context
+	w   writers.Writer
+	key string
+}
+
+func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rc, err := r.w.GetRange(r.ctx, r.key, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}

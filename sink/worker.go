@@ -1,0 +1,373 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/decode"
+)
+
+// openFile is a data file being written for one hour of one partition.
+type openFile struct {
+	hour  time.Time // in the stream's location
+	first int64
+	fw    *partitioner.FileWriter
+	spool string
+}
+
+// worker owns one partition for the lifetime of one group generation. It is
+// not safe for concurrent use; the sink runs one goroutine per worker.
+type worker struct {
+	s         *Sink
+	st        *stream
+	topic     string
+	partition int
+	genID     int
+	memberID  string
+	log       *slog.Logger
+
+	dec    *decode.Decoder
+	led    *ledger
+	files  map[int64]*openFile // by hour start, unix ms
+	dlq    []kafka.Message
+	lastC  int64 // last committed offset
+	lastCM string
+	lastCT time.Time
+	hwm    int64
+	plabel string
+}
+
+func (s *Sink) newWorker(st *stream, topic string, partition int, gen genInfo) (*worker, error) {
+	dec, err := decode.New(st.spec)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", st.name, err)
+	}
+	return &worker{
+		s: s, st: st, topic: topic, partition: partition,
+		genID: gen.id, memberID: gen.member,
+		log:    s.log.With("topic", topic, "partition", partition),
+		dec:    dec,
+		files:  map[int64]*openFile{},
+		lastC:  -1,
+		plabel: strconv.Itoa(partition),
+	}, nil
+}
+
+// errRevoked stops a worker whose generation ended; its open files are
+// abandoned and the next owner replays them from the committed offset.
+var errRevoked = errors.New("partition revoked")
+
+// run consumes the partition until ctx ends (generation over: abandon open
+// files) or drain is closed (shutdown: finish files, upload, commit, call
+// drained, then wait for ctx to end). The wait matters: kafka-go ends a
+// generation as soon as any of its goroutines returns, which would cancel
+// the other partitions' final commits.
+func (w *worker) run(ctx context.Context, drain <-chan struct{}, drained func()) error {
+	err := w.consume(ctx, drain)
+	drained()
+	if err == nil {
+		<-ctx.Done()
+	}
+	return err
+}
+
+func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
+	start, meta, err := w.s.fetchCommitted(ctx, w.topic, w.partition)
+	if err != nil {
+		return err
+	}
+	w.led = newLedger(start, meta, w.st.lateness.Milliseconds())
+	if start < 0 {
+		// No commit yet: kafka-go resolves FirstOffset/LastOffset itself.
+		w.led.next = -1
+	}
+	w.lastC = start
+	w.lastCT = w.s.now()
+	w.cleanSpool()
+	w.log.Info("partition assigned", "start_offset", start, "watermark", fmtMs(meta.RW))
+
+	readerStart := start
+	if start < 0 {
+		readerStart = w.s.startOffset
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        w.s.cfg.Kafka.Brokers,
+		Topic:          w.topic,
+		Partition:      w.partition,
+		Dialer:         w.s.dialer,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  1024,
+		ReadBackoffMin: 100 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { w.log.Debug(fmt.Sprintf(f, a...)) }),
+	})
+	defer r.Close()
+	if err := r.SetOffset(readerStart); err != nil {
+		return fmt.Errorf("set offset %d: %w", readerStart, err)
+	}
+
+	defer w.abandonAll()
+	tick := w.s.tick
+	for {
+		// One context per tick rather than per message: FetchMessage is on
+		// the hot path, and housekeeping (idle flush, commits) runs between
+		// ticks.
+		tctx, cancel := context.WithTimeout(ctx, tick)
+		for {
+			m, err := r.FetchMessage(tctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					cancel()
+					return nil
+				}
+				if !errors.Is(err, context.DeadlineExceeded) {
+					w.log.Warn("fetch", "err", err)
+				}
+				break
+			}
+			if err := w.process(ctx, m); err != nil {
+				cancel()
+				return err
+			}
+			select {
+			case <-drain:
+				cancel()
+				return w.finishAll(ctx)
+			default:
+			}
+		}
+		cancel()
+		select {
+		case <-drain:
+			return w.finishAll(ctx)
+		default:
+		}
+		if err := w.housekeep(ctx); err != nil {
+			if errors.Is(err, errRevoked) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// process routes one record: decode, then into its hour's file, or to the
+// dead-letter topic.
+func (w *worker) process(ctx context.Context, m kafka.Message) error {
+	w.s.metrics.RecordsConsumed.Inc()
+	now := w.s.now().UnixMilli()
+	if m.HighWaterMark > w.hwm {
+		w.hwm = m.HighWaterMark
+	}
+	if w.led.next < 0 {
+		w.led.next = m.Offset
+	}
+	row, ev, err := w.dec.Decode(m.Value, m.Time)
+	if err != nil {
+		w.deadLetter(m, err)
+		w.led.skipped(m.Offset, now)
+		return nil
+	}
+	hour := partitioner.HourOf(ev, w.st.loc)
+	hms := hour.UnixMilli()
+	if w.led.durableAlready(hms, m.Offset) {
+		w.s.metrics.RecordsSkipped.Inc()
+		w.led.skipped(m.Offset, now)
+		return nil
+	}
+	if w.led.isClosed(hms) {
+		w.s.metrics.LateRecords.WithLabelValues(w.st.name).Inc()
+	}
+	f := w.files[hms]
+	if f == nil {
+		var err error
+		if f, err = w.openFile(hour, m.Offset); err != nil {
+			return err
+		}
+		w.files[hms] = f
+		w.led.opened(hms, m.Offset)
+	}
+	if err := f.fw.Append(row, m.Offset, ev); err != nil {
+		return fmt.Errorf("append to %s: %w", f.spool, err)
+	}
+	oldWM := w.led.rawWM
+	w.led.read(m.Offset, ev.UnixMilli(), now)
+	if f.fw.EstimatedBytes() >= w.s.maxFileBytes {
+		if err := w.finish(ctx, hms); err != nil {
+			return err
+		}
+	}
+	if w.led.rawWM > oldWM {
+		// Close the hours this record's event time has just closed. Files of
+		// hours closed earlier (late data) wait for the next housekeeping
+		// tick, so that a burst of late records shares one file.
+		lat := w.st.lateness.Milliseconds()
+		for h := range w.files {
+			if end := h + hourMs + lat; end > oldWM && end <= w.led.rawWM {
+				if err := w.finish(ctx, h); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (w *worker) openFile(hour time.Time, first int64) (*openFile, error) {
+	dir := w.spoolDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	p := filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))
+	fw, err := partitioner.NewFileWriter(p, w.st.schema, w.s.fileOpts)
+	if err != nil {
+		return nil, fmt.Errorf("open spool file: %w", err)
+	}
+	return &openFile{hour: hour, first: first, fw: fw, spool: p}, nil
+}
+
+func (w *worker) spoolDir() string {
+	return filepath.Join(w.s.cfg.Files.SpoolDir, w.s.cfg.Kafka.GroupID, fmt.Sprintf("%s-%d", w.topic, w.partition))
+}
+
+// cleanSpool removes spool files left by an earlier owner of this partition
+// in this process or a crashed one; their records are replayed.
+func (w *worker) cleanSpool() {
+	_ = os.RemoveAll(w.spoolDir())
+}
+
+// finish closes the file of hour, uploads it (retrying until it succeeds or
+// the generation ends) and marks its records durable.
+func (w *worker) finish(ctx context.Context, hms int64) error {
+	f := w.files[hms]
+	if f == nil {
+		return nil
+	}
+	// Dead letters below this file's records must be out before the commit
+	// that this upload enables; flushing here keeps the order simple.
+	info, err := f.fw.Finish(partitioner.FileMeta{
+		Stream: w.st.name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", f.spool, err)
+	}
+	key := w.st.path.Render(w.st.name, f.hour) + "/" + partitioner.FileName(w.topic, w.partition, f.first)
+	if err := w.s.upload(ctx, key, f.spool, info.Bytes, w.log); err != nil {
+		return err
+	}
+	_ = os.Remove(f.spool)
+	delete(w.files, hms)
+	w.led.madeDurable(hms, info.LastOffset)
+	w.s.metrics.FilesCommitted.Inc()
+	w.s.metrics.BytesCommitted.Add(float64(info.Bytes))
+	w.s.metrics.RecordsWritten.WithLabelValues(w.st.name).Add(float64(info.Records))
+	w.log.Info("file committed", "key", key, "records", info.Records, "bytes", info.Bytes,
+		"first_offset", info.FirstOffset, "last_offset", info.LastOffset)
+	return nil
+}
+
+// housekeep runs between fetch ticks: flush idle partitions' files, bound the
+// done list, send dead letters and commit.
+func (w *worker) housekeep(ctx context.Context) error {
+	now := w.s.now()
+	idle := w.led.la > 0 && now.Sub(time.UnixMilli(w.led.la)) >= w.s.idleTimeout
+	all := idle || w.led.tooManyDone()
+	for h := range w.files {
+		if all || w.led.isClosed(h) {
+			if err := w.finish(ctx, h); err != nil {
+				return err
+			}
+		}
+	}
+	if now.Sub(w.lastCT) >= w.s.commitInterval || idle {
+		return w.commit(ctx)
+	}
+	return nil
+}
+
+// commit sends pending dead letters, then commits the ledger's commit point
+// with its metadata through Client.OffsetCommit (kafka-go's Generation and
+// Reader commit helpers would overwrite the metadata with "").
+func (w *worker) commit(ctx context.Context) error {
+	if err := w.flushDeadLetters(ctx); err != nil {
+		return err
+	}
+	w.lastCT = w.s.now()
+	c, meta := w.led.commitPoint()
+	if c < 0 {
+		return nil // nothing read yet
+	}
+	enc := meta.encode()
+	if c == w.lastC && enc == w.lastCM {
+		w.updateGauges(c, meta)
+		return nil
+	}
+	if err := w.s.commitOffset(ctx, w.genID, w.memberID, w.topic, w.partition, c, enc); err != nil {
+		w.s.metrics.OffsetCommitErrors.Inc()
+		if isGenerationError(err) {
+			return errRevoked
+		}
+		w.log.Warn("commit offset", "offset", c, "err", err)
+		return nil
+	}
+	w.s.metrics.OffsetCommits.Inc()
+	w.lastC, w.lastCM = c, enc
+	w.led.committed(c)
+	w.updateGauges(c, meta)
+	return nil
+}
+
+func (w *worker) updateGauges(c int64, meta commitMeta) {
+	m := w.s.metrics
+	m.CommittedOffset.WithLabelValues(w.topic, w.plabel).Set(float64(c))
+	if w.hwm > 0 {
+		m.PartitionHighOffset.WithLabelValues(w.topic, w.plabel).Set(float64(w.hwm))
+		m.ConsumerLag.WithLabelValues(w.topic, w.plabel).Set(float64(max(w.hwm-c, 0)))
+	}
+	if meta.WM > 0 {
+		m.Watermark.WithLabelValues(w.st.name, w.topic, w.plabel).Set(float64(meta.WM) / 1000)
+	}
+}
+
+// finishAll is the graceful end: every open file is uploaded and the final
+// offsets committed while the generation is still ours.
+func (w *worker) finishAll(ctx context.Context) error {
+	for h := range w.files {
+		if err := w.finish(ctx, h); err != nil {
+			return err
+		}
+	}
+	w.lastCT = time.Time{}
+	if err := w.commit(ctx); err != nil && !errors.Is(err, errRevoked) {
+		return err
+	}
+	return nil
+}
+
+// abandonAll throws away files that were not uploaded; their records are
+// above the committed offset and will be replayed by the next owner.
+func (w *worker) abandonAll() {
+	for h, f := range w.files {
+		_ = f.fw.Abort()
+		w.led.abandoned(h)
+		delete(w.files, h)
+	}
+}
+
+func fmtMs(ms int64) string {
+	if ms <= 0 {
+		return "none"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}

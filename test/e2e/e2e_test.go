@@ -1,0 +1,437 @@
+// Package e2e tests the built lakesink binary end to end: a broker process,
+// records produced by a real client, the sink process, and the lake read back
+// through the manifests with an independent Parquet reader.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/cmd/lakesink/demo"
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/test/testenv"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// backend is a lake the binary writes to and the test reads back.
+type backend struct {
+	name    string
+	storage string         // the config's storage: block
+	env     []string       // extra environment for the sink process
+	lake    writers.Writer // reads the same lake
+	check   func(t *testing.T)
+}
+
+// produced remembers what the test sent.
+type produced struct {
+	valid     map[string]map[string]int64 // stream -> record id -> event time ms
+	malformed map[string]int              // "stream|reason|value" -> count
+	perPart   map[string]map[int]int      // topic -> partition -> records
+}
+
+// partitionBalancer sends each message to the partition written in its key
+// ("P:..."), so the test decides which partition stays empty.
+var partitionBalancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int {
+	p, _ := strconv.Atoi(string(m.Key[:strings.IndexByte(string(m.Key), ':')]))
+	return p
+})
+
+// produce sends n records of a stream to topic, spread over hours, round
+// robin over the given partitions, about 0.5% malformed.
+func produce(t *testing.T, k *testenv.Kafka, p *produced, stream, topic string, parts []int, n int, from time.Time, hours int,
+	gen func(*rand.Rand, int64, time.Time) []byte, id func(seq int64, value []byte) string) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addr), Topic: topic, Balancer: partitionBalancer, BatchSize: 500,
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	r := rand.New(rand.NewPCG(uint64(len(stream)), 2026))
+	span := time.Duration(hours) * time.Hour
+	if p.valid[stream] == nil {
+		p.valid[stream] = map[string]int64{}
+	}
+	if p.perPart[topic] == nil {
+		p.perPart[topic] = map[int]int{}
+	}
+	var batch []kafka.Message
+	for i := 0; i < n; i++ {
+		// In event-time order with up to 30 s of disorder: well within the
+		// allowed lateness, so no record is late.
+		tm := from.Add(time.Duration(int64(span) * int64(i) / int64(n))).Add(time.Duration(r.IntN(30000)) * time.Millisecond)
+		if end := from.Add(span - time.Millisecond); tm.After(end) {
+			tm = end
+		}
+		tm = tm.Truncate(time.Millisecond)
+		part := parts[i%len(parts)]
+		var v []byte
+		if r.IntN(200) == 0 {
+			var reason string
+			v, reason = demo.Malformed(r, stream, int64(i), tm)
+			p.malformed[stream+"|"+reason+"|"+string(v)]++
+		} else {
+			v = gen(r, int64(i), tm)
+			p.valid[stream][id(int64(i), v)] = tm.UnixMilli()
+		}
+		p.perPart[topic][part]++
+		batch = append(batch, kafka.Message{Key: fmt.Appendf(nil, "%d:%d", part, i), Value: v, Time: tm})
+		if len(batch) == 500 || i == n-1 {
+			if err := w.WriteMessages(context.Background(), batch...); err != nil {
+				t.Fatalf("produce %s: %v", topic, err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+func clickID(_ int64, v []byte) string {
+	s := string(v)
+	i := strings.Index(s, `"event_id":"`) + len(`"event_id":"`)
+	return s[i : i+strings.IndexByte(s[i:], '"')]
+}
+
+func iotID(seq int64, _ []byte) string { return strconv.FormatInt(seq, 10) }
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: not in -short mode")
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { runEndToEnd(t, b.open(t)) })
+	}
+}
+
+func runEndToEnd(t *testing.T, b backend) {
+	k := testenv.StartKafka(t)
+	const (
+		clickTopic, iotTopic = "clickstream", "iot-telemetry"
+		clickParts, iotParts = 6, 4
+		emptyIoTPartition    = 3
+		group                = "lakesink-e2e"
+		dlqTopic             = "lakesink-dlq"
+	)
+	k.CreateTopic(t, clickTopic, clickParts)
+	k.CreateTopic(t, iotTopic, iotParts)
+
+	// Three full past hours, ending at least an hour ago, so the allowed
+	// lateness (10m) has passed in wall-clock time too.
+	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3, 4, 5}, 20000, from, 3, demo.Clickstream, clickID)
+	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2}, 10000, from, 3, demo.IoT, iotID)
+	nMalformed := 0
+	for _, c := range p.malformed {
+		nMalformed += c
+	}
+	t.Logf("produced %d valid clickstream, %d valid iot, %d malformed records", len(p.valid["clickstream"]), len(p.valid["iot"]), nMalformed)
+	if nMalformed < 50 {
+		t.Fatalf("only %d malformed records produced, want about 0.5%% of 30000", nMalformed)
+	}
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "lakesink.yaml")
+	cfgText := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group_id: %s
+  commit_interval: 500ms
+streams:
+  - name: clickstream
+    topics: [%s]
+    time: {field: ts, format: unix_ms}
+    schema:
+      - {name: event_id, type: string, required: true}
+      - {name: user_id, type: string}
+      - {name: ts, type: timestamp_ms}
+      - {name: event_type, type: string}
+      - {name: url, type: string}
+      - {name: referrer, type: string}
+      - {name: device_id, path: device.id, type: string}
+      - {name: device_os, path: device.os, type: string}
+      - {name: price, type: double}
+      - {name: quantity, type: int32}
+      - {name: attrs, type: json}
+  - name: iot
+    topics: [%s]
+    time: {field: event_time, format: rfc3339, timezone: UTC}
+    schema:
+      - {name: device_id, type: string, required: true}
+      - {name: event_time, type: timestamp_ms}
+      - {name: temperature, type: double}
+      - {name: humidity, type: float}
+      - {name: battery, type: int32}
+      - {name: online, type: bool}
+      - {name: firmware, type: string}
+      - {name: seq, type: int64}
+files:
+  spool_dir: %q
+%smarkers:
+  idle_partition_timeout: 3s
+  check_interval: 500ms
+dead_letter:
+  topic: %s
+http:
+  listen: "127.0.0.1:0"
+log: {level: debug, format: json}
+`, k.Addr, group, clickTopic, iotTopic, filepath.Join(dir, "spool"), b.storage, dlqTopic)
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := testenv.Build(t, "./cmd/lakesink")
+	v := testenv.Start(t, "lakesink-validate", bin, testenv.Options{Env: b.env}, "validate", "--config", cfgPath)
+	if err := v.ExitErr(); err != nil {
+		t.Fatalf("lakesink validate: %v\n%s", err, v.Log())
+	}
+	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
+
+	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
+	markerKey := func(stream string, h time.Time) string {
+		return fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", stream, h.Format("2006-01-02"), h.Format("15"))
+	}
+	ctx := context.Background()
+	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
+		default:
+		}
+		for _, s := range []string{"clickstream", "iot"} {
+			for _, h := range hours {
+				ok, err := b.lake.Exists(ctx, markerKey(s, h))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("no marker %s", markerKey(s, h))
+				}
+			}
+		}
+		for topic, n := range map[string]int{clickTopic: clickParts, iotTopic: iotParts} {
+			high := k.HighWatermarks(t, topic, n)
+			committed, _ := k.CommittedOffsets(t, group, topic, n)
+			for part := 0; part < n; part++ {
+				if high[part] != int64(p.perPart[topic][part]) {
+					return fmt.Errorf("%s/%d: high watermark %d, produced %d", topic, part, high[part], p.perPart[topic][part])
+				}
+				if high[part] > 0 && committed[part] != high[part] {
+					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
+				}
+			}
+		}
+		return nil
+	})
+
+	proc.Signal(15) // SIGTERM: graceful shutdown
+	select {
+	case <-proc.Done():
+		if err := proc.ExitErr(); err != nil {
+			t.Fatalf("lakesink exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lakesink did not stop within 30s of SIGTERM")
+	}
+
+	// The empty partition really stayed empty, and still did not block markers.
+	if high := k.HighWatermarks(t, iotTopic, iotParts); high[emptyIoTPartition] != 0 {
+		t.Fatalf("partition %d of %s should be empty, high watermark %d", emptyIoTPartition, iotTopic, high[emptyIoTPartition])
+	}
+
+	// Every valid record exactly once in the files the manifests list, and
+	// nothing else in the hour folders.
+	for _, stream := range []string{"clickstream", "iot"} {
+		objs, err := b.lake.List(ctx, stream+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := map[string]bool{}
+		seen := map[string]int{}
+		for _, o := range objs {
+			if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
+				continue
+			}
+			m := readManifest(t, b.lake, o.Key)
+			checkManifest(t, b, m, o.Key, stream)
+			for _, f := range m.Files {
+				listed[f.Path] = true
+				rows, schema := readParquet(t, b.lake, f.Path)
+				if int64(len(rows)) != f.Records {
+					t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
+				}
+				checkSchema(t, stream, f.Path, schema)
+				for _, r := range rows {
+					var id string
+					var ts int64
+					if stream == "clickstream" {
+						id, ts = r["event_id"].(string), r["ts"].(int64)
+					} else {
+						id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
+					}
+					seen[id]++
+					if want, ok := p.valid[stream][id]; !ok {
+						t.Errorf("%s: unexpected record %s", f.Path, id)
+					} else if ts != want {
+						t.Errorf("%s: record %s has event time %d, want %d", f.Path, id, ts, want)
+					}
+				}
+			}
+		}
+		for _, o := range objs {
+			if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
+				t.Errorf("orphan data file not in any manifest: %s", o.Key)
+			}
+		}
+		lost, dup := 0, 0
+		for id := range p.valid[stream] {
+			switch seen[id] {
+			case 0:
+				lost++
+			case 1:
+			default:
+				dup++
+			}
+		}
+		if lost > 0 || dup > 0 {
+			t.Errorf("%s: %d records lost, %d duplicated (of %d)", stream, lost, dup, len(p.valid[stream]))
+		}
+	}
+
+	// Every malformed record is on the dead-letter topic with its reason and
+	// origin.
+	checkDeadLetters(t, k, dlqTopic, p)
+	if b.check != nil {
+		b.check(t)
+	}
+}
+
+func checkManifest(t *testing.T, b backend, m sink.Manifest, key, stream string) {
+	t.Helper()
+	if m.Version != 1 || m.Stream != stream || m.Revision < 1 {
+		t.Errorf("%s: version %d stream %q revision %d", key, m.Version, m.Stream, m.Revision)
+	}
+	h, err := time.Parse(time.RFC3339, m.Hour)
+	if err != nil {
+		t.Errorf("%s: hour %q: %v", key, m.Hour, err)
+	} else if want := fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", stream, h.UTC().Format("2006-01-02"), h.UTC().Format("15")); want != key {
+		t.Errorf("manifest hour %s does not match its folder %s", m.Hour, key)
+	}
+	var total int64
+	for _, f := range m.Files {
+		total += f.Records
+		if !strings.HasPrefix(f.Path, strings.TrimSuffix(key, partitioner.MarkerName)) {
+			t.Errorf("%s lists %s from another folder", key, f.Path)
+		}
+		topic, part, first, ok := partitioner.ParseFileName(f.Path[strings.LastIndexByte(f.Path, '/')+1:])
+		if !ok || topic != f.Topic || part != f.Partition || first != f.FirstOffset || f.LastOffset < f.FirstOffset {
+			t.Errorf("%s: file entry %+v does not match its name", key, f)
+		}
+		st, err := b.lake.Stat(context.Background(), f.Path)
+		if err != nil {
+			t.Errorf("%s lists %s: %v", key, f.Path, err)
+		} else if st.Size != f.Bytes {
+			t.Errorf("%s: %s has %d bytes, manifest says %d", key, f.Path, st.Size, f.Bytes)
+		}
+	}
+	if total != m.Records {
+		t.Errorf("%s: records %d, files add up to %d", key, m.Records, total)
+	}
+}
+
+// checkSchema checks that the event-time column carries Parquet's
+// TIMESTAMP(MILLIS, UTC) logical type, so engines read it as a timestamp.
+func checkSchema(t *testing.T, stream, path string, schema *parquet.Schema) {
+	t.Helper()
+	col := map[string]string{"clickstream": "ts", "iot": "event_time"}[stream]
+	leaf, ok := schema.Lookup(col)
+	if !ok {
+		t.Fatalf("%s: no column %s", path, col)
+	}
+	lt := leaf.Node.Type().LogicalType()
+	var ts *format.TimestampType
+	if lt != nil {
+		ts, _ = lt.Value.(*format.TimestampType)
+	}
+	if ts == nil || ts.Unit.String() != "MILLIS" || !ts.IsAdjustedToUTC {
+		t.Errorf("%s: column %s has logical type %v, want TIMESTAMP(MILLIS, UTC)", path, col, lt)
+	}
+}
+
+// checkDeadLetters reads the whole dead-letter topic and matches it against
+// the malformed records produced: same value, reason and origin headers.
+func checkDeadLetters(t *testing.T, k *testenv.Kafka, topic string, p *produced) {
+	t.Helper()
+	high := k.HighWatermarks(t, topic, 1)[0]
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{k.Addr}, Topic: topic, Partition: 0, MaxWait: 200 * time.Millisecond})
+	defer r.Close()
+	got := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for off := int64(0); off < high; off++ {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read dead letters at %d of %d: %v", off, high, err)
+		}
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		for _, k := range []string{sink.HeaderReason, sink.HeaderError, sink.HeaderTopic, sink.HeaderPartition, sink.HeaderOffset, sink.HeaderStream} {
+			if h[k] == "" {
+				t.Errorf("dead letter at %d lacks header %s: %v", m.Offset, k, h)
+			}
+		}
+		if part, _ := strconv.Atoi(h[sink.HeaderPartition]); string(m.Key) != "" && !strings.HasPrefix(string(m.Key), strconv.Itoa(part)+":") {
+			t.Errorf("dead letter key %s does not match its partition header %s", m.Key, h[sink.HeaderPartition])
+		}
+		got[h[sink.HeaderStream]+"|"+h[sink.HeaderReason]+"|"+string(m.Value)]++
+		// The origin headers point at the very record.
+		part, _ := strconv.Atoi(h[sink.HeaderPartition])
+		off, _ := strconv.ParseInt(h[sink.HeaderOffset], 10, 64)
+		if src := sourceRecord(t, k, h[sink.HeaderTopic], part, off); string(src) != string(m.Value) {
+			t.Errorf("dead letter says %s/%d@%d, but that record is %q, not %q", h[sink.HeaderTopic], part, off, src, m.Value)
+		}
+	}
+	for k, n := range p.malformed {
+		if got[k] != n {
+			t.Errorf("dead letter %q: %d on the topic, %d produced", k, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if p.malformed[k] == 0 {
+			t.Errorf("unexpected dead letter %q (x%d)", k, n)
+		}
+	}
+}
+
+// sourceRecord reads the value of one record.
+func sourceRecord(t *testing.T, k *testenv.Kafka, topic string, partition int, offset int64) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", k.Addr, topic, partition)
+	if err != nil {
+		t.Fatalf("dial %s/%d: %v", topic, partition, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Seek(offset, kafka.SeekAbsolute); err != nil {
+		t.Fatalf("seek %s/%d@%d: %v", topic, partition, offset, err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := conn.ReadMessage(10 << 20)
+	if err != nil {
+		t.Fatalf("read %s/%d@%d: %v", topic, partition, offset, err)
+	}
+	if m.Offset != offset {
+		t.Fatalf("read %s/%d@%d: got offset %d", topic, partition, offset, m.Offset)
+	}
+	return m.Value
+}
