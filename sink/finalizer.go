@@ -29,7 +29,7 @@ import (
 // oldest first, and never before the wall clock has passed H.end + lateness.
 type finalizer struct {
 	s       *Sink
-	cursors map[string]int64      // stream -> start of the next hour to finalize, unix ms
+	cursors map[string]int64       // stream -> start of the next hour to finalize, unix ms
 	empty   map[topicPart]emptyObs // partitions seen with nothing ever committed
 }
 
