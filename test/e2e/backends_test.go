@@ -51,6 +51,7 @@ func s3Backend(t *testing.T) backend {
 	b.storage = fmt.Sprintf("storage:\n  type: s3\n  s3: {bucket: lake, prefix: events, region: %s, endpoint: %q, force_path_style: true,\n       access_key_id: %s, secret_access_key: \"${E2E_S3_SECRET}\", part_size: 5MiB}\n",
 		srv.Region, srv.Endpoint, srv.AccessKey)
 	b.env = []string{"E2E_S3_SECRET=" + srv.SecretKey}
+	b.stop, b.restart = srv.Stop, srv.Restart
 	b.check = func(t *testing.T) {
 		if n := srv.ListMultipartUploads(t, "lake"); n != 0 {
 			t.Errorf("%d multipart uploads left in the S3 server", n)
@@ -67,6 +68,7 @@ func gcsBackend(t *testing.T) backend {
 	c.GCS.Bucket, c.GCS.Prefix, c.GCS.Endpoint = "lake", "events", srv.Endpoint
 	b := openLake(t, c)
 	b.storage = fmt.Sprintf("storage:\n  type: gcs\n  gcs: {bucket: lake, prefix: events, endpoint: %q}\n", srv.Endpoint)
+	b.stop, b.restart = srv.Stop, srv.Restart
 	return b
 }
 
@@ -77,5 +79,6 @@ func hdfsBackend(t *testing.T) backend {
 	c.HDFS.Namenodes, c.HDFS.User, c.HDFS.Root = []string{srv.Addr}, "lakesink", "/lake"
 	b := openLake(t, c)
 	b.storage = fmt.Sprintf("storage:\n  type: hdfs\n  hdfs: {namenodes: [%q], user: lakesink, root: /lake}\n", srv.Addr)
+	b.stop, b.restart = srv.Stop, srv.Restart
 	return b
 }

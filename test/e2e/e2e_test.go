@@ -32,6 +32,8 @@ type backend struct {
 	env     []string       // extra environment for the sink process
 	lake    writers.Writer // reads the same lake
 	check   func(t *testing.T)
+	stop    func() // stops the storage server (nil for local)
+	restart func() // starts it again on the same address and data
 }
 
 // produced remembers what the test sent.
@@ -138,6 +140,89 @@ func runEndToEnd(t *testing.T, b backend) {
 		t.Fatalf("only %d malformed records produced, want about 0.5%% of 30000", nMalformed)
 	}
 
+	cfgPath := writeConfig(t, k.Addr, group, b.storage, "127.0.0.1:0")
+
+	bin := testenv.Build(t, "./cmd/lakesink")
+	v := testenv.Start(t, "lakesink-validate", bin, testenv.Options{Env: b.env}, "validate", "--config", cfgPath)
+	if err := v.ExitErr(); err != nil {
+		t.Fatalf("lakesink validate: %v\n%s", err, v.Log())
+	}
+	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
+
+	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
+	markerKey := func(stream string, h time.Time) string {
+		return fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", stream, h.Format("2006-01-02"), h.Format("15"))
+	}
+	ctx := context.Background()
+	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
+		default:
+		}
+		for _, s := range []string{"clickstream", "iot"} {
+			for _, h := range hours {
+				ok, err := b.lake.Exists(ctx, markerKey(s, h))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("no marker %s", markerKey(s, h))
+				}
+			}
+		}
+		for topic, n := range map[string]int{clickTopic: clickParts, iotTopic: iotParts} {
+			high := k.HighWatermarks(t, topic, n)
+			committed, _, err := k.TryCommittedOffsets(group, topic, n)
+			if err != nil {
+				return err
+			}
+			for part := 0; part < n; part++ {
+				if high[part] != int64(p.perPart[topic][part]) {
+					return fmt.Errorf("%s/%d: high watermark %d, produced %d", topic, part, high[part], p.perPart[topic][part])
+				}
+				if high[part] > 0 && committed[part] != high[part] {
+					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
+				}
+			}
+		}
+		return nil
+	})
+
+	proc.Signal(15) // SIGTERM: graceful shutdown
+	select {
+	case <-proc.Done():
+		if err := proc.ExitErr(); err != nil {
+			t.Fatalf("lakesink exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lakesink did not stop within 30s of SIGTERM")
+	}
+
+	// The empty partition really stayed empty, and still did not block markers.
+	if high := k.HighWatermarks(t, iotTopic, iotParts); high[emptyIoTPartition] != 0 {
+		t.Fatalf("partition %d of %s should be empty, high watermark %d", emptyIoTPartition, iotTopic, high[emptyIoTPartition])
+	}
+
+	// Every valid record exactly once in the files the manifests list, and
+	// nothing else in the hour folders.
+	for _, stream := range []string{"clickstream", "iot"} {
+		checkExactlyOnce(t, b.lake, stream, p.valid[stream])
+	}
+
+	// Every malformed record is on the dead-letter topic with its reason and
+	// origin.
+	checkDeadLetters(t, k, dlqTopic, p)
+	if b.check != nil {
+		b.check(t)
+	}
+}
+
+// writeConfig writes the end-to-end tests' sink config (streams clickstream
+// and iot on topics clickstream and iot-telemetry) and returns its path.
+func writeConfig(t *testing.T, broker, group, storage, httpListen string) string {
+	t.Helper()
+	const clickTopic, iotTopic, dlqTopic = "clickstream", "iot-telemetry", "lakesink-dlq"
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "lakesink.yaml")
 	cfgText := fmt.Sprintf(`kafka:
@@ -180,140 +265,78 @@ files:
 dead_letter:
   topic: %s
 http:
-  listen: "127.0.0.1:0"
+  listen: %q
 log: {level: debug, format: json}
-`, k.Addr, group, clickTopic, iotTopic, filepath.Join(dir, "spool"), b.storage, dlqTopic)
+`, broker, group, clickTopic, iotTopic, filepath.Join(dir, "spool"), storage, dlqTopic, httpListen)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath
+}
 
-	bin := testenv.Build(t, "./cmd/lakesink")
-	v := testenv.Start(t, "lakesink-validate", bin, testenv.Options{Env: b.env}, "validate", "--config", cfgPath)
-	if err := v.ExitErr(); err != nil {
-		t.Fatalf("lakesink validate: %v\n%s", err, v.Log())
-	}
-	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
-
-	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
-	markerKey := func(stream string, h time.Time) string {
-		return fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", stream, h.Format("2006-01-02"), h.Format("15"))
-	}
+// checkExactlyOnce reads every manifest of stream and the files they list,
+// and checks that they hold exactly the valid records produced (id -> event
+// time ms), each once, and that no data file is outside the manifests.
+func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid map[string]int64) {
+	t.Helper()
 	ctx := context.Background()
-	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
-		select {
-		case <-proc.Done():
-			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
+	objs, err := lake.List(ctx, stream+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	seen := map[string]int{}
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
+			continue
+		}
+		m := readManifest(t, lake, o.Key)
+		checkManifest(t, lake, m, o.Key, stream)
+		for _, f := range m.Files {
+			listed[f.Path] = true
+			rows, schema := readParquet(t, lake, f.Path)
+			if int64(len(rows)) != f.Records {
+				t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
+			}
+			checkSchema(t, stream, f.Path, schema)
+			for _, r := range rows {
+				var id string
+				var ts int64
+				if stream == "clickstream" {
+					id, ts = r["event_id"].(string), r["ts"].(int64)
+				} else {
+					id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
+				}
+				seen[id]++
+				if want, ok := valid[id]; !ok {
+					t.Errorf("%s: unexpected record %s", f.Path, id)
+				} else if ts != want {
+					t.Errorf("%s: record %s has event time %d, want %d", f.Path, id, ts, want)
+				}
+			}
+		}
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
+			t.Errorf("orphan data file not in any manifest: %s", o.Key)
+		}
+	}
+	lost, dup := 0, 0
+	for id := range valid {
+		switch seen[id] {
+		case 0:
+			lost++
+		case 1:
 		default:
-		}
-		for _, s := range []string{"clickstream", "iot"} {
-			for _, h := range hours {
-				ok, err := b.lake.Exists(ctx, markerKey(s, h))
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("no marker %s", markerKey(s, h))
-				}
-			}
-		}
-		for topic, n := range map[string]int{clickTopic: clickParts, iotTopic: iotParts} {
-			high := k.HighWatermarks(t, topic, n)
-			committed, _ := k.CommittedOffsets(t, group, topic, n)
-			for part := 0; part < n; part++ {
-				if high[part] != int64(p.perPart[topic][part]) {
-					return fmt.Errorf("%s/%d: high watermark %d, produced %d", topic, part, high[part], p.perPart[topic][part])
-				}
-				if high[part] > 0 && committed[part] != high[part] {
-					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
-				}
-			}
-		}
-		return nil
-	})
-
-	proc.Signal(15) // SIGTERM: graceful shutdown
-	select {
-	case <-proc.Done():
-		if err := proc.ExitErr(); err != nil {
-			t.Fatalf("lakesink exit after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lakesink did not stop within 30s of SIGTERM")
-	}
-
-	// The empty partition really stayed empty, and still did not block markers.
-	if high := k.HighWatermarks(t, iotTopic, iotParts); high[emptyIoTPartition] != 0 {
-		t.Fatalf("partition %d of %s should be empty, high watermark %d", emptyIoTPartition, iotTopic, high[emptyIoTPartition])
-	}
-
-	// Every valid record exactly once in the files the manifests list, and
-	// nothing else in the hour folders.
-	for _, stream := range []string{"clickstream", "iot"} {
-		objs, err := b.lake.List(ctx, stream+"/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed := map[string]bool{}
-		seen := map[string]int{}
-		for _, o := range objs {
-			if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
-				continue
-			}
-			m := readManifest(t, b.lake, o.Key)
-			checkManifest(t, b, m, o.Key, stream)
-			for _, f := range m.Files {
-				listed[f.Path] = true
-				rows, schema := readParquet(t, b.lake, f.Path)
-				if int64(len(rows)) != f.Records {
-					t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
-				}
-				checkSchema(t, stream, f.Path, schema)
-				for _, r := range rows {
-					var id string
-					var ts int64
-					if stream == "clickstream" {
-						id, ts = r["event_id"].(string), r["ts"].(int64)
-					} else {
-						id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
-					}
-					seen[id]++
-					if want, ok := p.valid[stream][id]; !ok {
-						t.Errorf("%s: unexpected record %s", f.Path, id)
-					} else if ts != want {
-						t.Errorf("%s: record %s has event time %d, want %d", f.Path, id, ts, want)
-					}
-				}
-			}
-		}
-		for _, o := range objs {
-			if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
-				t.Errorf("orphan data file not in any manifest: %s", o.Key)
-			}
-		}
-		lost, dup := 0, 0
-		for id := range p.valid[stream] {
-			switch seen[id] {
-			case 0:
-				lost++
-			case 1:
-			default:
-				dup++
-			}
-		}
-		if lost > 0 || dup > 0 {
-			t.Errorf("%s: %d records lost, %d duplicated (of %d)", stream, lost, dup, len(p.valid[stream]))
+			dup++
 		}
 	}
-
-	// Every malformed record is on the dead-letter topic with its reason and
-	// origin.
-	checkDeadLetters(t, k, dlqTopic, p)
-	if b.check != nil {
-		b.check(t)
+	if lost > 0 || dup > 0 {
+		t.Errorf("%s: %d records lost, %d duplicated (of %d)", stream, lost, dup, len(valid))
 	}
 }
 
-func checkManifest(t *testing.T, b backend, m sink.Manifest, key, stream string) {
+func checkManifest(t *testing.T, lake writers.Writer, m sink.Manifest, key, stream string) {
 	t.Helper()
 	if m.Version != 1 || m.Stream != stream || m.Revision < 1 {
 		t.Errorf("%s: version %d stream %q revision %d", key, m.Version, m.Stream, m.Revision)
@@ -334,7 +357,7 @@ func checkManifest(t *testing.T, b backend, m sink.Manifest, key, stream string)
 		if !ok || topic != f.Topic || part != f.Partition || first != f.FirstOffset || f.LastOffset < f.FirstOffset {
 			t.Errorf("%s: file entry %+v does not match its name", key, f)
 		}
-		st, err := b.lake.Stat(context.Background(), f.Path)
+		st, err := lake.Stat(context.Background(), f.Path)
 		if err != nil {
 			t.Errorf("%s lists %s: %v", key, f.Path, err)
 		} else if st.Size != f.Bytes {

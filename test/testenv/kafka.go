@@ -92,9 +92,19 @@ func (k *Kafka) HighWatermarks(t testing.TB, topic string, partitions int) map[i
 }
 
 // CommittedOffsets returns the group's committed offset (and metadata) per
-// partition of topic; -1 where none is committed.
+// partition of topic; -1 where none is committed. It fails the test on error.
 func (k *Kafka) CommittedOffsets(t testing.TB, group, topic string, partitions int) (map[int]int64, map[int]string) {
 	t.Helper()
+	offs, meta, err := k.TryCommittedOffsets(group, topic, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offs, meta
+}
+
+// TryCommittedOffsets is CommittedOffsets returning the error, for polling
+// (the group does not exist until a member has joined).
+func (k *Kafka) TryCommittedOffsets(group, topic string, partitions int) (map[int]int64, map[int]string, error) {
 	ps := make([]int, partitions)
 	for i := range ps {
 		ps[i] = i
@@ -102,18 +112,18 @@ func (k *Kafka) CommittedOffsets(t testing.TB, group, topic string, partitions i
 	resp, err := k.Client().OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{
 		GroupID: group, Topics: map[string][]int{topic: ps},
 	})
-	if err != nil {
-		t.Fatalf("offset fetch %s: %v", topic, err)
+	if err == nil && resp.Error != nil {
+		err = resp.Error
 	}
-	if resp.Error != nil {
-		t.Fatalf("offset fetch %s: %v", topic, resp.Error)
+	if err != nil {
+		return nil, nil, fmt.Errorf("offset fetch %s: %w", topic, err)
 	}
 	offs, meta := map[int]int64{}, map[int]string{}
 	for _, p := range resp.Topics[topic] {
 		offs[p.Partition] = p.CommittedOffset
 		meta[p.Partition] = p.Metadata
 	}
-	return offs, meta
+	return offs, meta, nil
 }
 
 // String describes the broker for logs.
