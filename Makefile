@@ -6,6 +6,12 @@
 #                suites and end-to-end tests against real server processes.
 #   make build   builds bin/lakesink
 #   make demo    go run ./cmd/lakesink demo
+#   make bench   end-to-end benchmark: builds bin/lakesink and the test broker,
+#                produces BENCH_RECORDS clickstream records, runs the binary
+#                to the local lake (zstd) and prints records/s, MB/s, CPU
+#                seconds and peak RSS; appends a JSON line to BENCH_RESULTS.
+#                BENCH_ARGS adds flags, e.g. BENCH_ARGS='-scenario memory'
+#                or BENCH_ARGS='-schema iot' (see test/bench/cmd/lakesink-bench).
 
 GO        ?= go
 TOOLS_BIN := $(CURDIR)/.tools/bin
@@ -20,7 +26,7 @@ VERSITYGW_VERSION      := v1.8.0
 FAKE_GCS_VERSION       := v1.56.1
 STATICCHECK_VERSION    := v0.8.2
 
-.PHONY: all build test unit lint tools fuzz demo docker clean
+.PHONY: all build test unit lint tools fuzz demo docker clean bench chromium
 
 all: build
 
@@ -47,12 +53,27 @@ lint: $(TOOLS_BIN)/staticcheck
 	$(GO) vet ./...
 	$(TOOLS_BIN)/staticcheck ./...
 
-test: tools lint
+# chromium: the status page test (test/statuspage) screenshots the page with
+# Debian's headless Chromium; install it when missing (needs root and apt).
+chromium:
+	command -v chromium || (apt-get update && apt-get install -y chromium)
+
+test: tools lint chromium
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 # unit runs the fast tests only (no server processes).
 unit:
 	$(GO) test -race -short ./...
+
+BENCH_RECORDS ?= 1000000
+BENCH_RESULTS ?= bin/bench-results.jsonl
+BENCH_ARGS    ?=
+
+bench: build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/kafkabroker ./test/kafkabroker
+	$(GO) build -o bin/lakesink-bench ./test/bench/cmd/lakesink-bench
+	bin/lakesink-bench -lakesink bin/lakesink -broker bin/kafkabroker \
+	  -records $(BENCH_RECORDS) -results $(BENCH_RESULTS) $(BENCH_ARGS)
 
 docker:
 	docker build -t lakesink:$(VERSION) --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) .

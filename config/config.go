@@ -33,8 +33,15 @@ type Kafka struct {
 	MaxRecordBytes Size `yaml:"max_record_bytes"`
 	// CommitInterval is how often durable progress is committed to Kafka.
 	CommitInterval Duration `yaml:"commit_interval"`
-	TLS            TLS      `yaml:"tls"`
-	SASL           SASL     `yaml:"sasl"`
+	// SessionTimeout: a member silent this long (crashed, partitioned) is
+	// removed from the group and its partitions reassigned.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the coordinator it lives.
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout bounds how long members have to rejoin in a rebalance.
+	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
+	TLS              TLS      `yaml:"tls"`
+	SASL             SASL     `yaml:"sasl"`
 }
 
 // StartOffset is where a partition without a committed offset starts.
@@ -250,6 +257,13 @@ type Markers struct {
 type Webhook struct {
 	URL     string            `yaml:"url"`
 	Headers map[string]string `yaml:"headers"`
+	// Body is a Go text/template over the completion event (sink.Event)
+	// rendering the request body; empty means the built-in body for
+	// Airflow's POST /api/v2/assets/events.
+	Body string `yaml:"body"`
+	// Timeout bounds one delivery attempt; failed attempts are retried with
+	// exponential backoff and jitter until they succeed.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // DeadLetter configures where undecodable records go.
@@ -260,6 +274,13 @@ type DeadLetter struct {
 // HTTP configures the health, metrics and status endpoints.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// CommitStallTimeout: /readyz fails when a partition with lag has not
+	// advanced its commit (offset or watermark metadata) for this long while
+	// its lag grows, or its worker has not reported for this long.
+	CommitStallTimeout Duration `yaml:"commit_stall_timeout"`
+	// HealthCheckInterval is how often storage and the dead-letter topic are
+	// probed for /readyz.
+	HealthCheckInterval Duration `yaml:"health_check_interval"`
 }
 
 // Log configures logging.
@@ -290,11 +311,14 @@ const DefaultPartitionPath = "{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}"
 func Default() *Config {
 	return &Config{
 		Kafka: Kafka{
-			ClientID:       "lakesink",
-			GroupID:        "lakesink",
-			StartOffset:    StartEarliest,
-			MaxRecordBytes: 1 * MiB,
-			CommitInterval: Duration(time.Second),
+			ClientID:          "lakesink",
+			GroupID:           "lakesink",
+			StartOffset:       StartEarliest,
+			MaxRecordBytes:    1 * MiB,
+			CommitInterval:    Duration(time.Second),
+			SessionTimeout:    Duration(10 * time.Second),
+			HeartbeatInterval: Duration(time.Second),
+			RebalanceTimeout:  Duration(30 * time.Second),
 		},
 		Partitioning: Partitioning{Path: DefaultPartitionPath},
 		Files: Files{
@@ -315,9 +339,14 @@ func Default() *Config {
 			Enabled:              true,
 			IdlePartitionTimeout: Duration(5 * time.Minute),
 			CheckInterval:        Duration(10 * time.Second),
+			Webhook:              Webhook{Timeout: Duration(10 * time.Second)},
 		},
-		DeadLetter:      DeadLetter{Topic: "lakesink-dlq"},
-		HTTP:            HTTP{Listen: ":8080"},
+		DeadLetter: DeadLetter{Topic: "lakesink-dlq"},
+		HTTP: HTTP{
+			Listen:              ":8080",
+			CommitStallTimeout:  Duration(5 * time.Minute),
+			HealthCheckInterval: Duration(10 * time.Second),
+		},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}

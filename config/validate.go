@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 	_ "time/tzdata" // time zones validate the same on every host and in scratch images
 
@@ -77,6 +79,8 @@ func (c *Config) validate() []*Error {
 			p.add("http.listen", "%v", err)
 		}
 	}
+	p.positiveDuration("http.commit_stall_timeout", c.HTTP.CommitStallTimeout)
+	p.positiveDuration("http.health_check_interval", c.HTTP.HealthCheckInterval)
 	oneOf("log.level", &p, c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", &p, c.Log.Format, "json", "text")
 	p.positiveDuration("shutdown_timeout", c.ShutdownTimeout)
@@ -98,6 +102,12 @@ func (c *Config) validateKafka(p *problems) {
 	oneOf("kafka.start_offset", p, k.StartOffset, StartEarliest, StartLatest)
 	p.positiveSize("kafka.max_record_bytes", k.MaxRecordBytes)
 	p.positiveDuration("kafka.commit_interval", k.CommitInterval)
+	p.positiveDuration("kafka.session_timeout", k.SessionTimeout)
+	p.positiveDuration("kafka.heartbeat_interval", k.HeartbeatInterval)
+	p.positiveDuration("kafka.rebalance_timeout", k.RebalanceTimeout)
+	if k.HeartbeatInterval >= k.SessionTimeout && k.SessionTimeout > 0 {
+		p.add("kafka.heartbeat_interval", "must be less than kafka.session_timeout (%s), got %s", k.SessionTimeout, k.HeartbeatInterval)
+	}
 	if k.TLS.CertFile != "" && k.TLS.KeyFile == "" {
 		p.add("kafka.tls.key_file", "required when cert_file is set")
 	}
@@ -401,6 +411,16 @@ func checkURL(s string) error {
 	return nil
 }
 
+// WebhookTemplateFuncs are the functions a markers.webhook.body template may
+// call besides text/template's built-ins: json renders its argument as JSON.
+// The sink executes the template with these same functions.
+var WebhookTemplateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+}
+
 func (c *Config) validateMarkers(p *problems) {
 	m := c.Markers
 	p.positiveDuration("markers.idle_partition_timeout", m.IdlePartitionTimeout)
@@ -413,6 +433,12 @@ func (c *Config) validateMarkers(p *problems) {
 	if m.Webhook.URL != "" {
 		if err := checkURL(m.Webhook.URL); err != nil {
 			p.add("markers.webhook.url", "%v", err)
+		}
+	}
+	p.positiveDuration("markers.webhook.timeout", m.Webhook.Timeout)
+	if m.Webhook.Body != "" {
+		if _, err := template.New("body").Funcs(WebhookTemplateFuncs).Parse(m.Webhook.Body); err != nil {
+			p.add("markers.webhook.body", "%v", err)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.Webhook.Headers)) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -16,10 +18,11 @@ import (
 	"github.com/lakesink/lakesink/writers"
 )
 
-// finalizer writes hour markers. Every instance of the group runs one; they
-// agree because they read the same group-wide state (committed offsets and
-// their watermark metadata, high watermarks) and publish markers with a
-// create-if-absent put, so a marker is written once whoever gets there first.
+// finalizer writes hour markers and sends completion events. Every instance
+// of the group runs one; they agree because they read the same group-wide
+// state (committed offsets and their watermark metadata, high watermarks)
+// and publish markers with create-if-absent puts, so each revision of a
+// marker is written once whoever gets there first.
 //
 // The rule: hour H of a stream is complete when, for every partition of the
 // stream's topics, either its committed safe watermark has reached
@@ -27,11 +30,59 @@ import (
 // watermark is committed and it has been quiet for idle_partition_timeout — in
 // which case it counts as caught up to the wall clock. Hours are finalized
 // oldest first, and never before the wall clock has passed H.end + lateness.
+//
+// Publishing revision N of an hour (markerStore has the layout):
+//
+//  1. build the manifest from the hour folder, delete orphans;
+//  2. PutIfAbsent _lakesink/markers/<stream>/<hour>/r<N>.json: exactly one
+//     instance wins revision N; a loser adopts the winner's object;
+//  3. Put _SUCCESS with the revision's manifest, then list the revisions
+//     again and put the latest if a newer one appeared meanwhile, so
+//     _SUCCESS never stays behind the latest revision;
+//  4. for revision 1, list the folder again: a data file uploaded between
+//     step 1 and the marker becomes revision 2 at once (the worker that
+//     uploaded it may have looked for the marker before step 2);
+//  5. deliver the completion events (Kafka topic, webhook), then put
+//     r<N>.sent. Only then does the cursor (_lakesink/finalizer/<stream>.json)
+//     move past the hour, so a crash re-sends undelivered events (at least
+//     once; events carry stream, hour and revision to deduplicate). The
+//     instance that won revision N sends its events; another instance sends
+//     them only if r<N>.sent has not appeared for sendGrace, which covers a
+//     winner that died between steps 2 and 5.
+//
+// Revisions after the first come from amend entries in the partitions'
+// commit metadata (see late.go): for an entry of an hour before the cursor
+// whose file the latest revision does not list, revision N+1 is published.
+// Amendments of a stream are handled before its next new hours, in hour
+// order; events of one stream are sent from one goroutine in that order.
+//
+// Marker delay (lakesink_marker_delay_seconds, observed by the instance that
+// wins revision 1): marker time minus the moment the hour became complete,
+// which is the latest of H.end + lateness on the wall clock and, per
+// partition, the moment it qualified: for a partition counted as idle,
+// quiet-since + idle_partition_timeout; for one whose committed watermark
+// passed the bound, the first check of this instance that saw a watermark
+// at or past the bound (so it is late by up to one check interval, and
+// hours already complete when the instance started count from its first
+// check).
 type finalizer struct {
 	s       *Sink
+	notify  *notifier
 	cursors map[string]int64       // stream -> start of the next hour to finalize, unix ms
 	empty   map[topicPart]emptyObs // partitions seen with nothing ever committed
+	wmSeen  map[topicPart][]wmObs  // committed watermarks seen, oldest first
+	waiting map[string]time.Time   // revision key -> since when its events are awaited from another instance
+	asset   map[string]string      // stream -> asset URI
 }
+
+// wmObs is a committed watermark first seen at a moment.
+type wmObs struct {
+	wm int64
+	at time.Time
+}
+
+// maxWMObs bounds the watermark history kept per partition.
+const maxWMObs = 256
 
 type topicPart struct {
 	topic     string
@@ -51,16 +102,59 @@ type cursorState struct {
 	NextHour string `json:"next_hour"`
 }
 
+// partAmend is an amend entry of one partition.
+type partAmend struct {
+	topicPart
+	amend
+}
+
+// partState is what one check learned about a partition.
+type partState struct {
+	tp        topicPart
+	wm        int64     // committed safe watermark
+	idleSince time.Time // non-zero: counts as caught up since then
+}
+
+// streamState is what one check learned about a stream.
+type streamState struct {
+	wm        int64 // completion bound, unix ms
+	firstHour int64 // earliest hour any partition wrote, 0: none
+	amends    []partAmend
+	parts     []partState
+}
+
 func newFinalizer(s *Sink) *finalizer {
-	return &finalizer{s: s, cursors: map[string]int64{}, empty: map[topicPart]emptyObs{}}
+	f := &finalizer{s: s, cursors: map[string]int64{}, empty: map[topicPart]emptyObs{},
+		wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}, asset: map[string]string{}}
+	n, err := newNotifier(s.cfg, s.client, s.client.Transport, s.log)
+	if err != nil {
+		s.log.Error("completion events disabled", "err", err)
+	}
+	f.notify = n
+	for _, st := range s.streams {
+		f.asset[st.name] = assetURI(s.cfg.Storage, st.name)
+	}
+	return f
+}
+
+// sendGrace is how long an instance waits for the winner of a revision to
+// deliver its events before it delivers them itself.
+func (f *finalizer) sendGrace() time.Duration {
+	return 5*time.Duration(f.s.cfg.Markers.CheckInterval) + 2*time.Duration(f.s.cfg.Markers.Webhook.Timeout)
 }
 
 func (f *finalizer) run(ctx context.Context) {
+	defer f.notify.close()
 	t := time.NewTicker(time.Duration(f.s.cfg.Markers.CheckInterval))
 	defer t.Stop()
 	for {
 		for _, st := range f.s.streams {
-			if err := f.check(ctx, st); err != nil && ctx.Err() == nil {
+			err := f.check(ctx, st)
+			if errors.Is(err, errAwaitEvents) {
+				f.s.log.Debug("finalizer", "stream", st.name, "wait", err)
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
 				f.s.metrics.FinalizerErrors.Inc()
 				f.s.log.Warn("finalizer", "stream", st.name, "err", err)
 			}
@@ -74,18 +168,19 @@ func (f *finalizer) run(ctx context.Context) {
 }
 
 // streamWatermark computes the group-wide completion bound of a stream, in
-// unix ms, and the earliest hour any partition has written (0: none).
-func (f *finalizer) streamWatermark(ctx context.Context, st *stream) (wm, firstHour int64, err error) {
+// unix ms, the earliest hour any partition has written and the partitions'
+// amend entries.
+func (f *finalizer) streamWatermark(ctx context.Context, st *stream) (ss streamState, err error) {
 	c := f.s.client
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: st.topics})
 	if err != nil {
-		return 0, 0, fmt.Errorf("metadata: %w", err)
+		return ss, fmt.Errorf("metadata: %w", err)
 	}
 	parts := map[string][]int{}
 	lreq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, t := range md.Topics {
 		if t.Error != nil {
-			return 0, 0, fmt.Errorf("metadata %s: %w", t.Name, t.Error)
+			return ss, fmt.Errorf("metadata %s: %w", t.Name, t.Error)
 		}
 		for _, p := range t.Partitions {
 			parts[t.Name] = append(parts[t.Name], p.ID)
@@ -93,48 +188,53 @@ func (f *finalizer) streamWatermark(ctx context.Context, st *stream) (wm, firstH
 		}
 	}
 	if len(parts) != len(st.topics) {
-		return 0, 0, fmt.Errorf("metadata: %d of %d topics found", len(parts), len(st.topics))
+		return ss, fmt.Errorf("metadata: %d of %d topics found", len(parts), len(st.topics))
 	}
 	offs, err := c.ListOffsets(ctx, lreq)
 	if err != nil {
-		return 0, 0, fmt.Errorf("list offsets: %w", err)
+		return ss, fmt.Errorf("list offsets: %w", err)
 	}
 	committed, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: f.s.cfg.Kafka.GroupID, Topics: parts})
 	if err == nil && committed.Error != nil {
 		err = committed.Error
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("offset fetch: %w", err)
+		return ss, fmt.Errorf("offset fetch: %w", err)
 	}
 	type lh struct{ low, high int64 }
 	ends := map[topicPart]lh{}
 	for t, ps := range offs.Topics {
 		for _, p := range ps {
 			if p.Error != nil {
-				return 0, 0, fmt.Errorf("list offsets %s/%d: %w", t, p.Partition, p.Error)
+				return ss, fmt.Errorf("list offsets %s/%d: %w", t, p.Partition, p.Error)
 			}
 			ends[topicPart{t, p.Partition}] = lh{p.FirstOffset, p.LastOffset}
 		}
 	}
 	now := f.s.now()
 	idle := time.Duration(f.s.cfg.Markers.IdlePartitionTimeout)
-	wm = math.MaxInt64
+	wm := int64(math.MaxInt64)
 	n := 0
 	for t, ps := range committed.Topics {
 		for _, p := range ps {
 			if p.Error != nil {
-				return 0, 0, fmt.Errorf("offset fetch %s/%d: %w", t, p.Partition, p.Error)
+				return ss, fmt.Errorf("offset fetch %s/%d: %w", t, p.Partition, p.Error)
 			}
 			n++
 			tp := topicPart{t, p.Partition}
 			e, ok := ends[tp]
 			if !ok {
-				return 0, 0, fmt.Errorf("no offsets for %s/%d", t, p.Partition)
+				return ss, fmt.Errorf("no offsets for %s/%d", t, p.Partition)
 			}
 			meta, _, _ := parseCommitMeta(p.Metadata)
-			if meta.FH > 0 && (firstHour == 0 || meta.FH < firstHour) {
-				firstHour = meta.FH
+			if meta.FH > 0 && (ss.firstHour == 0 || meta.FH < ss.firstHour) {
+				ss.firstHour = meta.FH
 			}
+			for _, a := range meta.AM {
+				ss.amends = append(ss.amends, partAmend{topicPart: tp, amend: a})
+			}
+			f.observeWM(tp, meta.WM, now)
+			ps := partState{tp: tp, wm: meta.WM}
 			eff := meta.WM
 			caughtUp := p.CommittedOffset >= e.high || (p.CommittedOffset < 0 && e.low == e.high)
 			if caughtUp {
@@ -149,6 +249,7 @@ func (f *finalizer) streamWatermark(ctx context.Context, st *stream) (wm, firstH
 				}
 				if now.Sub(quietSince) >= idle && now.UnixMilli() > eff {
 					eff = now.UnixMilli()
+					ps.idleSince = quietSince.Add(idle)
 				}
 			} else {
 				delete(f.empty, tp)
@@ -157,30 +258,84 @@ func (f *finalizer) streamWatermark(ctx context.Context, st *stream) (wm, firstH
 				f.s.metrics.Watermark.WithLabelValues(st.name, t, fmt.Sprint(p.Partition)).Set(float64(meta.WM) / 1000)
 			}
 			wm = min(wm, eff)
+			ss.parts = append(ss.parts, ps)
 		}
 	}
 	if n == 0 {
-		return math.MinInt64, 0, nil
+		ss.wm = math.MinInt64
+		return ss, nil
 	}
-	return wm, firstHour, nil
+	ss.wm = wm
+	return ss, nil
 }
 
-// check finalizes every hour of st that is complete.
+// observeWM records a partition's committed watermark the first time it is
+// seen.
+func (f *finalizer) observeWM(tp topicPart, wm int64, now time.Time) {
+	obs := f.wmSeen[tp]
+	if len(obs) > 0 && obs[len(obs)-1].wm >= wm {
+		return
+	}
+	obs = append(obs, wmObs{wm: wm, at: now})
+	if len(obs) > maxWMObs {
+		obs = obs[len(obs)-maxWMObs:]
+	}
+	f.wmSeen[tp] = obs
+}
+
+// completedAt estimates when the hour ending (with lateness) at bound became
+// complete by the rule (see the finalizer doc).
+func (f *finalizer) completedAt(ss streamState, bound int64) time.Time {
+	at := time.UnixMilli(bound)
+	for _, p := range ss.parts {
+		var t time.Time
+		if p.wm >= bound {
+			obs := f.wmSeen[p.tp]
+			for _, o := range obs {
+				if o.wm >= bound {
+					t = o.at
+					break
+				}
+			}
+		} else if !p.idleSince.IsZero() {
+			t = p.idleSince
+		}
+		if t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// check publishes amended revisions of finalized hours of st, then finalizes
+// every hour of st that is complete, oldest first.
 func (f *finalizer) check(ctx context.Context, st *stream) error {
-	wm, firstHour, err := f.streamWatermark(ctx, st)
+	ss, err := f.streamWatermark(ctx, st)
 	if err != nil {
 		return err
 	}
-	cursor, err := f.cursor(ctx, st, firstHour)
+	cursor, err := f.cursor(ctx, st, ss.firstHour)
 	if err != nil || cursor == 0 {
 		return err
 	}
+	f.s.metrics.OldestOpenHour.WithLabelValues(st.name).Set(float64(cursor) / 1000)
+	// Amendments of hours already finalized, oldest first.
+	sort.Slice(ss.amends, func(i, j int) bool { return ss.amends[i].Hour < ss.amends[j].Hour })
+	for _, a := range ss.amends {
+		if a.Hour >= cursor {
+			continue // its first marker lists the file
+		}
+		hour := time.UnixMilli(a.Hour).In(st.loc)
+		if err := f.publish(ctx, st, hour, &a, time.Time{}); err != nil {
+			return err
+		}
+	}
 	now := f.s.now()
-	bound := min(wm, now.UnixMilli())
+	bound := min(ss.wm, now.UnixMilli())
 	lat := st.lateness.Milliseconds()
 	for cursor+hourMs+lat <= bound {
 		hour := time.UnixMilli(cursor).In(st.loc)
-		if err := f.writeMarker(ctx, st, hour, now); err != nil {
+		if err := f.publish(ctx, st, hour, nil, f.completedAt(ss, cursor+hourMs+lat)); err != nil {
 			return err
 		}
 		next := partitioner.HourOf(hour.Add(time.Hour), st.loc).UnixMilli()
@@ -189,10 +344,14 @@ func (f *finalizer) check(ctx context.Context, st *stream) error {
 		}
 		cursor = next
 		f.cursors[st.name] = cursor
+		f.s.metrics.OldestOpenHour.WithLabelValues(st.name).Set(float64(cursor) / 1000)
 	}
-	f.s.metrics.OldestOpenHour.WithLabelValues(st.name).Set(float64(cursor) / 1000)
 	return nil
 }
+
+// errAwaitEvents stops a stream's check while another instance is expected
+// to deliver the events of a revision it published.
+var errAwaitEvents = errors.New("awaiting another instance's completion events")
 
 func cursorKey(stream string) string { return "_lakesink/finalizer/" + stream + ".json" }
 
@@ -235,42 +394,179 @@ func (f *finalizer) saveCursor(ctx context.Context, st *stream, next int64) erro
 	return nil
 }
 
-// writeMarker builds the hour's manifest from the files in its folder and
-// publishes it as _SUCCESS with a create-if-absent put: if another instance
-// was first, its marker stands.
-func (f *finalizer) writeMarker(ctx context.Context, st *stream, hour, seenComplete time.Time) error {
+// publish brings the marker of hour up to date and delivers its events:
+// revision 1 when it has none; revision N+1 when need (an amend entry) names
+// a file the latest revision N does not list. It returns when the latest
+// revision's events are delivered (or errAwaitEvents while another
+// instance, which published it, is expected to deliver them). Idempotent.
+func (f *finalizer) publish(ctx context.Context, st *stream, hour time.Time, need *partAmend, completeAt time.Time) error {
+	ms := markerStore{w: f.s.writer, stream: st.name}
 	folder := st.path.Render(st.name, hour)
 	key := folder + "/" + partitioner.MarkerName
-	ok, err := f.s.writer.Exists(ctx, key)
-	if err != nil {
-		return fmt.Errorf("exists %s: %w", key, err)
-	}
-	if ok {
-		return nil
-	}
-	m, orphans, err := buildManifest(ctx, f.s.writer, st.name, folder, hour, 1, f.s.now())
+	n, cur, err := ms.latest(ctx, hour)
 	if err != nil {
 		return err
 	}
-	// Orphans go before the marker, so a reader listing the folder after the
-	// marker sees exactly the manifest's files.
+	won := false
+	rebuild := n == 0 || (need != nil && !cur.lists(need.topic, need.partition, need.First))
+	for rebuild {
+		m, err := f.buildAndClean(ctx, st, folder, hour, n+1)
+		if err != nil {
+			return err
+		}
+		if n > 0 && sameFiles(m, cur) {
+			// Nothing new in the folder (the entry's file is listed under
+			// a replaced name, or an orphan was cleaned): no revision.
+			f.s.log.Warn("amend entry names no new file", "stream", st.name, "hour", cur.Hour, "revision", n)
+			break
+		}
+		b := m.Encode()
+		err = f.s.writer.PutIfAbsent(ctx, ms.revKey(hour, n+1), bytes.NewReader(b), int64(len(b)))
+		switch {
+		case errors.Is(err, writers.ErrExists):
+			// Another instance published this revision first.
+			if cur, err = readManifestKey(ctx, f.s.writer, ms.revKey(hour, n+1)); err != nil {
+				return err
+			}
+			n, won = n+1, false
+		case err != nil:
+			return fmt.Errorf("put %s: %w", ms.revKey(hour, n+1), err)
+		default:
+			n, cur, won = n+1, m, true
+			if n == 1 {
+				f.s.metrics.HoursCompleted.WithLabelValues(st.name).Inc()
+				if !completeAt.IsZero() {
+					f.s.metrics.MarkerDelay.Observe(max(f.s.now().Sub(completeAt).Seconds(), 0))
+				}
+			}
+			f.s.log.Info("hour complete", "stream", st.name, "hour", m.Hour, "revision", n, "marker", key,
+				"files", len(m.Files), "records", m.Records)
+		}
+		if err := f.putSuccess(ctx, ms, hour, key, n, cur); err != nil {
+			return err
+		}
+		// A file uploaded while the first revision was being built (its
+		// worker may have looked for the marker before it existed) makes
+		// the next revision right away.
+		rebuild = false
+		if won && n == 1 {
+			if rebuild, err = f.newFiles(ctx, folder, cur); err != nil {
+				return err
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if !won {
+		// Make sure _SUCCESS is not behind (its writer may have died).
+		if err := f.ensureSuccess(ctx, ms, hour, key, n, cur); err != nil {
+			return err
+		}
+	}
+	return f.deliver(ctx, ms, st, hour, key, n, cur, won)
+}
+
+// buildAndClean builds revision rev of the hour's manifest and deletes the
+// orphans it found. Orphans go before the marker, so a reader listing the
+// folder after the marker sees exactly the manifest's files.
+func (f *finalizer) buildAndClean(ctx context.Context, st *stream, folder string, hour time.Time, rev int) (Manifest, error) {
+	m, orphans, err := buildManifest(ctx, f.s.writer, st.name, folder, hour, rev, f.s.now())
+	if err != nil {
+		return m, err
+	}
 	for _, o := range orphans {
 		if err := f.s.writer.Delete(ctx, o.Path); err != nil {
-			return fmt.Errorf("delete orphan %s: %w", o.Path, err)
+			return m, fmt.Errorf("delete orphan %s: %w", o.Path, err)
 		}
 		f.s.log.Info("orphan removed", "key", o.Path, "first_offset", o.FirstOffset, "last_offset", o.LastOffset)
 	}
-	b := m.Encode()
-	err = f.s.writer.PutIfAbsent(ctx, key, bytes.NewReader(b), int64(len(b)))
-	if errors.Is(err, writers.ErrExists) {
+	return m, nil
+}
+
+// newFiles reports whether the folder holds a data file m does not list.
+func (f *finalizer) newFiles(ctx context.Context, folder string, m Manifest) (bool, error) {
+	objs, err := f.s.writer.List(ctx, folder+"/")
+	if err != nil {
+		return false, fmt.Errorf("list %s: %w", folder, err)
+	}
+	listed := map[string]bool{}
+	for _, mf := range m.Files {
+		listed[mf.Path] = true
+	}
+	for _, o := range objs {
+		name := o.Key[len(folder)+1:]
+		if _, _, _, ok := partitioner.ParseFileName(name); ok && !strings.Contains(name, "/") && !listed[o.Key] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// putSuccess writes revision n as _SUCCESS, then again the latest revision
+// if a newer one was published meanwhile.
+func (f *finalizer) putSuccess(ctx context.Context, ms markerStore, hour time.Time, key string, n int, m Manifest) error {
+	for {
+		b := m.Encode()
+		if err := f.s.writer.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		latest, lm, err := ms.latest(ctx, hour)
+		if err != nil {
+			return err
+		}
+		if latest <= n {
+			return nil
+		}
+		n, m = latest, lm
+	}
+}
+
+// ensureSuccess puts revision n as _SUCCESS unless _SUCCESS already has it
+// or a later one.
+func (f *finalizer) ensureSuccess(ctx context.Context, ms markerStore, hour time.Time, key string, n int, m Manifest) error {
+	cur, err := readManifestKey(ctx, f.s.writer, key)
+	if err == nil && cur.Revision >= n {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
+	if err != nil && !errors.Is(err, writers.ErrNotFound) {
+		return err
 	}
-	f.s.metrics.HoursCompleted.WithLabelValues(st.name).Inc()
-	f.s.metrics.MarkerDelay.Observe(f.s.now().Sub(seenComplete).Seconds())
-	f.s.log.Info("hour complete", "stream", st.name, "hour", m.Hour, "marker", key,
-		"files", len(m.Files), "records", m.Records)
+	return f.putSuccess(ctx, ms, hour, key, n, m)
+}
+
+// deliver sends the events of revision n unless they were sent, and marks
+// them sent. Revisions before n are not sent: n supersedes them.
+func (f *finalizer) deliver(ctx context.Context, ms markerStore, st *stream, hour time.Time, key string, n int, m Manifest, won bool) error {
+	if !f.notify.enabled() {
+		return nil
+	}
+	sk := ms.sentKey(hour, n)
+	sent, err := ms.sent(ctx, hour, n)
+	if err != nil || sent {
+		delete(f.waiting, sk)
+		return err
+	}
+	if !won {
+		since, ok := f.waiting[sk]
+		if !ok {
+			f.waiting[sk] = f.s.now()
+			return errAwaitEvents
+		}
+		if f.s.now().Sub(since) < f.sendGrace() {
+			return errAwaitEvents
+		}
+		f.s.log.Warn("revision published by another instance not notified in time, sending its events",
+			"stream", st.name, "hour", m.Hour, "revision", n)
+	}
+	if err := f.notify.deliver(ctx, newEvent(m, hour, f.asset[st.name], key)); err != nil {
+		return err
+	}
+	if err := f.s.writer.Put(ctx, sk, bytes.NewReader(nil), 0); err != nil {
+		return fmt.Errorf("put %s: %w", sk, err)
+	}
+	delete(f.waiting, sk)
+	f.s.metrics.EventsSent.WithLabelValues(st.name).Inc()
+	f.s.log.Info("completion events sent", "stream", st.name, "hour", m.Hour, "revision", n)
 	return nil
 }

@@ -44,6 +44,9 @@ type commitMeta struct {
 	LA int64 `json:"la,omitempty"`
 	// Done lists hours made durable past the committed offset.
 	Done []doneMark `json:"d,omitempty"`
+	// AM lists late files of hours whose marker was already out, until the
+	// marker lists them (see amend in late.go).
+	AM []amend `json:"am,omitempty"`
 }
 
 func (m commitMeta) encode() string {
@@ -83,7 +86,8 @@ type ledger struct {
 	rawWM    int64 // max event time read, unix ms
 	fh       int64
 	la       int64
-	lateness int64 // allowed lateness, ms
+	lateness int64   // allowed lateness, ms
+	am       []amend // late files the hour markers do not list yet
 }
 
 func newLedger(start int64, meta commitMeta, latenessMs int64) *ledger {
@@ -94,6 +98,7 @@ func newLedger(start int64, meta commitMeta, latenessMs int64) *ledger {
 		fh:       meta.FH,
 		la:       meta.LA,
 		lateness: latenessMs,
+		am:       append([]amend(nil), meta.AM...),
 	}
 	for _, d := range meta.Done {
 		if d.To > start {
@@ -181,7 +186,7 @@ func (l *ledger) commitPoint() (int64, commitMeta) {
 			safe = bound
 		}
 	}
-	m := commitMeta{V: metaVersion, WM: safe, RW: l.rawWM, FH: l.fh, LA: l.la}
+	m := commitMeta{V: metaVersion, WM: safe, RW: l.rawWM, FH: l.fh, LA: l.la, AM: append([]amend(nil), l.am...)}
 	for _, d := range l.done {
 		if d.To > c {
 			m.Done = append(m.Done, d)

@@ -154,3 +154,104 @@ func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// lists reports whether m lists the file of topic/partition starting at first.
+func (m Manifest) lists(topic string, partition int, first int64) bool {
+	for _, f := range m.Files {
+		if f.Topic == topic && f.Partition == partition && f.FirstOffset == first {
+			return true
+		}
+	}
+	return false
+}
+
+// sameFiles reports whether a and b list the same data files.
+func sameFiles(a, b Manifest) bool {
+	if len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || a.Files[i].LastOffset != b.Files[i].LastOffset {
+			return false
+		}
+	}
+	return true
+}
+
+// markerStore is where revisions of hour markers live besides _SUCCESS:
+//
+//	_lakesink/markers/<stream>/<hour UTC, 2006-01-02T15Z>/r000001.json   revision 1, immutable
+//	_lakesink/markers/<stream>/<hour UTC, 2006-01-02T15Z>/r000001.sent   its events were delivered
+//
+// Revision objects are created with PutIfAbsent, so exactly one instance
+// publishes each revision; _SUCCESS is a copy of the latest one. Its methods
+// are safe for concurrent use (they only call the Writer).
+type markerStore struct {
+	w      writers.Writer
+	stream string
+}
+
+func (s markerStore) dir(hour time.Time) string {
+	return "_lakesink/markers/" + s.stream + "/" + hour.UTC().Format("2006-01-02T15Z") + "/"
+}
+
+func (s markerStore) revKey(hour time.Time, n int) string {
+	return fmt.Sprintf("%sr%06d.json", s.dir(hour), n)
+}
+
+func (s markerStore) sentKey(hour time.Time, n int) string {
+	return fmt.Sprintf("%sr%06d.sent", s.dir(hour), n)
+}
+
+// latestRevision returns the highest published revision of hour (0: none).
+func (s markerStore) latestRevision(ctx context.Context, hour time.Time) (int, error) {
+	objs, err := s.w.List(ctx, s.dir(hour))
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", s.dir(hour), err)
+	}
+	n := 0
+	for _, o := range objs {
+		var r int
+		if _, err := fmt.Sscanf(o.Key[len(s.dir(hour)):], "r%06d.json", &r); err == nil && strings.HasSuffix(o.Key, ".json") && r > n {
+			n = r
+		}
+	}
+	return n, nil
+}
+
+// latest returns the highest revision of hour and its manifest (0: none).
+func (s markerStore) latest(ctx context.Context, hour time.Time) (int, Manifest, error) {
+	n, err := s.latestRevision(ctx, hour)
+	if err != nil || n == 0 {
+		return n, Manifest{}, err
+	}
+	m, err := readManifestKey(ctx, s.w, s.revKey(hour, n))
+	return n, m, err
+}
+
+// sent reports whether the events of revision n of hour were delivered.
+func (s markerStore) sent(ctx context.Context, hour time.Time, n int) (bool, error) {
+	ok, err := s.w.Exists(ctx, s.sentKey(hour, n))
+	if err != nil {
+		return false, fmt.Errorf("exists %s: %w", s.sentKey(hour, n), err)
+	}
+	return ok, nil
+}
+
+// readManifestKey reads and decodes a manifest object.
+func readManifestKey(ctx context.Context, w writers.Writer, key string) (Manifest, error) {
+	var m Manifest
+	rc, err := w.Get(ctx, key)
+	if err != nil {
+		return m, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return m, fmt.Errorf("read %s: %w", key, err)
+	}
+	return m, nil
+}

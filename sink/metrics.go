@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // them once per registry with NewMetrics.
 type Metrics struct {
 	ConsumerLag         *prometheus.GaugeVec
+	ConsumerLagSeconds  *prometheus.GaugeVec
 	RecordsConsumed     prometheus.Counter
 	RecordsWritten      *prometheus.CounterVec
 	RecordsSkipped      prometheus.Counter
@@ -23,6 +24,7 @@ type Metrics struct {
 	OldestOpenHour      *prometheus.GaugeVec
 	LateRecords         *prometheus.CounterVec
 	FinalizerErrors     prometheus.Counter
+	EventsSent          *prometheus.CounterVec
 	Rebalances          prometheus.Counter
 	DeadLetterFailures  prometheus.Counter
 	CommittedOffset     *prometheus.GaugeVec
@@ -35,6 +37,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lakesink_consumer_lag",
 			Help: "Records between the partition's high watermark and the committed offset.",
+		}, []string{"topic", "partition"}),
+		ConsumerLagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_consumer_lag_seconds",
+			Help: "Wall time minus the event time of the last committed record, while records wait (0 when caught up).",
 		}, []string{"topic", "partition"}),
 		RecordsConsumed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_records_consumed_total",
@@ -105,6 +111,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_finalizer_errors_total",
 			Help: "Errors of the hour finalizer (retried at the next check).",
 		}),
+		EventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_completion_events_total",
+			Help: "Marker revisions whose completion events (Kafka topic, webhook) were delivered.",
+		}, []string{"stream"}),
 		Rebalances: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_group_generations_total",
 			Help: "Consumer group generations joined.",
@@ -122,10 +132,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "High watermark of the partition last seen.",
 		}, []string{"topic", "partition"}),
 	}
-	reg.MustRegister(m.ConsumerLag, m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped,
+	reg.MustRegister(m.ConsumerLag, m.ConsumerLagSeconds, m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped,
 		m.FilesCommitted, m.BytesCommitted, m.DeadLetters, m.Watermark, m.HoursCompleted,
 		m.MarkerDelay, m.SpoolBytes, m.OffsetCommits, m.OffsetCommitErrors, m.UploadRetries,
-		m.AssignedPartitions, m.OldestOpenHour, m.LateRecords, m.FinalizerErrors, m.Rebalances,
+		m.AssignedPartitions, m.OldestOpenHour, m.LateRecords, m.FinalizerErrors, m.EventsSent, m.Rebalances,
 		m.DeadLetterFailures, m.CommittedOffset, m.PartitionHighOffset)
 	return m
 }

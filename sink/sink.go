@@ -35,6 +35,9 @@ type Options struct {
 	Dialer *kafka.Dialer
 	// Tick is the housekeeping interval of partition workers (default 200ms).
 	Tick time.Duration
+	// RecentLogs, if set, is the ring of recent warnings and errors shown
+	// on the status page (see LogRing.Handler).
+	RecentLogs *LogRing
 }
 
 // stream is a configured stream, compiled for the hot path.
@@ -43,6 +46,7 @@ type stream struct {
 	topics   []string
 	loc      *time.Location
 	lateness time.Duration
+	late     config.LatePolicy
 	path     *partitioner.PathTemplate
 	schema   *partitioner.Schema
 	spec     decode.Spec
@@ -72,6 +76,7 @@ type Sink struct {
 	tick           time.Duration
 
 	health health
+	ops    ops // status page, lag and stall state (status.go)
 }
 
 // New checks the configuration and builds a Sink. It does not connect yet.
@@ -104,6 +109,7 @@ func New(opts Options) (*Sink, error) {
 	if s.tick <= 0 {
 		s.tick = 200 * time.Millisecond
 	}
+	s.ops.logs = opts.RecentLogs
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -169,6 +175,7 @@ func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes in
 		topics:   sc.Topics,
 		loc:      sc.Location(),
 		lateness: time.Duration(sc.AllowedLateness),
+		late:     sc.LatePolicy,
 		path:     tmpl,
 		schema:   schema,
 		spec:     spec,
@@ -200,9 +207,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		Topics:                s.topics,
 		StartOffset:           s.startOffset,
 		WatchPartitionChanges: true,
-		HeartbeatInterval:     time.Second,
-		SessionTimeout:        10 * time.Second,
-		RebalanceTimeout:      10 * time.Second,
+		HeartbeatInterval:     time.Duration(s.cfg.Kafka.HeartbeatInterval),
+		SessionTimeout:        time.Duration(s.cfg.Kafka.SessionTimeout),
+		RebalanceTimeout:      time.Duration(s.cfg.Kafka.RebalanceTimeout),
 		JoinGroupBackoff:      time.Second,
 		Logger:                kafka.LoggerFunc(func(f string, a ...any) { s.log.Debug(fmt.Sprintf(f, a...)) }),
 		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { s.log.Warn(fmt.Sprintf(f, a...)) }),
@@ -473,5 +480,6 @@ func (s *Sink) Readiness() (bool, []string) {
 	if !h.dlqOK {
 		reasons = append(reasons, "dead-letter topic unavailable: "+h.dlqErr)
 	}
+	reasons = append(reasons, s.stalls()...)
 	return len(reasons) == 0, reasons
 }

@@ -188,6 +188,11 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	}
 	if w.led.isClosed(hms) {
 		w.s.metrics.LateRecords.WithLabelValues(w.st.name).Inc()
+		var drop bool
+		if hour, hms, drop = w.applyLatePolicy(m, hour); drop {
+			w.led.skipped(m.Offset, now)
+			return nil
+		}
 	}
 	f := w.files[hms]
 	if f == nil {
@@ -269,6 +274,7 @@ func (w *worker) finish(ctx context.Context, hms int64) error {
 	_ = os.Remove(f.spool)
 	delete(w.files, hms)
 	w.led.madeDurable(hms, info.LastOffset)
+	w.noteAmend(ctx, f.hour, f.first)
 	w.s.metrics.FilesCommitted.Inc()
 	w.s.metrics.BytesCommitted.Add(float64(info.Bytes))
 	w.s.metrics.RecordsWritten.WithLabelValues(w.st.name).Add(float64(info.Records))
@@ -290,6 +296,7 @@ func (w *worker) housekeep(ctx context.Context) error {
 			}
 		}
 	}
+	w.pruneAmends(ctx)
 	if now.Sub(w.lastCT) >= w.s.commitInterval || idle {
 		return w.commit(ctx)
 	}
@@ -329,6 +336,7 @@ func (w *worker) commit(ctx context.Context) error {
 }
 
 func (w *worker) updateGauges(c int64, meta commitMeta) {
+	w.s.notePartition(w.st, w.topic, w.partition, w.genID, c, w.hwm, meta)
 	m := w.s.metrics
 	m.CommittedOffset.WithLabelValues(w.topic, w.plabel).Set(float64(c))
 	if w.hwm > 0 {

@@ -143,6 +143,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer stop()
 	if err := runSink(ctx, cfg, log, nil); err != nil {
 		log.Error("lakesink stopped", "err", err)
+		// Also in plain text: start-up errors (bad credentials, a missing
+		// bucket) should read well in a terminal and in `kubectl logs`.
+		fmt.Fprintf(stderr, "lakesink: %v\n", err)
 		return 1
 	}
 	return 0
@@ -153,13 +156,27 @@ func cmdRun(args []string, stderr io.Writer) int {
 func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Recent warnings and errors for the status page.
+	ring := sink.NewLogRing(50)
+	log = slog.New(ring.Handler(log.Handler()))
+
+	dialer, err := sink.NewDialer(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = sink.CheckKafka(cctx, dialer, cfg.Kafka.Brokers)
+	cancel()
+	if err != nil {
+		return err
+	}
 
 	w, err := factory.New(ctx, cfg.Storage, log, reg)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	s, err := sink.New(sink.Options{Config: cfg, Writer: w, Logger: log, Registry: reg})
+	s, err := sink.New(sink.Options{Config: cfg, Writer: w, Logger: log, Registry: reg, Dialer: dialer, RecentLogs: ring})
 	if err != nil {
 		return err
 	}
@@ -181,8 +198,13 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 			ready(ln.Addr().String())
 		}
 	}
-	log.Info("lakesink starting", "version", version, "config", cfg.Redacted().Summary())
+	log.Info("lakesink starting", "version", version, "commit", commit, "go", runtime.Version(), "config", cfg.Redacted().Summary())
+	hctx, stopHealth := context.WithCancel(ctx)
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); s.RunHealthChecks(hctx) }()
 	err = s.Run(ctx)
+	stopHealth()
+	<-healthDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.Shutdown(sctx)

@@ -24,6 +24,9 @@ func main() {
 		dataDir    = flag.String("data-dir", "", "persist state here, reload it on start (empty: memory only)")
 		topics     = flag.String("topics", "", "comma-separated topics to create at start (with -partitions partitions)")
 		minSession = flag.Duration("min-session-timeout", time.Second, "smallest group session timeout accepted")
+		saslMechs  = flag.String("sasl-mechanisms", "", "require SASL: comma-separated PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 for -sasl-user")
+		saslUser   = flag.String("sasl-user", "admin", "SASL superuser name")
+		saslPass   = flag.String("sasl-pass", "admin", "SASL superuser password")
 	)
 	flag.Parse()
 
@@ -32,6 +35,12 @@ func main() {
 		kfake.DefaultNumPartitions(*partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.GroupMinSessionTimeout(*minSession),
+	}
+	if *saslMechs != "" {
+		opts = append(opts, kfake.EnableSASL())
+		for _, m := range strings.Split(*saslMechs, ",") {
+			opts = append(opts, kfake.Superuser(m, *saslUser, *saslPass))
+		}
 	}
 	if *dataDir != "" {
 		opts = append(opts, kfake.DataDir(*dataDir))

@@ -1,0 +1,606 @@
+// Package bench is lakesink's end-to-end benchmark harness: it starts the
+// Kafka-protocol broker process (test/kafkabroker), produces a backlog of
+// realistic records before the sink starts, runs the real lakesink binary
+// against the local backend and measures, from process start to "every
+// partition's committed offset equals its high watermark":
+//
+//   - records/s and MB/s (record value bytes),
+//   - CPU seconds of the lakesink process (/proc/<pid>/stat utime+stime at
+//     that moment; the wait4 rusage at exit is reported too),
+//   - peak RSS (VmHWM from /proc/<pid>/status at that moment, before the
+//     process is stopped).
+//
+// It then checks that nothing was lost or duplicated: the record counts in
+// the lake's Parquet footers, per partition, equal the produced counts, and
+// (when Options.WaitMarkers is set) so do the _SUCCESS manifests.
+//
+// The command in test/bench/cmd/lakesink-bench is the `make bench` front
+// end; the package's tests run a small smoke variant in `make test`.
+// Run is not safe for concurrent use with a shared WorkDir; everything else
+// is plain data.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Schema names accepted by Options.Schema.
+const (
+	SchemaClickstream = "clickstream"
+	SchemaIoT         = "iot"
+)
+
+// Options configure one benchmark run. Zero values take the defaults noted.
+type Options struct {
+	// Scenario is a free-form name written into the result ("throughput",
+	// "memory", "smoke").
+	Scenario string
+	// LakesinkBin and BrokerBin are the binaries to run; empty: Build them
+	// into WorkDir.
+	LakesinkBin, BrokerBin string
+	// Records to produce (default 1,000,000), Partitions of the topic
+	// (default 6), Schema clickstream (default) or iot.
+	Records    int
+	Partitions int
+	Schema     string
+	// Hours of event time the records cover (default 2). With Interleave
+	// the records are spread at random over all Hours, so every hour stays
+	// open in every partition at once (the memory scenario); otherwise they
+	// come in event-time order with up to 30 s of disorder.
+	Hours      int
+	Interleave bool
+	// Lateness is the stream's allowed_lateness (default 10m; with
+	// Interleave it must exceed Hours so that no record is late).
+	Lateness time.Duration
+	// MemoryLimit is files.memory_limit, e.g. "256MiB" (default: the
+	// config's default).
+	MemoryLimit string
+	// Compression is files.compression (default zstd).
+	Compression string
+	// IdleTimeout is markers.idle_partition_timeout (default 300ms): the
+	// last open file of each partition is finished this long after the
+	// partition went quiet, so it is part of the measured time.
+	IdleTimeout time.Duration
+	// WaitMarkers also waits (after the measurement) for every hour's
+	// _SUCCESS marker and checks the manifests' counts.
+	WaitMarkers bool
+	// CPUProfile, if set, is passed to the sink as LAKESINK_CPUPROFILE; the
+	// result says whether the binary wrote it (it needs support in
+	// cmd/lakesink).
+	CPUProfile string
+	// Timeout bounds the whole run after producing (default 10m).
+	Timeout time.Duration
+	// WorkDir holds binaries, broker-less temp state, spool, lake and logs;
+	// empty: a new temp folder, removed unless KeepWorkDir.
+	WorkDir     string
+	KeepWorkDir bool
+	// Progress, if not nil, receives human-readable progress lines.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Records <= 0 {
+		o.Records = 1_000_000
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 6
+	}
+	if o.Schema == "" {
+		o.Schema = SchemaClickstream
+	}
+	if o.Hours <= 0 {
+		o.Hours = 2
+	}
+	if o.Lateness <= 0 {
+		o.Lateness = 10 * time.Minute
+		if o.Interleave {
+			o.Lateness = time.Duration(o.Hours)*time.Hour + 30*time.Minute
+		}
+	}
+	if o.Compression == "" {
+		o.Compression = "zstd"
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 300 * time.Millisecond
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	if o.Scenario == "" {
+		o.Scenario = "throughput"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Result is what one run measured. Its JSON form is one line of the results
+// file.
+type Result struct {
+	Time        string `json:"time"` // RFC 3339, when the run started
+	Scenario    string `json:"scenario"`
+	Schema      string `json:"schema"`
+	Records     int64  `json:"records"`
+	ValueBytes  int64  `json:"value_bytes"`
+	Partitions  int    `json:"partitions"`
+	Hours       int    `json:"hours"`
+	Interleave  bool   `json:"interleave"`
+	Compression string `json:"compression"`
+	MemoryLimit string `json:"memory_limit,omitempty"`
+	IdleTimeout string `json:"idle_timeout"`
+
+	ProduceSeconds float64 `json:"produce_seconds"`
+	// Seconds from process start to all offsets committed.
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	MBPerSec      float64 `json:"mb_per_sec"` // value bytes, 1 MB = 1e6 bytes
+	// Phases, from the sink's lakesink_records_consumed_total (0 when the
+	// metric could not be read): process start to first record consumed,
+	// and to the last record consumed.
+	FirstConsumedSeconds float64 `json:"first_consumed_seconds"`
+	AllConsumedSeconds   float64 `json:"all_consumed_seconds"`
+	// ConsumeRecordsPerSec is Records / (AllConsumed - FirstConsumed): the
+	// steady-state rate without group join and the final idle flush.
+	ConsumeRecordsPerSec float64 `json:"consume_records_per_sec"`
+
+	CPUSeconds      float64 `json:"cpu_seconds"`        // at all-committed, /proc
+	BrokerCPU       float64 `json:"broker_cpu_seconds"` // broker, same interval
+	CPUSecondsExit  float64 `json:"cpu_seconds_exit"`   // whole life, wait4 rusage
+	PeakRSSMiB      float64 `json:"peak_rss_mib"`       // VmHWM at all-committed
+	PeakRSSMiBExit  float64 `json:"peak_rss_mib_exit"`  // ru_maxrss at exit
+	LakeFiles       int     `json:"lake_files"`
+	LakeRecords     int64   `json:"lake_records"`
+	ManifestRecords int64   `json:"manifest_records"` // -1: markers not awaited
+	Verified        bool    `json:"verified"`
+	CPUProfile      string  `json:"cpu_profile,omitempty"` // written profile, if any
+
+	Machine Machine `json:"machine"`
+	Command string  `json:"command,omitempty"` // set by the caller
+}
+
+// Machine describes where a run happened.
+type Machine struct {
+	NumCPU    int     `json:"nproc"`
+	Model     string  `json:"cpu_model"`
+	GoVersion string  `json:"go"`
+	Load1     float64 `json:"load1_before"` // 1-minute load average before the run
+}
+
+// Run performs one benchmark run and verifies the lake afterwards. A run
+// that measured but found the lake wrong returns the Result and an error.
+func Run(ctx context.Context, o Options) (res Result, err error) {
+	o.defaults()
+	if o.Schema != SchemaClickstream && o.Schema != SchemaIoT {
+		return res, fmt.Errorf("schema %q: want clickstream or iot", o.Schema)
+	}
+	if o.Interleave && o.Lateness <= time.Duration(o.Hours)*time.Hour {
+		return res, fmt.Errorf("lateness %s must exceed %d interleaved hours", o.Lateness, o.Hours)
+	}
+	work := o.WorkDir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "lakesink-bench-"); err != nil {
+			return res, err
+		}
+		if !o.KeepWorkDir {
+			defer os.RemoveAll(work)
+		}
+	}
+	if o.LakesinkBin == "" || o.BrokerBin == "" {
+		fmt.Fprintln(o.Progress, "building lakesink and kafkabroker ...")
+		if o.LakesinkBin, o.BrokerBin, err = Build(ctx, filepath.Join(work, "bin")); err != nil {
+			return res, err
+		}
+	}
+	// The sink runs in work, so relative paths must be resolved now.
+	if o.LakesinkBin, err = filepath.Abs(o.LakesinkBin); err != nil {
+		return res, err
+	}
+	if o.BrokerBin, err = filepath.Abs(o.BrokerBin); err != nil {
+		return res, err
+	}
+	res = Result{
+		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema,
+		Partitions: o.Partitions, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
+		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
+		Machine: ThisMachine(),
+	}
+
+	broker, err := startBroker(o.BrokerBin, work)
+	if err != nil {
+		return res, err
+	}
+	defer broker.stop(10 * time.Second)
+
+	topic := o.Schema
+	if err := createTopic(ctx, broker.addr, topic, o.Partitions); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.Progress, "producing %d %s records into %d partitions ...\n", o.Records, o.Schema, o.Partitions)
+	// Hours end at least Lateness + 1h before now, so the finalizer may
+	// write every marker once the partitions are idle.
+	to := time.Now().UTC().Truncate(time.Hour).Add(-o.Lateness - time.Hour).Truncate(time.Hour)
+	from := to.Add(-time.Duration(o.Hours) * time.Hour)
+	t0 := time.Now()
+	prod, err := produce(ctx, broker.addr, topic, o, from)
+	if err != nil {
+		return res, err
+	}
+	res.ProduceSeconds = time.Since(t0).Seconds()
+	res.Records, res.ValueBytes = prod.records, prod.bytes
+	high, err := highWatermarks(ctx, broker.addr, topic, o.Partitions)
+	if err != nil {
+		return res, err
+	}
+	for p, n := range prod.perPartition {
+		if high[p] != n {
+			return res, fmt.Errorf("partition %d: high watermark %d after producing %d", p, high[p], n)
+		}
+	}
+	fmt.Fprintf(o.Progress, "produced %d records (%.1f MB) in %.1fs\n", res.Records, float64(res.ValueBytes)/1e6, res.ProduceSeconds)
+
+	httpPort, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	lake := filepath.Join(work, "lake")
+	cfgPath := filepath.Join(work, "lakesink.yaml")
+	const group = "lakesink-bench"
+	if err := os.WriteFile(cfgPath, []byte(configYAML(o, broker.addr, topic, group, work, lake, httpPort)), 0o600); err != nil {
+		return res, err
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	sinkLog := filepath.Join(work, "lakesink.log")
+	logf, err := os.Create(sinkLog)
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(o.LakesinkBin, "run", "-c", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = work
+	cmd.Env = os.Environ()
+	if o.CPUProfile != "" {
+		cmd.Env = append(cmd.Env, "LAKESINK_CPUPROFILE="+o.CPUProfile)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	fmt.Fprintln(o.Progress, "starting lakesink ...")
+	brokerCPU0, _ := procCPUSeconds(broker.cmd.Process.Pid)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("start lakesink: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	stopSink := func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+	defer stopSink()
+
+	m := &monitor{addr: broker.addr, group: group, topic: topic, high: high,
+		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), total: prod.records,
+		client: &http.Client{Timeout: time.Second}}
+	var firstC, allC time.Duration
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-rctx.Done():
+			return res, fmt.Errorf("offsets not all committed within %s: %s\n%s", o.Timeout, m.last, tail(sinkLog, 30))
+		case <-exited:
+			return res, fmt.Errorf("lakesink exited early: %v\n%s", waitErr, tail(sinkLog, 30))
+		case <-tick.C:
+		}
+		if allC == 0 {
+			if n, ok := m.consumed(rctx); ok {
+				if n > 0 && firstC == 0 {
+					firstC = time.Since(start)
+				}
+				if n >= prod.records {
+					allC = time.Since(start)
+				}
+			}
+		}
+		done = m.allCommitted(rctx)
+	}
+	elapsed := time.Since(start)
+	// Read the process's counters now, before it starts shutting down.
+	cpu, cpuErr := procCPUSeconds(cmd.Process.Pid)
+	hwm, hwmErr := procPeakRSS(cmd.Process.Pid)
+	if bc, err := procCPUSeconds(broker.cmd.Process.Pid); err == nil {
+		res.BrokerCPU = bc - brokerCPU0
+	}
+	if cpuErr != nil || hwmErr != nil {
+		return res, fmt.Errorf("read /proc of lakesink: %v %v", cpuErr, hwmErr)
+	}
+	res.Seconds = elapsed.Seconds()
+	res.RecordsPerSec = float64(res.Records) / res.Seconds
+	res.MBPerSec = float64(res.ValueBytes) / 1e6 / res.Seconds
+	res.FirstConsumedSeconds, res.AllConsumedSeconds = firstC.Seconds(), allC.Seconds()
+	if allC > firstC && firstC > 0 {
+		res.ConsumeRecordsPerSec = float64(res.Records) / (allC - firstC).Seconds()
+	}
+	res.CPUSeconds = cpu
+	res.PeakRSSMiB = float64(hwm) / (1 << 20)
+	fmt.Fprintf(o.Progress, "all offsets committed after %.2fs\n", res.Seconds)
+
+	var verr []error
+	if o.WaitMarkers {
+		fmt.Fprintln(o.Progress, "waiting for the hour markers ...")
+		n, err := waitManifests(rctx, lake, o.Schema, from, o.Hours, prod.perPartition, exited)
+		res.ManifestRecords = n
+		if err != nil {
+			verr = append(verr, err)
+		}
+	}
+	stopSink()
+	if waitErr != nil {
+		verr = append(verr, fmt.Errorf("lakesink exit after SIGTERM: %v\n%s", waitErr, tail(sinkLog, 30)))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.CPUSecondsExit = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+		res.PeakRSSMiBExit = float64(ru.Maxrss) / 1024 // KiB on Linux
+	}
+	files, recs, perPart, err := lakeCounts(lake)
+	res.LakeFiles, res.LakeRecords = files, recs
+	if err != nil {
+		verr = append(verr, err)
+	}
+	for p, n := range prod.perPartition {
+		if perPart[p] != n {
+			verr = append(verr, fmt.Errorf("partition %d: %d records in the lake, %d produced", p, perPart[p], n))
+		}
+	}
+	if recs != res.Records {
+		verr = append(verr, fmt.Errorf("%d records in the lake, %d produced", recs, res.Records))
+	}
+	if o.CPUProfile != "" {
+		if st, err := os.Stat(o.CPUProfile); err == nil && st.Size() > 0 {
+			res.CPUProfile = o.CPUProfile
+		} else {
+			fmt.Fprintln(o.Progress, "note: the lakesink binary wrote no CPU profile (LAKESINK_CPUPROFILE unsupported?)")
+		}
+	}
+	res.Verified = len(verr) == 0
+	return res, errors.Join(verr...)
+}
+
+func tvSeconds(tv syscall.Timeval) float64 {
+	return float64(tv.Sec) + float64(tv.Usec)/1e6
+}
+
+// configYAML is the sink's config for a run: one stream, local lake, small
+// idle timeout and check interval so the run ends promptly.
+func configYAML(o Options, broker, topic, group, work, lake string, httpPort int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %s\n", broker, group)
+	fmt.Fprintf(&b, "streams:\n  - name: %s\n    topics: [%s]\n    allowed_lateness: %s\n", o.Schema, topic, o.Lateness)
+	if o.Schema == SchemaIoT {
+		b.WriteString(`    time: {field: event_time, format: rfc3339, timezone: UTC}
+    schema:
+      - {name: device_id, type: string, required: true}
+      - {name: event_time, type: timestamp_ms}
+      - {name: temperature, type: double}
+      - {name: humidity, type: float}
+      - {name: battery, type: int32}
+      - {name: online, type: bool}
+      - {name: firmware, type: string}
+      - {name: seq, type: int64}
+`)
+	} else {
+		b.WriteString(`    time: {field: ts, format: unix_ms, timezone: UTC}
+    schema:
+      - {name: event_id, type: string, required: true}
+      - {name: user_id, type: string}
+      - {name: ts, type: timestamp_ms}
+      - {name: event_type, type: string}
+      - {name: url, type: string}
+      - {name: referrer, type: string}
+      - {name: device_id, path: device.id, type: string}
+      - {name: device_os, path: device.os, type: string}
+      - {name: price, type: double}
+      - {name: quantity, type: int32}
+      - {name: attrs, type: json}
+`)
+	}
+	fmt.Fprintf(&b, "files:\n  compression: %s\n  spool_dir: %q\n", o.Compression, filepath.Join(work, "spool"))
+	if o.MemoryLimit != "" {
+		fmt.Fprintf(&b, "  memory_limit: %s\n", o.MemoryLimit)
+	}
+	fmt.Fprintf(&b, "storage:\n  type: local\n  local: {root: %q}\n", lake)
+	fmt.Fprintf(&b, "markers:\n  idle_partition_timeout: %s\n  check_interval: 500ms\n", o.IdleTimeout)
+	fmt.Fprintf(&b, "dead_letter:\n  topic: lakesink-bench-dlq\n")
+	fmt.Fprintf(&b, "http:\n  listen: \"127.0.0.1:%d\"\n", httpPort)
+	b.WriteString("log: {level: info, format: json}\n")
+	return b.String()
+}
+
+// monitor polls the broker for committed offsets and the sink for its
+// consumed-records counter.
+type monitor struct {
+	addr, group, topic string
+	high               map[int]int64
+	metricsURL         string
+	total              int64
+	client             *http.Client
+	kc                 *kafka.Client
+	last               string // why the last check said "not yet"
+}
+
+func (m *monitor) allCommitted(ctx context.Context) bool {
+	if m.kc == nil {
+		m.kc = &kafka.Client{Addr: kafka.TCP(m.addr), Timeout: 5 * time.Second}
+	}
+	ps := make([]int, 0, len(m.high))
+	for p := range m.high {
+		ps = append(ps, p)
+	}
+	resp, err := m.kc.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: m.group, Topics: map[string][]int{m.topic: ps}})
+	if err == nil && resp.Error != nil {
+		err = resp.Error
+	}
+	if err != nil {
+		m.last = "offset fetch: " + err.Error()
+		return false
+	}
+	behind, lag := 0, int64(0)
+	got := 0
+	for _, p := range resp.Topics[m.topic] {
+		got++
+		if h := m.high[p.Partition]; p.CommittedOffset != h && h > 0 {
+			behind++
+			lag += h - max(p.CommittedOffset, 0)
+		}
+	}
+	if got != len(m.high) {
+		m.last = fmt.Sprintf("offset fetch answered %d of %d partitions", got, len(m.high))
+		return false
+	}
+	m.last = fmt.Sprintf("%d partitions behind, %d records uncommitted", behind, lag)
+	return behind == 0
+}
+
+// consumed reads lakesink_records_consumed_total from the sink's /metrics.
+func (m *monitor) consumed(ctx context.Context) (int64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.metricsURL, nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	return parseCounter(resp.Body, "lakesink_records_consumed_total")
+}
+
+// parseCounter sums the samples of an unlabeled or labeled counter in
+// Prometheus text format.
+func parseCounter(r io.Reader, name string) (int64, bool) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var sum float64
+	found := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // a longer metric name
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return int64(sum), found
+}
+
+// AppendJSON appends r as one JSON line to path (created if missing).
+func AppendJSON(path string, r Result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Table renders r for humans.
+func (r Result) Table() string {
+	var b strings.Builder
+	row := func(k, f string, a ...any) { fmt.Fprintf(&b, "  %-28s "+f+"\n", append([]any{k}, a...)...) }
+	fmt.Fprintf(&b, "lakesink bench — %s, %s\n", r.Scenario, r.Time)
+	row("machine", "%d CPU, %s, %s, load1 before %.2f", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.Load1)
+	row("records", "%d %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
+	row("layout", "%d partitions, %d hours (interleaved: %v), %s, memory_limit %s", r.Partitions, r.Hours, r.Interleave, r.Compression, orDefault(r.MemoryLimit))
+	row("produce (not measured)", "%.2f s", r.ProduceSeconds)
+	row("start → all committed", "%.2f s (idle flush %s included)", r.Seconds, r.IdleTimeout)
+	row("records/s", "%.0f", r.RecordsPerSec)
+	row("MB/s (values)", "%.1f", r.MBPerSec)
+	row("start → first consumed", "%.2f s", r.FirstConsumedSeconds)
+	row("start → all consumed", "%.2f s", r.AllConsumedSeconds)
+	row("consume records/s", "%.0f (first → last consumed)", r.ConsumeRecordsPerSec)
+	row("CPU seconds", "%.2f at all-committed (%.2f over the whole life); %.1f µs/record", r.CPUSeconds, r.CPUSecondsExit, r.CPUSeconds*1e6/float64(max(r.Records, 1)))
+	row("broker CPU seconds", "%.2f in the same interval (same cores)", r.BrokerCPU)
+	row("peak RSS", "%.1f MiB (VmHWM; ru_maxrss at exit %.1f MiB)", r.PeakRSSMiB, r.PeakRSSMiBExit)
+	mr := "not awaited"
+	if r.ManifestRecords >= 0 {
+		mr = strconv.FormatInt(r.ManifestRecords, 10)
+	}
+	row("lake", "%d files, %d records; manifests: %s; verified: %v", r.LakeFiles, r.LakeRecords, mr, r.Verified)
+	if r.CPUProfile != "" {
+		row("cpu profile", "%s", r.CPUProfile)
+	}
+	return b.String()
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

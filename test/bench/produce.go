@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/cmd/lakesink/demo"
+)
+
+// produced is what produce sent.
+type produced struct {
+	records, bytes int64
+	perPartition   map[int]int64
+}
+
+// produceChunk is the number of records per produce request: 2,000 records
+// of ~320 bytes stay under the broker's 1 MiB max.message.bytes.
+const produceChunk = 2000
+
+// produce writes o.Records records round robin over the partitions: record
+// seq goes to partition seq % Partitions. It opens one leader connection per
+// partition and sends large uncompressed batches from a few goroutines, so
+// producing 1M records takes seconds, not minutes.
+func produce(ctx context.Context, addr, topic string, o Options, from time.Time) (produced, error) {
+	gen := demo.Clickstream
+	if o.Schema == SchemaIoT {
+		gen = demo.IoT
+	}
+	span := time.Duration(o.Hours) * time.Hour
+	end := from.Add(span - time.Millisecond)
+	const workers = 4
+	var (
+		mu   sync.Mutex
+		out  = produced{perPartition: map[int]int64{}}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for p := w; p < o.Partitions; p += workers {
+				n, b, err := producePartition(ctx, addr, topic, p, o, from, span, end, gen)
+				mu.Lock()
+				out.records += n
+				out.bytes += b
+				out.perPartition[p] = n
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func producePartition(ctx context.Context, addr, topic string, p int, o Options, from time.Time, span time.Duration, end time.Time,
+	gen func(*rand.Rand, int64, time.Time) []byte) (n, nbytes int64, err error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, p)
+	if err != nil {
+		return 0, 0, fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
+	}
+	defer conn.Close()
+	r := rand.New(rand.NewPCG(2026, uint64(p)))
+	batch := make([]kafka.Message, 0, produceChunk)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := conn.WriteMessages(batch...); err != nil {
+			return fmt.Errorf("produce to %s/%d: %w", topic, p, err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for seq := int64(p); seq < int64(o.Records); seq += int64(o.Partitions) {
+		var t time.Time
+		if o.Interleave {
+			t = from.Add(time.Duration(r.Int64N(int64(span))))
+		} else {
+			// Event-time order with up to 30 s of disorder: within the
+			// allowed lateness, so no record is late.
+			t = from.Add(time.Duration(int64(span) * seq / int64(o.Records))).Add(time.Duration(r.IntN(30000)) * time.Millisecond)
+			if t.After(end) {
+				t = end
+			}
+		}
+		t = t.Truncate(time.Millisecond)
+		v := gen(r, seq, t)
+		batch = append(batch, kafka.Message{Value: v, Time: t})
+		n++
+		nbytes += int64(len(v))
+		if len(batch) == produceChunk {
+			if err := flush(); err != nil {
+				return n, nbytes, err
+			}
+		}
+	}
+	return n, nbytes, flush()
+}
+
+// createTopic creates topic with the given number of partitions.
+func createTopic(ctx context.Context, addr, topic string, partitions int) error {
+	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+	})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if e := resp.Errors[topic]; e != nil {
+		return fmt.Errorf("create topic %s: %w", topic, e)
+	}
+	return nil
+}
+
+// highWatermarks returns the end offset of every partition of topic.
+func highWatermarks(ctx context.Context, addr, topic string, partitions int) (map[int]int64, error) {
+	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := 0; p < partitions; p++ {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
+	}
+	resp, err := c.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	if len(out) != partitions {
+		return nil, fmt.Errorf("list offsets %s: %d of %d partitions answered", topic, len(out), partitions)
+	}
+	return out, nil
+}
