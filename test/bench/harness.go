@@ -159,16 +159,20 @@ type Result struct {
 	// steady-state rate without group join and the final idle flush.
 	ConsumeRecordsPerSec float64 `json:"consume_records_per_sec"`
 
-	CPUSeconds      float64 `json:"cpu_seconds"`        // at all-committed, /proc
-	BrokerCPU       float64 `json:"broker_cpu_seconds"` // broker, same interval
-	CPUSecondsExit  float64 `json:"cpu_seconds_exit"`   // whole life, wait4 rusage
-	PeakRSSMiB      float64 `json:"peak_rss_mib"`       // VmHWM at all-committed
-	PeakRSSMiBExit  float64 `json:"peak_rss_mib_exit"`  // ru_maxrss at exit
-	LakeFiles       int     `json:"lake_files"`
-	LakeRecords     int64   `json:"lake_records"`
-	ManifestRecords int64   `json:"manifest_records"` // -1: markers not awaited
-	Verified        bool    `json:"verified"`
-	CPUProfile      string  `json:"cpu_profile,omitempty"` // written profile, if any
+	CPUSeconds     float64 `json:"cpu_seconds"`        // at all-committed, /proc
+	BrokerCPU      float64 `json:"broker_cpu_seconds"` // broker, same interval
+	CPUSecondsExit float64 `json:"cpu_seconds_exit"`   // whole life, wait4 rusage
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`       // VmHWM at all-committed
+	PeakRSSMiBExit float64 `json:"peak_rss_mib_exit"`  // ru_maxrss at exit
+	LakeFiles      int     `json:"lake_files"`
+	LakeRecords    int64   `json:"lake_records"`
+	// Buckets is the number of (partition, hour) pairs with data;
+	// MaxFilesPerBucket the most files any of them got (1 = no splits).
+	Buckets           int    `json:"buckets"`
+	MaxFilesPerBucket int    `json:"max_files_per_bucket"`
+	ManifestRecords   int64  `json:"manifest_records"` // -1: markers not awaited
+	Verified          bool   `json:"verified"`
+	CPUProfile        string `json:"cpu_profile,omitempty"` // written profile, if any
 
 	Machine Machine `json:"machine"`
 	Command string  `json:"command,omitempty"` // set by the caller
@@ -370,14 +374,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		res.CPUSecondsExit = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 		res.PeakRSSMiBExit = float64(ru.Maxrss) / 1024 // KiB on Linux
 	}
-	files, recs, perPart, err := lakeCounts(lake)
-	res.LakeFiles, res.LakeRecords = files, recs
+	ls, err := lakeCounts(lake)
+	res.LakeFiles, res.LakeRecords, res.Buckets, res.MaxFilesPerBucket = ls.files, ls.records, ls.buckets, ls.maxPerBucket
+	recs := ls.records
 	if err != nil {
 		verr = append(verr, err)
 	}
 	for p, n := range prod.perPartition {
-		if perPart[p] != n {
-			verr = append(verr, fmt.Errorf("partition %d: %d records in the lake, %d produced", p, perPart[p], n))
+		if ls.perPartition[p] != n {
+			verr = append(verr, fmt.Errorf("partition %d: %d records in the lake, %d produced", p, ls.perPartition[p], n))
 		}
 	}
 	if recs != res.Records {
@@ -572,7 +577,8 @@ func (r Result) Table() string {
 	if r.ManifestRecords >= 0 {
 		mr = strconv.FormatInt(r.ManifestRecords, 10)
 	}
-	row("lake", "%d files, %d records; manifests: %s; verified: %v", r.LakeFiles, r.LakeRecords, mr, r.Verified)
+	row("lake", "%d files for %d partition-hours (max %d per partition-hour), %d records", r.LakeFiles, r.Buckets, r.MaxFilesPerBucket, r.LakeRecords)
+	row("verified", "%v (manifests: %s records)", r.Verified, mr)
 	if r.CPUProfile != "" {
 		row("cpu profile", "%s", r.CPUProfile)
 	}

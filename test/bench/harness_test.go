@@ -90,14 +90,17 @@ func TestHarnessSmoke(t *testing.T) {
 			if !res.Verified || res.Records != int64(o.Records) || res.LakeRecords != res.Records || res.ManifestRecords != res.Records {
 				t.Errorf("records: produced %d, lake %d, manifests %d, verified %v", res.Records, res.LakeRecords, res.ManifestRecords, res.Verified)
 			}
-			// Every partition got records, and each has at least one file
-			// per hour it covers (in-order: 1..2 hours; interleaved: all).
-			minFiles := o.Partitions
-			if o.Interleave {
-				minFiles = o.Partitions * o.Hours
+			// Every partition has records in every hour the backlog covers,
+			// so at least one file per partition-hour.
+			hours := o.Hours
+			if hours == 0 {
+				hours = 2 // the default
 			}
-			if res.LakeFiles < minFiles {
-				t.Errorf("%d files in the lake, want at least %d", res.LakeFiles, minFiles)
+			if want := o.Partitions * hours; res.Buckets != want || res.LakeFiles < want {
+				t.Errorf("%d files for %d partition-hours in the lake, want %d partition-hours", res.LakeFiles, res.Buckets, want)
+			}
+			if res.MaxFilesPerBucket < 1 || res.LakeFiles < res.Buckets {
+				t.Errorf("%d files, %d partition-hours, at most %d files per partition-hour", res.LakeFiles, res.Buckets, res.MaxFilesPerBucket)
 			}
 			if res.Seconds <= 0 || res.RecordsPerSec <= 0 || res.MBPerSec <= 0 {
 				t.Errorf("no throughput measured: %+v", res)

@@ -108,9 +108,9 @@ func BenchmarkSink(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatalf("sink: %v", err)
 		}
-		_, recs, _, err := lakeCounts(cfg.Storage.Local.Root)
-		if err != nil || recs != prod.records {
-			b.Fatalf("lake holds %d records (%v), produced %d", recs, err, prod.records)
+		ls, err := lakeCounts(cfg.Storage.Local.Root)
+		if err != nil || ls.records != prod.records {
+			b.Fatalf("lake holds %d records (%v), produced %d", ls.records, err, prod.records)
 		}
 		b.StartTimer()
 	}

@@ -14,10 +14,22 @@ import (
 	"github.com/lakesink/lakesink/partitioner"
 )
 
-// lakeCounts walks a local lake and reads every Parquet file's footer:
-// number of files, records in all of them, and records per partition.
-func lakeCounts(root string) (files int, records int64, perPartition map[int]int64, err error) {
-	perPartition = map[int]int64{}
+// lakeStats is what lakeCounts found.
+type lakeStats struct {
+	files        int
+	records      int64
+	perPartition map[int]int64
+	// maxPerBucket is the largest number of files of one (partition,
+	// hour): 1 unless files were split (max_file_bytes, idle flushes,
+	// memory pressure).
+	maxPerBucket int
+	buckets      int
+}
+
+// lakeCounts walks a local lake and reads every Parquet file's footer.
+func lakeCounts(root string) (st lakeStats, err error) {
+	st.perPartition = map[int]int64{}
+	perBucket := map[string]int{}
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path == root {
@@ -33,20 +45,24 @@ func lakeCounts(root string) (files int, records int64, perPartition map[int]int
 			return err
 		}
 		defer f.Close()
-		st, err := f.Stat()
+		fi, err := f.Stat()
 		if err != nil {
 			return err
 		}
-		info, meta, err := partitioner.ReadFileInfo(f, st.Size())
+		info, meta, err := partitioner.ReadFileInfo(f, fi.Size())
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		files++
-		records += info.Records
-		perPartition[meta.Partition] += info.Records
+		st.files++
+		st.records += info.Records
+		st.perPartition[meta.Partition] += info.Records
+		k := fmt.Sprintf("%s/%d/%s", meta.Topic, meta.Partition, meta.Hour.UTC().Format(time.RFC3339))
+		perBucket[k]++
+		st.maxPerBucket = max(st.maxPerBucket, perBucket[k])
 		return nil
 	})
-	return files, records, perPartition, err
+	st.buckets = len(perBucket)
+	return st, err
 }
 
 // markerPath is the _SUCCESS key of an hour under the default path template.

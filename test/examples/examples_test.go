@@ -32,7 +32,6 @@ var env = map[string]string{
 	"AIRFLOW_TOKEN":         "airflow-token",
 }
 
-
 func TestConfigsValidate(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(dir(), "*.yaml"))
 	if err != nil {
