@@ -21,17 +21,26 @@ import (
 // writer) against the broker process, so that a CPU profile of the test
 // binary shows the sink's time and not the broker's:
 //
-//	go test -run '^$' -bench '^BenchmarkSink$' -benchtime 1x -cpuprofile /tmp/sink.pprof -o /tmp/bench.test ./test/bench
+//	go test -run '^$' -bench 'BenchmarkSink/throughput' -benchtime 1x -cpuprofile /tmp/sink.pprof -o /tmp/bench.test ./test/bench
 //	go tool pprof -top /tmp/bench.test /tmp/sink.pprof | head -40        # flat
 //	go tool pprof -top -cum /tmp/bench.test /tmp/sink.pprof | head -60   # cumulative
 //
-// LAKESINK_BENCH_RECORDS sets the backlog (default 300,000 clickstream
-// records over 6 partitions). The backlog is produced once; each iteration
+// Sub-benchmarks: "throughput" (6 partitions, 2 hours in event-time order)
+// and "memory" (512 partitions, records spread at random over 4 open hours,
+// memory_limit 256MiB). LAKESINK_BENCH_RECORDS sets the backlog (default
+// 300,000 clickstream records). The backlog is produced once; each iteration
 // consumes all of it with a new consumer group into a new lake, timed from
 // sink.Run to every offset committed. The producer runs before the timer
 // starts, but it is in this process, so profiles include it: look below
 // sink.(*worker) for the sink's share.
 func BenchmarkSink(b *testing.B) {
+	b.Run("throughput", func(b *testing.B) { benchSink(b, Options{Partitions: 6}) })
+	b.Run("memory", func(b *testing.B) {
+		benchSink(b, Options{Partitions: 512, Hours: 4, Interleave: true, MemoryLimit: "256MiB"})
+	})
+}
+
+func benchSink(b *testing.B, o Options) {
 	n := 300_000
 	if s := os.Getenv("LAKESINK_BENCH_RECORDS"); s != "" {
 		v, err := strconv.Atoi(s)
@@ -48,13 +57,14 @@ func BenchmarkSink(b *testing.B) {
 	}
 	defer broker.stop(10 * time.Second)
 	ctx := context.Background()
-	const topic, partitions = "clickstream", 6
+	const topic = "clickstream"
+	o.Records = n
+	o.defaults()
+	partitions := o.Partitions
 	if err := createTopic(ctx, broker.addr, topic, partitions); err != nil {
 		b.Fatal(err)
 	}
-	o := Options{Records: n, Partitions: partitions}
-	o.defaults()
-	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	from := time.Now().UTC().Truncate(time.Hour).Add(-o.Lateness - time.Duration(o.Hours+1)*time.Hour)
 	prod, err := produce(ctx, broker.addr, topic, o, from)
 	if err != nil {
 		b.Fatal(err)
@@ -75,6 +85,12 @@ func BenchmarkSink(b *testing.B) {
 		cfg.Kafka.Brokers = []string{broker.addr}
 		cfg.Kafka.GroupID = group
 		cfg.Streams = []config.Stream{demo.ClickstreamStream(topic)}
+		cfg.Streams[0].AllowedLateness = config.Duration(o.Lateness)
+		if o.MemoryLimit != "" {
+			if err := cfg.Files.MemoryLimit.UnmarshalText([]byte(o.MemoryLimit)); err != nil {
+				b.Fatal(err)
+			}
+		}
 		cfg.Files.SpoolDir = filepath.Join(work, group, "spool")
 		cfg.Storage.Local.Root = filepath.Join(work, group, "lake")
 		cfg.Markers.IdlePartitionTimeout = config.Duration(o.IdleTimeout)
