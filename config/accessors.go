@@ -128,11 +128,11 @@ func (s Storage) Location() string {
 // RedactedValue replaces secrets in Config.Redacted.
 const RedactedValue = "<redacted>"
 
-// Redacted returns a deep copy of c that is safe to log: the SASL password
-// and every webhook header value are replaced by RedactedValue, and the
-// password in any user information of the webhook and storage endpoint URLs
-// by "xxxxx" (url.URL.Redacted). Empty
-// secrets stay empty, so a log still shows that none is set. c is not
+// Redacted returns a deep copy of c that is safe to log: the SASL and
+// schema registry passwords and every webhook header value are replaced by
+// RedactedValue, and the password in any user information of the webhook,
+// schema registry and storage endpoint URLs by "xxxxx" (url.URL.Redacted).
+// Empty secrets stay empty, so a log still shows that none is set. c is not
 // modified.
 func (c *Config) Redacted() *Config {
 	r := *c
@@ -154,6 +154,10 @@ func (c *Config) Redacted() *Config {
 		r.Storage.S3.SessionToken = RedactedValue
 	}
 	r.Storage.GCS.Endpoint = redactURL(r.Storage.GCS.Endpoint)
+	r.SchemaRegistry.URL = redactURL(r.SchemaRegistry.URL)
+	if r.SchemaRegistry.Password != "" {
+		r.SchemaRegistry.Password = RedactedValue
+	}
 	r.Markers.Webhook.URL = redactURL(r.Markers.Webhook.URL)
 	r.Markers.Webhook.Headers = maps.Clone(c.Markers.Webhook.Headers)
 	for k, v := range r.Markers.Webhook.Headers {

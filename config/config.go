@@ -18,6 +18,9 @@ type Config struct {
 	DeadLetter   DeadLetter   `yaml:"dead_letter"`
 	HTTP         HTTP         `yaml:"http"`
 	Log          Log          `yaml:"log"`
+	// SchemaRegistry is where Avro and Protobuf streams find their writer
+	// schemas; required when a stream has format avro or protobuf.
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	// ShutdownTimeout bounds a graceful shutdown (flush, upload, commit).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
@@ -93,9 +96,27 @@ type Stream struct {
 	AllowedLateness Duration `yaml:"allowed_lateness"`
 	// LatePolicy says what happens to a record for an hour whose marker is
 	// already out.
-	LatePolicy LatePolicy     `yaml:"late_policy"`
-	Schema     []SchemaColumn `yaml:"schema"`
+	LatePolicy LatePolicy `yaml:"late_policy"`
+	// Format is how record values are serialized. With avro and protobuf
+	// the Schema list is optional: without it the columns are derived from
+	// each record's writer schema in the schema registry.
+	Format StreamFormat   `yaml:"format"`
+	Schema []SchemaColumn `yaml:"schema"`
 }
+
+// StreamFormat is the serialization of a stream's record values.
+type StreamFormat string
+
+// Stream formats.
+const (
+	FormatJSON     StreamFormat = "json"     // JSON objects, columns from the schema list
+	FormatAvro     StreamFormat = "avro"     // Confluent wire format: magic byte, schema id, Avro binary
+	FormatProtobuf StreamFormat = "protobuf" // Confluent wire format: magic byte, schema id, message indexes, Protobuf
+)
+
+// UsesRegistry reports whether the format reads schemas from the schema
+// registry.
+func (f StreamFormat) UsesRegistry() bool { return f == FormatAvro || f == FormatProtobuf }
 
 // StreamTime says where a record's event time comes from. With an empty
 // Field the Kafka record timestamp is used (and Format must be empty).
@@ -130,6 +151,29 @@ const (
 	// LateCurrentHour files the record under the hour that is open now.
 	LateCurrentHour LatePolicy = "current_hour"
 )
+
+// SchemaRegistry is a Confluent-compatible Schema Registry. Password is a
+// secret: see Config.Redacted.
+type SchemaRegistry struct {
+	// URL is the base URL, e.g. "https://registry:8081"; empty means none.
+	URL      string `yaml:"url"`
+	Username string `yaml:"username"` // basic auth; empty means none
+	Password string `yaml:"password"`
+	// Timeout bounds one registry request. Schemas are cached, so requests
+	// happen only for schema ids not seen before.
+	Timeout Duration    `yaml:"timeout"`
+	TLS     RegistryTLS `yaml:"tls"`
+}
+
+// RegistryTLS configures TLS for an https schema registry URL. Empty file
+// names mean the system roots (CAFile) and no client certificate (CertFile,
+// KeyFile: both or neither).
+type RegistryTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // for tests only
+}
 
 // SchemaColumn is one column of a stream's table.
 type SchemaColumn struct {
@@ -348,16 +392,18 @@ func Default() *Config {
 			HealthCheckInterval: Duration(10 * time.Second),
 		},
 		Log:             Log{Level: "info", Format: "json"},
+		SchemaRegistry:  SchemaRegistry{Timeout: Duration(10 * time.Second)},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
 }
 
-// DefaultStream returns a Stream with its defaults (UTC, 10m lateness, amend);
-// every element of the config's streams list is decoded over it.
+// DefaultStream returns a Stream with its defaults (UTC, 10m lateness, amend,
+// json); every element of the config's streams list is decoded over it.
 func DefaultStream() Stream {
 	return Stream{
 		Time:            StreamTime{Timezone: "UTC"},
 		AllowedLateness: Duration(10 * time.Minute),
 		LatePolicy:      LateAmend,
+		Format:          FormatJSON,
 	}
 }

@@ -98,7 +98,7 @@ func TestFullExample(t *testing.T) {
 		},
 		Streams: []Stream{
 			{
-				Name: "clickstream", Topics: []string{"clickstream"},
+				Name: "clickstream", Topics: []string{"clickstream"}, Format: FormatJSON,
 				Time:            StreamTime{Field: "ts", Format: TimeUnixMillis, Timezone: "UTC"},
 				AllowedLateness: Duration(15 * time.Minute), LatePolicy: LateAmend,
 				Schema: []SchemaColumn{
@@ -112,7 +112,7 @@ func TestFullExample(t *testing.T) {
 				},
 			},
 			{
-				Name: "iot", Topics: []string{"iot-telemetry", "iot-telemetry-eu"},
+				Name: "iot", Topics: []string{"iot-telemetry", "iot-telemetry-eu"}, Format: FormatProtobuf,
 				Time:            StreamTime{Field: "event_time", Format: TimeRFC3339, Timezone: "Europe/Berlin"},
 				AllowedLateness: Duration(90 * time.Minute), LatePolicy: LateDeadLetter,
 				Schema: []SchemaColumn{
@@ -127,6 +127,10 @@ func TestFullExample(t *testing.T) {
 				},
 			},
 		},
+		SchemaRegistry: SchemaRegistry{URL: "https://registry.example.com:8081", Username: "lakesink", Password: "tok-123",
+			Timeout: Duration(3 * time.Second),
+			TLS: RegistryTLS{CAFile: "/etc/registry/ca.pem", CertFile: "/etc/registry/client.pem", KeyFile: "/etc/registry/client.key",
+				InsecureSkipVerify: true}},
 		Partitioning: Partitioning{Path: "{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}"},
 		Files: Files{Compression: CompressionSnappy, MaxFileBytes: 128 * MiB, RowGroupBytes: 32 * MiB,
 			SpoolDir: "/data/spool", MemoryLimit: GiB},
@@ -238,6 +242,8 @@ func TestDefaults(t *testing.T) {
 		{"streams[].time.timezone", DefaultStream().Time.Timezone, "UTC"},
 		{"streams[].allowed_lateness", DefaultStream().AllowedLateness, Duration(10 * time.Minute)},
 		{"streams[].late_policy", DefaultStream().LatePolicy, LateAmend},
+		{"streams[].format", DefaultStream().Format, FormatJSON},
+		{"schema_registry.timeout", d.SchemaRegistry.Timeout, Duration(10 * time.Second)},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -358,7 +364,13 @@ var badFiles = map[string][]string{
 	"not_mapping.bad.yaml":           {"line 1: the document must be a mapping of keys"},
 	"syntax.bad.yaml":                {"invalid YAML"},
 	"multi_doc.bad.yaml":             {"more than one YAML document"},
-	"three_mistakes.bad.yaml":        {`line 4: kafka.group_idd: unknown key (did you mean "group_id"?)`, "line 8: streams[0].time.field: required when format is set", `line 12: files.max_file_bytes: invalid size "lots"`},
+	"registry.bad.yaml": {`line 4: schema_registry.url: want an http:// or https:// URL with a host, got "registry:8081"`,
+		"schema_registry.username: required when password is set", "schema_registry.timeout: must be positive, got 0s",
+		"schema_registry.tls.key_file: required when cert_file is set", `line 9: streams[0].format: unknown value "xml" (want one of json, avro, protobuf)`,
+		`streams[1].schema[0].type: unknown type "strng"`},
+	"registry_url.bad.yaml": {"schema_registry.url: required when a stream has format avro or protobuf (streams[1], streams[2])",
+		"streams[0].time.format: required when field is set"},
+	"three_mistakes.bad.yaml": {`line 4: kafka.group_idd: unknown key (did you mean "group_id"?)`, "line 8: streams[0].time.field: required when format is set", `line 12: files.max_file_bytes: invalid size "lots"`},
 }
 
 func TestBadFiles(t *testing.T) {
@@ -602,6 +614,7 @@ func TestRedacted(t *testing.T) {
 	}
 	c.Markers.Webhook.URL = "https://user:hunter2@airflow.example.com/api"
 	c.Storage.S3.Endpoint = "http://key:s3pass@127.0.0.1:7070"
+	c.SchemaRegistry.URL = "https://sr:srpass@registry.example.com:8081"
 	orig, err := c.YAML()
 	if err != nil {
 		t.Fatal(err)
@@ -609,6 +622,9 @@ func TestRedacted(t *testing.T) {
 	r := c.Redacted()
 	if r.Kafka.SASL.Password != RedactedValue {
 		t.Errorf("password = %q, want %q", r.Kafka.SASL.Password, RedactedValue)
+	}
+	if r.SchemaRegistry.Password != RedactedValue {
+		t.Errorf("schema registry password = %q, want %q", r.SchemaRegistry.Password, RedactedValue)
 	}
 	for k, v := range r.Markers.Webhook.Headers {
 		if v != RedactedValue {
@@ -622,7 +638,7 @@ func TestRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"s3cr3t-kafka", "tok-airflow", "hunter2", "s3pass"} {
+	for _, secret := range []string{"s3cr3t-kafka", "tok-airflow", "hunter2", "s3pass", "tok-123", "srpass"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("redacted YAML contains %q:\n%s", secret, out)
 		}
@@ -645,7 +661,7 @@ func TestRedacted(t *testing.T) {
 	}
 	// Empty secrets stay empty.
 	e := Default().Redacted()
-	if e.Kafka.SASL.Password != "" || e.Markers.Webhook.Headers != nil {
+	if e.Kafka.SASL.Password != "" || e.SchemaRegistry.Password != "" || e.Markers.Webhook.Headers != nil {
 		t.Errorf("empty secrets changed: %+v", e)
 	}
 }

@@ -94,7 +94,12 @@
 //   - SASL: a mechanism needs username and password; a username or password
 //     without a mechanism is an error. TLS: cert_file and key_file come as a
 //     pair. Files are not opened by Validate (it does no I/O).
-//   - Secrets (kafka.sasl.password, markers.webhook.headers values) never
+//   - Formats: a stream's format is json (default), avro or protobuf. For
+//     avro and protobuf the schema list and time.format are optional
+//     (columns and timestamp types come from the writer schema) and
+//     schema_registry.url is required.
+//   - Secrets (kafka.sasl.password, schema_registry.password,
+//     markers.webhook.headers values) never
 //     appear in Summary or error messages; Redacted returns a copy that is
 //     safe to log.
 //

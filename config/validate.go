@@ -71,6 +71,7 @@ func (c *Config) validate() []*Error {
 	c.validateFiles(&p)
 	c.validateStorage(&p)
 	c.validateMarkers(&p)
+	c.validateSchemaRegistry(&p)
 	if p.required("dead_letter.topic", c.DeadLetter.Topic) {
 		checkTopic(&p, "dead_letter.topic", c.DeadLetter.Topic)
 	}
@@ -169,7 +170,12 @@ func (c *Config) validateStreams(p *problems) {
 			p.add(sp+".allowed_lateness", "must not be negative, got %s", s.AllowedLateness)
 		}
 		oneOf(sp+".late_policy", p, s.LatePolicy, LateAmend, LateDeadLetter, LateCurrentHour)
-		validateSchema(p, sp, s.Schema)
+		oneOf(sp+".format", p, s.Format, FormatJSON, FormatAvro, FormatProtobuf)
+		// Avro and Protobuf streams may leave the columns to the writer
+		// schema.
+		if len(s.Schema) > 0 || !s.Format.UsesRegistry() {
+			validateSchema(p, sp, s.Schema)
+		}
 	}
 }
 
@@ -186,7 +192,9 @@ func validateStreamTime(p *problems, sp string, s Stream) {
 	switch {
 	case t.Field == "" && t.Format != "":
 		p.add(sp+".time.field", "required when format is set")
-	case t.Field != "" && t.Format == "":
+	case t.Field != "" && t.Format == "" && !s.Format.UsesRegistry():
+		// Avro and Protobuf know their timestamp types; the format is only
+		// for plain numbers (default unix_ms) and strings (RFC 3339).
 		p.add(sp+".time.format", "required when field is set (want one of unix_ms, unix_s, rfc3339)")
 	}
 	if t.Format != "" {
@@ -197,7 +205,7 @@ func validateStreamTime(p *problems, sp string, s Stream) {
 			p.add(sp+".time.field", "%v", err)
 		}
 	}
-	if want, ok := timeColumnTypes[t.Format]; ok && t.Field != "" {
+	if want, ok := timeColumnTypes[t.Format]; ok && t.Field != "" && !s.Format.UsesRegistry() {
 		for j, col := range s.Schema {
 			if col.JSONPath() == t.Field && !slices.Contains(want, col.Type) {
 				p.add(fmt.Sprintf("%s.schema[%d].type", sp, j), "column %q holds time.field %q (format %s), so its type must be one of %s, got %q",
@@ -449,6 +457,33 @@ func (c *Config) validateMarkers(p *problems) {
 		if strings.ContainsAny(m.Webhook.Headers[k], "\r\n\x00") {
 			p.add(hp, "header value must not contain CR, LF or NUL")
 		}
+	}
+}
+
+func (c *Config) validateSchemaRegistry(p *problems) {
+	r := c.SchemaRegistry
+	var users []string
+	for i, s := range c.Streams {
+		if s.Format.UsesRegistry() {
+			users = append(users, fmt.Sprintf("streams[%d]", i))
+		}
+	}
+	if r.URL == "" {
+		if len(users) > 0 {
+			p.add("schema_registry.url", "required when a stream has format avro or protobuf (%s)", strings.Join(users, ", "))
+		}
+	} else if err := checkURL(r.URL); err != nil {
+		p.add("schema_registry.url", "%v", err)
+	}
+	if r.Password != "" && r.Username == "" {
+		p.add("schema_registry.username", "required when password is set")
+	}
+	p.positiveDuration("schema_registry.timeout", r.Timeout)
+	if r.TLS.CertFile != "" && r.TLS.KeyFile == "" {
+		p.add("schema_registry.tls.key_file", "required when cert_file is set")
+	}
+	if r.TLS.KeyFile != "" && r.TLS.CertFile == "" {
+		p.add("schema_registry.tls.cert_file", "required when key_file is set")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
 // Defaults of FileOptions.
@@ -64,11 +65,15 @@ type FileOptions struct {
 	SpoolDir string
 }
 
+var fastZstd = &zstd.Codec{Level: zstd.SpeedFastest}
+
 func (o FileOptions) withDefaults() (FileOptions, compress.Codec, error) {
 	var codec compress.Codec
 	switch o.Compression {
 	case "", "zstd":
-		codec = &parquet.Zstd
+		// zstd's fastest level: at ingest rates it costs about half the CPU
+		// of the default level for files 5-10% larger.
+		codec = fastZstd
 	case "snappy":
 		codec = &parquet.Snappy
 	case "gzip":

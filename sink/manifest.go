@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ type ManifestFile struct {
 	LastOffset   int64  `json:"last_offset"`
 	MinEventTime string `json:"min_event_time"`
 	MaxEventTime string `json:"max_event_time"`
+	// SchemaID is the schema registry id of the writer schema of the
+	// file's records (avro and protobuf streams; absent for json).
+	SchemaID int `json:"schema_id,omitempty"`
 }
 
 // buildManifest lists the data files in an hour folder and reads each one's
@@ -63,7 +67,7 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 		if !ok {
 			continue
 		}
-		info, _, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
+		info, meta, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
 		if err != nil {
 			return m, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
 		}
@@ -72,6 +76,7 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 			FirstOffset: first, LastOffset: info.LastOffset,
 			MinEventTime: info.MinEventTime.UTC().Format(time.RFC3339Nano),
 			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
+			SchemaID:     footerSchemaID(meta),
 		})
 	}
 	m.Files, orphans = splitOrphans(m.Files)
@@ -254,4 +259,14 @@ func readManifestKey(ctx context.Context, w writers.Writer, key string) (Manifes
 		return m, fmt.Errorf("read %s: %w", key, err)
 	}
 	return m, nil
+}
+
+// footerSchemaID reads MetaSchemaID from a file's footer metadata; 0 when
+// absent or not a positive number.
+func footerSchemaID(meta partitioner.FileMeta) int {
+	id, err := strconv.Atoi(meta.Extra[MetaSchemaID])
+	if err != nil || id < 0 {
+		return 0
+	}
+	return id
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	HoursCompleted      *prometheus.CounterVec
 	MarkerDelay         prometheus.Histogram
 	SpoolBytes          prometheus.Gauge
+	MemoryFlushes       prometheus.Counter
 	OffsetCommits       prometheus.Counter
 	OffsetCommitErrors  prometheus.Counter
 	UploadRetries       prometheus.Counter
@@ -81,7 +82,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lakesink_spool_bytes",
-			Help: "Bytes held in open files (spool disk and memory).",
+			Help: "Bytes the open files hold in memory, counted against files.memory_limit.",
+		}),
+		MemoryFlushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_memory_limit_flushes_total",
+			Help: "Files finished early because files.memory_limit was reached.",
 		}),
 		OffsetCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_offset_commits_total",
@@ -134,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.ConsumerLag, m.ConsumerLagSeconds, m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped,
 		m.FilesCommitted, m.BytesCommitted, m.DeadLetters, m.Watermark, m.HoursCompleted,
-		m.MarkerDelay, m.SpoolBytes, m.OffsetCommits, m.OffsetCommitErrors, m.UploadRetries,
+		m.MarkerDelay, m.SpoolBytes, m.MemoryFlushes, m.OffsetCommits, m.OffsetCommitErrors, m.UploadRetries,
 		m.AssignedPartitions, m.OldestOpenHour, m.LateRecords, m.FinalizerErrors, m.EventsSent, m.Rebalances,
 		m.DeadLetterFailures, m.CommittedOffset, m.PartitionHighOffset)
 	return m

@@ -18,6 +18,8 @@ import (
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/partitioner"
 	"github.com/lakesink/lakesink/sink/decode"
+	"github.com/lakesink/lakesink/sink/decode/confluent"
+	"github.com/lakesink/lakesink/sink/registry"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -48,8 +50,12 @@ type stream struct {
 	lateness time.Duration
 	late     config.LatePolicy
 	path     *partitioner.PathTemplate
-	schema   *partitioner.Schema
+	schema   *partitioner.Schema // nil when columns come from each writer schema
 	spec     decode.Spec
+	// format is json, avro or protobuf; cspec is the decoder spec of the
+	// last two (formats.go).
+	format config.StreamFormat
+	cspec  confluent.Spec
 }
 
 // Sink moves records of every configured stream from Kafka into the lake and
@@ -76,7 +82,13 @@ type Sink struct {
 	tick           time.Duration
 
 	health health
+	mem    memBudget
 	ops    ops // status page, lag and stall state (status.go)
+
+	// schemas is the schema registry client, shared by the workers of
+	// every avro and protobuf stream; nil without such streams.
+	schemas   *registry.Client
+	regHealth registryHealth
 }
 
 // New checks the configuration and builds a Sink. It does not connect yet.
@@ -115,6 +127,7 @@ func New(opts Options) (*Sink, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = NewMetrics(reg)
+	s.mem.limit = int64(cfg.Files.MemoryLimit)
 	s.startOffset = kafka.FirstOffset
 	if cfg.Kafka.StartOffset == config.StartLatest {
 		s.startOffset = kafka.LastOffset
@@ -127,8 +140,16 @@ func New(opts Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partitioning.path: %w", err)
 	}
+	if s.schemas, err = newRegistryClient(cfg); err != nil {
+		return nil, err
+	}
+	if s.schemas != nil {
+		for _, r := range confluent.Reasons() {
+			s.metrics.DeadLetters.WithLabelValues(string(r))
+		}
+	}
 	for i, sc := range cfg.Streams {
-		st, err := compileStream(sc, tmpl, int(cfg.Kafka.MaxRecordBytes))
+		st, err := compileStream(sc, tmpl, int(cfg.Kafka.MaxRecordBytes), s.schemas)
 		if err != nil {
 			return nil, fmt.Errorf("streams[%d]: %w", i, err)
 		}
@@ -152,7 +173,10 @@ func New(opts Options) (*Sink, error) {
 	return s, nil
 }
 
-func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int) (*stream, error) {
+func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int, schemas *registry.Client) (*stream, error) {
+	if sc.Format.UsesRegistry() {
+		return compileRegistryStream(sc, tmpl, maxBytes, schemas)
+	}
 	cols, err := sc.Columns()
 	if err != nil {
 		return nil, err
@@ -179,6 +203,7 @@ func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes in
 		path:     tmpl,
 		schema:   schema,
 		spec:     spec,
+		format:   config.FormatJSON,
 	}, nil
 }
 
@@ -186,8 +211,9 @@ func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes in
 func (s *Sink) Metrics() *Metrics { return s.metrics }
 
 type genInfo struct {
-	id     int
-	member string
+	id         int
+	member     string
+	partitions int // partitions this member owns in the generation
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully: open files
@@ -259,7 +285,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.metrics.AssignedPartitions.Set(float64(n))
 		s.health.setJoined(true, "")
 		s.log.Info("group joined", "generation", gen.ID, "member", gen.MemberID, "partitions", n)
-		gi := genInfo{id: int(gen.ID), member: gen.MemberID}
+		gi := genInfo{id: int(gen.ID), member: gen.MemberID, partitions: n}
 		for topic, as := range gen.Assignments {
 			st := s.byTopic[topic]
 			for _, a := range as {
@@ -480,6 +506,7 @@ func (s *Sink) Readiness() (bool, []string) {
 	if !h.dlqOK {
 		reasons = append(reasons, "dead-letter topic unavailable: "+h.dlqErr)
 	}
+	reasons = append(reasons, s.regHealth.reasons()...)
 	reasons = append(reasons, s.stalls()...)
 	return len(reasons) == 0, reasons
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/partitioner"
-	"github.com/lakesink/lakesink/sink/decode"
+	"github.com/lakesink/lakesink/sink/decode/confluent"
 )
 
 // openFile is a data file being written for one hour of one partition.
@@ -22,6 +22,9 @@ type openFile struct {
 	first int64
 	fw    *partitioner.FileWriter
 	spool string
+	// schemaID is the registry id of the writer schema of the file's
+	// records (avro, protobuf); 0 for json.
+	schemaID int
 }
 
 // worker owns one partition for the lifetime of one group generation. It is
@@ -35,7 +38,9 @@ type worker struct {
 	memberID  string
 	log       *slog.Logger
 
-	dec    *decode.Decoder
+	dec    recordDecoder
+	cdec   *confluent.Decoder // dec, for avro and protobuf streams; else nil
+	drain  <-chan struct{}
 	led    *ledger
 	files  map[int64]*openFile // by hour start, unix ms
 	dlq    []kafka.Message
@@ -43,19 +48,25 @@ type worker struct {
 	lastCM string
 	lastCT time.Time
 	hwm    int64
-	plabel string
+	nowMs  int64 // wall clock at the start of the current tick, unix ms
+	nparts int   // partitions of this member: sizes the fetch buffers
+
+	memHeld  int64 // bytes this worker has counted in s.mem
+	appended int   // records since the last memory check
+	plabel   string
 }
 
 func (s *Sink) newWorker(st *stream, topic string, partition int, gen genInfo) (*worker, error) {
-	dec, err := decode.New(st.spec)
+	dec, cdec, err := newRecordDecoder(st, s.schemas)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", st.name, err)
 	}
 	return &worker{
 		s: s, st: st, topic: topic, partition: partition,
-		genID: gen.id, memberID: gen.member,
+		genID: gen.id, memberID: gen.member, nparts: max(gen.partitions, 1),
 		log:    s.log.With("topic", topic, "partition", partition),
 		dec:    dec,
+		cdec:   cdec,
 		files:  map[int64]*openFile{},
 		lastC:  -1,
 		plabel: strconv.Itoa(partition),
@@ -81,6 +92,7 @@ func (w *worker) run(ctx context.Context, drain <-chan struct{}, drained func())
 }
 
 func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
+	w.drain = drain
 	start, meta, err := w.s.fetchCommitted(ctx, w.topic, w.partition)
 	if err != nil {
 		return err
@@ -105,9 +117,9 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 		Partition:      w.partition,
 		Dialer:         w.s.dialer,
 		MinBytes:       1,
-		MaxBytes:       16 << 20,
+		MaxBytes:       w.s.fetchBytes(w.nparts),
 		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  1024,
+		QueueCapacity:  queueCapacity(w.nparts),
 		ReadBackoffMin: 100 * time.Millisecond,
 		ReadBackoffMax: time.Second,
 		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { w.log.Debug(fmt.Sprintf(f, a...)) }),
@@ -118,11 +130,13 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	}
 
 	defer w.abandonAll()
+	defer func() { w.s.mem.release(w.memHeld) }()
 	tick := w.s.tick
 	for {
 		// One context per tick rather than per message: FetchMessage is on
 		// the hot path, and housekeeping (idle flush, commits) runs between
 		// ticks.
+		w.nowMs = w.s.now().UnixMilli() // one clock read per tick, not per record
 		tctx, cancel := context.WithTimeout(ctx, tick)
 		for {
 			m, err := r.FetchMessage(tctx)
@@ -138,6 +152,9 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 			}
 			if err := w.process(ctx, m); err != nil {
 				cancel()
+				if errors.Is(err, errDraining) {
+					return w.finishAll(ctx)
+				}
 				return err
 			}
 			select {
@@ -166,7 +183,7 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 // dead-letter topic.
 func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	w.s.metrics.RecordsConsumed.Inc()
-	now := w.s.now().UnixMilli()
+	now := w.nowMs
 	if m.HighWaterMark > w.hwm {
 		w.hwm = m.HighWaterMark
 	}
@@ -174,6 +191,12 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 		w.led.next = m.Offset
 	}
 	row, ev, err := w.dec.Decode(m.Value, m.Time)
+	if err != nil && w.cdec != nil {
+		row, ev, err = w.retryDecode(ctx, m, err)
+		if err != nil && !isRecordError(err) {
+			return err // shutting down; the record is replayed
+		}
+	}
 	if err != nil {
 		w.deadLetter(m, err)
 		w.led.skipped(m.Offset, now)
@@ -195,9 +218,20 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	f := w.files[hms]
+	schema, schemaID := w.st.schema, 0
+	if w.cdec != nil {
+		schema, schemaID = w.cdec.Schema(), w.cdec.SchemaID()
+		if f != nil && f.schemaID != schemaID {
+			// A new writer schema starts a new file (formats.go).
+			if err := w.finish(ctx, hms); err != nil {
+				return err
+			}
+			f = nil
+		}
+	}
 	if f == nil {
 		var err error
-		if f, err = w.openFile(hour, m.Offset); err != nil {
+		if f, err = w.openFile(hour, m.Offset, schema, schemaID); err != nil {
 			return err
 		}
 		w.files[hms] = f
@@ -208,6 +242,11 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	}
 	oldWM := w.led.rawWM
 	w.led.read(m.Offset, ev.UnixMilli(), now)
+	if w.appended++; w.appended >= memCheckEvery {
+		if err := w.boundMemory(ctx); err != nil {
+			return err
+		}
+	}
 	if f.fw.EstimatedBytes() >= w.s.maxFileBytes {
 		if err := w.finish(ctx, hms); err != nil {
 			return err
@@ -229,17 +268,17 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-func (w *worker) openFile(hour time.Time, first int64) (*openFile, error) {
+func (w *worker) openFile(hour time.Time, first int64, schema *partitioner.Schema, schemaID int) (*openFile, error) {
 	dir := w.spoolDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool dir: %w", err)
 	}
 	p := filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))
-	fw, err := partitioner.NewFileWriter(p, w.st.schema, w.s.fileOpts)
+	fw, err := partitioner.NewFileWriter(p, schema, w.s.fileOpts)
 	if err != nil {
 		return nil, fmt.Errorf("open spool file: %w", err)
 	}
-	return &openFile{hour: hour, first: first, fw: fw, spool: p}, nil
+	return &openFile{hour: hour, first: first, fw: fw, spool: p, schemaID: schemaID}, nil
 }
 
 func (w *worker) spoolDir() string {
@@ -263,6 +302,7 @@ func (w *worker) finish(ctx context.Context, hms int64) error {
 	// that this upload enables; flushing here keeps the order simple.
 	info, err := f.fw.Finish(partitioner.FileMeta{
 		Stream: w.st.name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
+		Extra: schemaExtra(f.schemaID),
 	})
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", f.spool, err)
@@ -287,7 +327,12 @@ func (w *worker) finish(ctx context.Context, hms int64) error {
 // done list, send dead letters and commit.
 func (w *worker) housekeep(ctx context.Context) error {
 	now := w.s.now()
-	idle := w.led.la > 0 && now.Sub(time.UnixMilli(w.led.la)) >= w.s.idleTimeout
+	// Idle means caught up and quiet: a worker that is merely starved of CPU
+	// with records still waiting must not cut its files short.
+	idle := w.led.la > 0 && now.Sub(time.UnixMilli(w.led.la)) >= w.s.idleTimeout && w.led.next >= w.hwm
+	if err := w.boundMemory(ctx); err != nil {
+		return err
+	}
 	all := idle || w.led.tooManyDone()
 	for h := range w.files {
 		if all || w.led.isClosed(h) {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -139,6 +140,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	setMemoryLimit(cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := runSink(ctx, cfg, log, nil); err != nil {
@@ -241,4 +243,18 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit derived from
+// files.memory_limit (1.5 times it, leaving room for everything that is not
+// file buffers), unless GOMEMLIMIT is set. Without it the heap may grow to
+// twice the live data before a collection, which is what the memory limit
+// is meant to prevent.
+func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(cfg.Files.MemoryLimit) * 3 / 2
+	debug.SetMemoryLimit(limit)
+	log.Debug("go memory limit", "bytes", limit)
 }

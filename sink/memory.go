@@ -1,0 +1,99 @@
+package sink
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// memCheckEvery is how many appended records a worker goes between memory
+// checks (besides every housekeeping tick).
+const memCheckEvery = 2048
+
+// memBudget is files.memory_limit shared by all workers of a process: each
+// worker adds what its open files hold in memory and takes it away again.
+// It is advisory and lock-free; workers shed load on their own when the sum
+// is over the limit (see worker.boundMemory).
+type memBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (m *memBudget) add(d int64)     { m.used.Add(d) }
+func (m *memBudget) release(n int64) { m.used.Add(-n) }
+func (m *memBudget) over() bool      { return m.used.Load() > m.limit }
+
+// fetchBytes sizes one partition reader's fetch so that all readers of this
+// member together stay within an eighth of the memory limit (between 256 KiB
+// and 16 MiB each): the fetched but not yet processed records are memory too.
+func (s *Sink) fetchBytes(partitions int) int {
+	b := s.mem.limit / 8 / int64(max(partitions, 1))
+	return int(min(max(b, 64<<10), 16<<20))
+}
+
+// queueCapacity sizes a partition reader's queue of fetched records the
+// same way: 1024 records with few partitions, down to 64 with hundreds.
+func queueCapacity(partitions int) int {
+	return min(max(16384/max(partitions, 1), 64), 1024)
+}
+
+// readerBytes is what one partition reader may hold: its fetch buffer and
+// its queue of decoded records (counted at 1 KiB each). Workers count it
+// against the budget so that files are shed when readers take the room.
+func (w *worker) readerBytes() int64 {
+	return int64(w.s.fetchBytes(w.nparts)) + int64(queueCapacity(w.nparts))<<10
+}
+
+// boundMemory keeps the process under files.memory_limit (DESIGN.md
+// guarantee 4). It updates this worker's share of the budget; when the
+// process is over the limit it first spills encoded pages of its open files
+// to the spool disk (Flush), and if that is not enough it finishes its
+// largest open file early — an extra, smaller file for that hour, uploaded
+// and committed like any other. Each worker sheds at most one file per
+// call, so the load spreads over the workers that hold the memory.
+func (w *worker) boundMemory(ctx context.Context) error {
+	w.appended = 0
+	held := w.heldBytes()
+	w.s.mem.add(held - w.memHeld)
+	w.memHeld = held
+	w.s.metrics.SpoolBytes.Set(float64(w.s.mem.used.Load()))
+	if !w.s.mem.over() || len(w.files) == 0 {
+		return nil
+	}
+	for _, f := range w.files {
+		if err := f.fw.Flush(); err != nil {
+			return err
+		}
+	}
+	held = w.heldBytes()
+	w.s.mem.add(held - w.memHeld)
+	w.memHeld = held
+	if !w.s.mem.over() {
+		return nil
+	}
+	var largest int64 = -1
+	var size int64
+	for h, f := range w.files {
+		if b := f.fw.BufferedBytes(); b > size {
+			largest, size = h, b
+		}
+	}
+	if largest < 0 {
+		return nil
+	}
+	w.s.metrics.MemoryFlushes.Inc()
+	if err := w.finish(ctx, largest); err != nil {
+		return err
+	}
+	held = w.heldBytes()
+	w.s.mem.add(held - w.memHeld)
+	w.memHeld = held
+	return nil
+}
+
+func (w *worker) heldBytes() int64 {
+	n := w.readerBytes()
+	for _, f := range w.files {
+		n += f.fw.BufferedBytes()
+	}
+	return n
+}
