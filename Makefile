@@ -58,8 +58,19 @@ lint: $(TOOLS_BIN)/staticcheck
 chromium:
 	command -v chromium || (apt-get update && apt-get install -y chromium)
 
-test: tools lint chromium
+test: tools lint chromium fuzz
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+# fuzz runs the decoders', the footer reader's and the config parser's fuzz
+# targets for a bounded time each (their seed corpora also run in every
+# `go test`). FUZZTIME=5m for a longer hunt.
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAgainstStdlib$$' -fuzztime $(FUZZTIME) ./sink/decode
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFileInfo$$' -fuzztime $(FUZZTIME) ./partitioner
+	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
+	$(GO) test -run '^$$' -fuzz '^FuzzProtobufDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
 
 # unit runs the fast tests only (no server processes).
 unit:

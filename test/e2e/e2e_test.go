@@ -58,7 +58,13 @@ func produce(t *testing.T, k *testenv.Kafka, p *produced, stream, topic string, 
 	w := &kafka.Writer{Addr: kafka.TCP(k.Addr), Topic: topic, Balancer: partitionBalancer, BatchSize: 500,
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
-	r := rand.New(rand.NewPCG(uint64(len(stream)), 2026))
+	// Records of later calls for the same topic continue the numbering, so
+	// event ids stay unique.
+	base := 0
+	for _, n := range p.perPart[topic] {
+		base += n
+	}
+	r := rand.New(rand.NewPCG(uint64(len(stream)), 2026+uint64(base)))
 	span := time.Duration(hours) * time.Hour
 	if p.valid[stream] == nil {
 		p.valid[stream] = map[string]int64{}
@@ -68,6 +74,7 @@ func produce(t *testing.T, k *testenv.Kafka, p *produced, stream, topic string, 
 	}
 	var batch []kafka.Message
 	for i := 0; i < n; i++ {
+		seq := int64(base + i)
 		// In event-time order with up to 30 s of disorder: well within the
 		// allowed lateness, so no record is late.
 		tm := from.Add(time.Duration(int64(span) * int64(i) / int64(n))).Add(time.Duration(r.IntN(30000)) * time.Millisecond)
@@ -79,14 +86,14 @@ func produce(t *testing.T, k *testenv.Kafka, p *produced, stream, topic string, 
 		var v []byte
 		if r.IntN(200) == 0 {
 			var reason string
-			v, reason = demo.Malformed(r, stream, int64(i), tm)
+			v, reason = demo.Malformed(r, stream, seq, tm)
 			p.malformed[stream+"|"+reason+"|"+string(v)]++
 		} else {
-			v = gen(r, int64(i), tm)
-			p.valid[stream][id(int64(i), v)] = tm.UnixMilli()
+			v = gen(r, seq, tm)
+			p.valid[stream][id(seq, v)] = tm.UnixMilli()
 		}
 		p.perPart[topic][part]++
-		batch = append(batch, kafka.Message{Key: fmt.Appendf(nil, "%d:%d", part, i), Value: v, Time: tm})
+		batch = append(batch, kafka.Message{Key: fmt.Appendf(nil, "%d:%d", part, seq), Value: v, Time: tm})
 		if len(batch) == 500 || i == n-1 {
 			if err := w.WriteMessages(context.Background(), batch...); err != nil {
 				t.Fatalf("produce %s: %v", topic, err)
