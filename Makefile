@@ -59,7 +59,7 @@ chromium:
 	command -v chromium || (apt-get update && apt-get install -y chromium)
 
 test: tools lint chromium fuzz
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # fuzz runs the decoders', the footer reader's and the config parser's fuzz
 # targets for a bounded time each (their seed corpora also run in every
