@@ -49,21 +49,6 @@ func (s Stream) Columns() ([]partitioner.Column, error) {
 	return cols, nil
 }
 
-// HourDir renders the path template for one stream and hour, formatting the
-// hour's wall-clock fields as they are in hour's location (convert it to
-// the stream's Location first). The result is relative to the storage root
-// and uses '/' separators: "clickstream/dt=2026-11-25/hour=13".
-func (p Partitioning) HourDir(stream string, hour time.Time) string {
-	r := strings.NewReplacer(
-		"{stream}", stream,
-		"{yyyy}", fmt.Sprintf("%04d", hour.Year()),
-		"{MM}", fmt.Sprintf("%02d", int(hour.Month())),
-		"{dd}", fmt.Sprintf("%02d", hour.Day()),
-		"{HH}", fmt.Sprintf("%02d", hour.Hour()),
-	)
-	return r.Replace(p.Path)
-}
-
 // StreamForTopic returns the stream that consumes topic.
 func (c *Config) StreamForTopic(topic string) (Stream, bool) {
 	for _, s := range c.Streams {

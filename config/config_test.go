@@ -546,28 +546,6 @@ func TestStreamHelpers(t *testing.T) {
 	}
 }
 
-func TestHourDir(t *testing.T) {
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hour := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
-	tests := []struct {
-		tmpl string
-		at   time.Time
-		want string
-	}{
-		{DefaultPartitionPath, hour, "clickstream/dt=2026-11-25/hour=13"},
-		{DefaultPartitionPath, hour.In(berlin), "clickstream/dt=2026-11-25/hour=14"},
-		{"{yyyy}/{MM}/{dd}/{HH}/{stream}", time.Date(2027, 1, 2, 3, 0, 0, 0, time.UTC), "2027/01/02/03/clickstream"},
-	}
-	for _, tt := range tests {
-		if got := (Partitioning{Path: tt.tmpl}).HourDir("clickstream", tt.at); got != tt.want {
-			t.Errorf("HourDir(%q, %v) = %q, want %q", tt.tmpl, tt.at, got, tt.want)
-		}
-	}
-}
-
 func TestSummaryAndLookups(t *testing.T) {
 	c, err := Parse(readTestdata(t, "full.good.yaml"), lookup(testEnv))
 	if err != nil {
