@@ -105,4 +105,16 @@ func readExactly(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
 	}
 }
 
-func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+// ExistsFromStat turns the error of a Stat (or lookup) of key into Exists'
+// answer: nil is true, an error wrapping ErrNotFound is false with no error,
+// anything else is returned, prefixed with the operation.
+func ExistsFromStat(key string, statErr error) (bool, error) {
+	switch {
+	case statErr == nil:
+		return true, nil
+	case errors.Is(statErr, ErrNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("exists %s: %w", key, statErr)
+	}
+}

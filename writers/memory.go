@@ -115,14 +115,7 @@ func (m *Memory) Stat(ctx context.Context, key string) (Object, error) {
 // Exists implements Writer.
 func (m *Memory) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := m.lookup(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case isNotFound(err):
-		return false, nil
-	default:
-		return false, fmt.Errorf("exists %s: %w", key, err)
-	}
+	return ExistsFromStat(key, err)
 }
 
 func (m *Memory) lookup(ctx context.Context, key string) ([]byte, error) {

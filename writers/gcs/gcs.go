@@ -506,14 +506,7 @@ func (w *Writer) Stat(ctx context.Context, key string) (writers.Object, error) {
 // Exists implements writers.Writer.
 func (w *Writer) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := w.Stat(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, writers.ErrNotFound):
-		return false, nil
-	default:
-		return false, fmt.Errorf("exists %s: %w", key, err)
-	}
+	return writers.ExistsFromStat(key, err)
 }
 
 // List implements writers.Writer. It pages through the bucket listing (GCS

@@ -461,14 +461,7 @@ func (w *Writer) stat(ctx context.Context, p string) (os.FileInfo, error) {
 // Exists implements writers.Writer.
 func (w *Writer) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := w.Stat(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, writers.ErrNotFound):
-		return false, nil
-	default:
-		return false, fmt.Errorf("exists %s: %w", key, errors.Unwrap(err))
-	}
+	return writers.ExistsFromStat(key, err)
 }
 
 // List implements writers.Writer.

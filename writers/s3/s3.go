@@ -540,14 +540,7 @@ func (w *Writer) stat(ctx context.Context, key string) (writers.Object, error) {
 // Exists implements writers.Writer.
 func (w *Writer) Exists(ctx context.Context, key string) (bool, error) {
 	_, err := w.stat(ctx, key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, writers.ErrNotFound):
-		return false, nil
-	default:
-		return false, fmt.Errorf("exists %s: %w", key, err)
-	}
+	return writers.ExistsFromStat(key, err)
 }
 
 // List implements writers.Writer with ListObjectsV2 pages of up to 1000 keys.
