@@ -71,6 +71,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFileInfo$$' -fuzztime $(FUZZTIME) ./partitioner
 	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
 	$(GO) test -run '^$$' -fuzz '^FuzzProtobufDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
+	$(GO) test -run '^$$' -fuzz '^FuzzInfer$$' -fuzztime $(FUZZTIME) ./sink/decode/infer
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaColumns$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
 
 # unit runs the fast tests only (no server processes).
 unit:

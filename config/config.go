@@ -102,6 +102,18 @@ type Stream struct {
 	// each record's writer schema in the schema registry.
 	Format StreamFormat   `yaml:"format"`
 	Schema []SchemaColumn `yaml:"schema"`
+	// InferSchema is set by `schema: infer` (format json only): the
+	// columns are inferred from the first InferSample records of each
+	// file, best effort (README "Schemaless JSON"). Schema is then empty.
+	InferSchema bool `yaml:"-"`
+	// InferSample is how many records of each new file are sampled to
+	// infer its columns, with schema: infer.
+	InferSample int `yaml:"infer_sample"`
+	// Subject, with format json_schema only, is the registry subject whose
+	// latest version reads values that come as plain JSON, without the
+	// Confluent header. Empty: such values go to the dead-letter topic
+	// (bad_magic).
+	Subject string `yaml:"subject"`
 }
 
 // StreamFormat is the serialization of a stream's record values.
@@ -112,11 +124,17 @@ const (
 	FormatJSON     StreamFormat = "json"     // JSON objects, columns from the schema list
 	FormatAvro     StreamFormat = "avro"     // Confluent wire format: magic byte, schema id, Avro binary
 	FormatProtobuf StreamFormat = "protobuf" // Confluent wire format: magic byte, schema id, message indexes, Protobuf
+	// FormatJSONSchema is JSON text with a JSON Schema in the registry:
+	// Confluent-framed (magic byte, schema id, JSON) or, with
+	// Stream.Subject, plain JSON read with the subject's latest schema.
+	FormatJSONSchema StreamFormat = "json_schema"
 )
 
 // UsesRegistry reports whether the format reads schemas from the schema
 // registry.
-func (f StreamFormat) UsesRegistry() bool { return f == FormatAvro || f == FormatProtobuf }
+func (f StreamFormat) UsesRegistry() bool {
+	return f == FormatAvro || f == FormatProtobuf || f == FormatJSONSchema
+}
 
 // StreamTime says where a record's event time comes from. With an empty
 // Field the Kafka record timestamp is used (and Format must be empty).
@@ -405,5 +423,6 @@ func DefaultStream() Stream {
 		AllowedLateness: Duration(10 * time.Minute),
 		LatePolicy:      LateAmend,
 		Format:          FormatJSON,
+		InferSample:     DefaultInferSample,
 	}
 }

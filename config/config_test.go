@@ -110,6 +110,7 @@ func TestFullExample(t *testing.T) {
 					{Name: "price", Type: "double"},
 					{Name: "attrs", Type: "json"},
 				},
+				InferSample: DefaultInferSample,
 			},
 			{
 				Name: "iot", Topics: []string{"iot-telemetry", "iot-telemetry-eu"}, Format: FormatProtobuf,
@@ -125,6 +126,13 @@ func TestFullExample(t *testing.T) {
 					{Name: "received_us", Type: "timestamp_us"},
 					{Name: "day", Type: "date"},
 				},
+				InferSample: DefaultInferSample,
+			},
+			{
+				Name: "events", Topics: []string{"events"}, Format: FormatJSON,
+				Time:            StreamTime{Field: "at", Format: TimeRFC3339, Timezone: "UTC"},
+				AllowedLateness: Duration(10 * time.Minute), LatePolicy: LateAmend,
+				InferSchema: true, InferSample: 500,
 			},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "https://registry.example.com:8081", Username: "lakesink", Password: "tok-123",
@@ -366,10 +374,17 @@ var badFiles = map[string][]string{
 	"multi_doc.bad.yaml":             {"more than one YAML document"},
 	"registry.bad.yaml": {`line 4: schema_registry.url: want an http:// or https:// URL with a host, got "registry:8081"`,
 		"schema_registry.username: required when password is set", "schema_registry.timeout: must be positive, got 0s",
-		"schema_registry.tls.key_file: required when cert_file is set", `line 9: streams[0].format: unknown value "xml" (want one of json, avro, protobuf)`,
+		"schema_registry.tls.key_file: required when cert_file is set", `line 9: streams[0].format: unknown value "xml" (want one of json, avro, protobuf, json_schema)`,
 		`streams[1].schema[0].type: unknown type "strng"`},
-	"registry_url.bad.yaml": {"schema_registry.url: required when a stream has format avro or protobuf (streams[1], streams[2])",
+	"registry_url.bad.yaml": {"schema_registry.url: required when a stream has format avro, protobuf or json_schema (streams[1], streams[2], streams[3])",
 		"streams[0].time.format: required when field is set"},
+	"subject.bad.yaml": {`line 4: streams[0].subject: only used with format json_schema (got format json)`,
+		`line 5: streams[1].subject: only used with format json_schema (got format avro)`},
+	"infer.bad.yaml": {"line 4: streams[0].infer_sample: must be between 1 and 100000, got 0",
+		`line 5: streams[1].schema: "infer" is only for format json`,
+		`line 6: streams[2].schema: want a list of columns or "infer", got "guess"`,
+		"line 7: streams[3].infer_sample: only used with schema: infer",
+		"line 8: streams[4].infer_sample: must be between 1 and 100000, got 100001"},
 	"three_mistakes.bad.yaml": {`line 4: kafka.group_idd: unknown key (did you mean "group_id"?)`, "line 8: streams[0].time.field: required when format is set", `line 12: files.max_file_bytes: invalid size "lots"`},
 }
 
@@ -551,7 +566,7 @@ func TestSummaryAndLookups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "config ok: 2 streams (clickstream, iot), 3 topics, storage s3 s3://lake/events"
+	want := "config ok: 3 streams (clickstream, iot, events), 4 topics, storage s3 s3://lake/events"
 	if got := c.Summary(); got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
@@ -566,7 +581,7 @@ func TestSummaryAndLookups(t *testing.T) {
 	if _, ok := c.StreamForTopic("nope"); ok {
 		t.Error("StreamForTopic(nope) found a stream")
 	}
-	if got, want := c.Topics(), []string{"clickstream", "iot-telemetry", "iot-telemetry-eu"}; !slices.Equal(got, want) {
+	if got, want := c.Topics(), []string{"clickstream", "iot-telemetry", "iot-telemetry-eu", "events"}; !slices.Equal(got, want) {
 		t.Errorf("Topics() = %q, want %q", got, want)
 	}
 	locs := []struct {
@@ -696,5 +711,51 @@ func TestProblemCap(t *testing.T) {
 	probs := Problems(err)
 	if len(probs) != maxProblems+1 || probs[maxProblems].Msg != "and 50 more problems" {
 		t.Errorf("got %d problems ending in %v; want %d and a note on the 50 left out", len(probs), probs[len(probs)-1], maxProblems+1)
+	}
+}
+
+// TestJSONSchemaStream checks the json_schema stream of registry.good.yaml:
+// its format, its subject and that it needs no schema list.
+func TestJSONSchemaStream(t *testing.T) {
+	c, err := Parse(readTestdata(t, "registry.good.yaml"), lookup(map[string]string{"LAKESINK_TEST_PASSWORD": "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := c.StreamForTopic("payments")
+	if !ok {
+		t.Fatal("no stream for topic payments")
+	}
+	if s.Format != FormatJSONSchema || s.Subject != "payments-value" || len(s.Schema) != 0 || !s.Format.UsesRegistry() {
+		t.Errorf("payments stream = format %q subject %q, %d columns; want json_schema, payments-value, none", s.Format, s.Subject, len(s.Schema))
+	}
+}
+
+// TestInferStream checks schema: infer in infer.good.yaml and that it
+// survives Config.YAML.
+func TestInferStream(t *testing.T) {
+	c, err := Parse(readTestdata(t, "infer.good.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{DefaultInferSample, 50} {
+		s := c.Streams[i]
+		if !s.InferSchema || s.Schema != nil || s.InferSample != want || s.Format != FormatJSON {
+			t.Errorf("streams[%d] = infer %v, schema %v, sample %d, format %s; want infer, no list, %d, json", i, s.InferSchema, s.Schema, s.InferSample, s.Format, want)
+		}
+	}
+	out, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(out), "schema: infer"); n != 2 {
+		t.Errorf("YAML() has %d \"schema: infer\", want 2:\n%s", n, out)
+	}
+	// A list after a merged infer is a list again.
+	c, err = Parse([]byte("kafka: {brokers: [k:9092]}\nstreams:\n  - &s {name: a, topics: [a], schema: infer}\n  - {<<: *s, name: b, topics: [b], schema: [{name: x, type: string}]}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := c.Streams[0], c.Streams[1]; !a.InferSchema || b.InferSchema || len(b.Schema) != 1 {
+		t.Errorf("merge: a infer %v; b infer %v with %d columns; want a infer, b a list of 1", a.InferSchema, b.InferSchema, len(b.Schema))
 	}
 }

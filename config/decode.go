@@ -333,6 +333,9 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		d.lines[child] = k.Line
+		if d.schemaWord(v, k.Value, val, child) {
+			continue
+		}
 		d.value(val, v.Field(idx), child)
 	}
 }

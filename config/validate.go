@@ -170,10 +170,14 @@ func (c *Config) validateStreams(p *problems) {
 			p.add(sp+".allowed_lateness", "must not be negative, got %s", s.AllowedLateness)
 		}
 		oneOf(sp+".late_policy", p, s.LatePolicy, LateAmend, LateDeadLetter, LateCurrentHour)
-		oneOf(sp+".format", p, s.Format, FormatJSON, FormatAvro, FormatProtobuf)
+		oneOf(sp+".format", p, s.Format, FormatJSON, FormatAvro, FormatProtobuf, FormatJSONSchema)
+		if s.Subject != "" && s.Format != FormatJSONSchema {
+			p.add(sp+".subject", "only used with format json_schema (got format %s)", s.Format)
+		}
 		// Avro and Protobuf streams may leave the columns to the writer
 		// schema.
-		if len(s.Schema) > 0 || !s.Format.UsesRegistry() {
+		validateInfer(p, sp, s)
+		if !s.InferSchema && (len(s.Schema) > 0 || !s.Format.UsesRegistry()) {
 			validateSchema(p, sp, s.Schema)
 		}
 	}
@@ -470,7 +474,7 @@ func (c *Config) validateSchemaRegistry(p *problems) {
 	}
 	if r.URL == "" {
 		if len(users) > 0 {
-			p.add("schema_registry.url", "required when a stream has format avro or protobuf (%s)", strings.Join(users, ", "))
+			p.add("schema_registry.url", "required when a stream has format avro, protobuf or json_schema (%s)", strings.Join(users, ", "))
 		}
 	} else if err := checkURL(r.URL); err != nil {
 		p.add("schema_registry.url", "%v", err)

@@ -20,8 +20,8 @@ import (
 	"github.com/lakesink/lakesink/sink/registry"
 )
 
-// Avro and Protobuf streams (Confluent wire format, schemas from a Schema
-// Registry; see package confluent for the decoding rules).
+// Avro, Protobuf and JSON Schema streams (Confluent wire format, schemas
+// from a Schema Registry; see package confluent for the decoding rules).
 //
 //   - Columns: the stream's schema list when it has one, else derived from
 //     each record's writer schema.
@@ -89,6 +89,11 @@ func compileRegistryStream(sc config.Stream, tmpl *partitioner.PathTemplate, max
 		if spec.TimeFormat, err = decode.ParseTimeFormat(string(sc.Time.Format)); err != nil {
 			return nil, fmt.Errorf("time.format: %w", err)
 		}
+	}
+	if sc.Subject != "" {
+		// One pin per stream: every partition reads plain JSON values
+		// with the same version of the subject.
+		spec.Subject = confluent.NewSubject(sc.Subject)
 	}
 	var schema *partitioner.Schema
 	if len(sc.Schema) > 0 {

@@ -56,6 +56,7 @@ type stream struct {
 	// last two (formats.go).
 	format config.StreamFormat
 	cspec  confluent.Spec
+	infer  *inferSpec // schema: infer (infer.go); else nil
 }
 
 // Sink moves records of every configured stream from Kafka into the lake and
@@ -176,6 +177,9 @@ func New(opts Options) (*Sink, error) {
 func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int, schemas *registry.Client) (*stream, error) {
 	if sc.Format.UsesRegistry() {
 		return compileRegistryStream(sc, tmpl, maxBytes, schemas)
+	}
+	if sc.InferSchema {
+		return compileInferStream(sc, tmpl, maxBytes)
 	}
 	cols, err := sc.Columns()
 	if err != nil {

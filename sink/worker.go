@@ -25,6 +25,7 @@ type openFile struct {
 	// schemaID is the registry id of the writer schema of the file's
 	// records (avro, protobuf); 0 for json.
 	schemaID int
+	inf      *inferFile // schema: infer streams (infer.go); else nil
 }
 
 // worker owns one partition for the lifetime of one group generation. It is
@@ -54,6 +55,8 @@ type worker struct {
 	memHeld  int64 // bytes this worker has counted in s.mem
 	appended int   // records since the last memory check
 	plabel   string
+
+	inf *inferWorker // schema: infer streams (infer.go); else nil
 }
 
 func (s *Sink) newWorker(st *stream, topic string, partition int, gen genInfo) (*worker, error) {
@@ -229,6 +232,14 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 			f = nil
 		}
 	}
+	if w.st.infer != nil {
+		// Sample, or decode into the file's inferred columns and roll to
+		// a wider file if the record does not fit (infer.go).
+		var done bool
+		if f, row, done, err = w.inferRow(ctx, f, hms, m); err != nil || done {
+			return err
+		}
+	}
 	if f == nil {
 		var err error
 		if f, err = w.openFile(hour, m.Offset, schema, schemaID); err != nil {
@@ -237,7 +248,11 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 		w.files[hms] = f
 		w.led.opened(hms, m.Offset)
 	}
-	if err := f.fw.Append(row, m.Offset, ev); err != nil {
+	if f.inf != nil {
+		if err := w.inferAppend(f, row, m, ev); err != nil {
+			return err
+		}
+	} else if err := f.fw.Append(row, m.Offset, ev); err != nil {
 		return fmt.Errorf("append to %s: %w", f.spool, err)
 	}
 	oldWM := w.led.rawWM
@@ -278,7 +293,11 @@ func (w *worker) openFile(hour time.Time, first int64, schema *partitioner.Schem
 	if err != nil {
 		return nil, fmt.Errorf("open spool file: %w", err)
 	}
-	return &openFile{hour: hour, first: first, fw: fw, spool: p, schemaID: schemaID}, nil
+	of := &openFile{hour: hour, first: first, fw: fw, spool: p, schemaID: schemaID}
+	if w.st.infer != nil {
+		of.inf = newInferFile()
+	}
+	return of, nil
 }
 
 func (w *worker) spoolDir() string {
@@ -298,11 +317,14 @@ func (w *worker) finish(ctx context.Context, hms int64) error {
 	if f == nil {
 		return nil
 	}
+	if err := w.endSample(f); err != nil {
+		return err
+	}
 	// Dead letters below this file's records must be out before the commit
 	// that this upload enables; flushing here keeps the order simple.
 	info, err := f.fw.Finish(partitioner.FileMeta{
 		Stream: w.st.name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
-		Extra: schemaExtra(f.schemaID),
+		Extra: w.footerExtra(f),
 	})
 	if err != nil {
 		return fmt.Errorf("finish %s: %w", f.spool, err)
@@ -412,6 +434,7 @@ func (w *worker) finishAll(ctx context.Context) error {
 // above the committed offset and will be replayed by the next owner.
 func (w *worker) abandonAll() {
 	for h, f := range w.files {
+		w.dropSample(f)
 		_ = f.fw.Abort()
 		w.led.abandoned(h)
 		delete(w.files, h)

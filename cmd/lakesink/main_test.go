@@ -18,7 +18,7 @@ func TestValidate(t *testing.T) {
 		noStdout bool
 	}{
 		{name: "good", args: []string{"validate", "-c", "../../config/testdata/full.good.yaml"}, code: 0,
-			stdout: []string{"config ok: 2 streams (clickstream, iot)"}},
+			stdout: []string{"config ok: 3 streams (clickstream, iot, events)"}},
 		{name: "long flag", args: []string{"validate", "--config", "../../config/testdata/minimal.good.yaml"}, code: 0,
 			stdout: []string{"config ok:"}},
 		{name: "three mistakes", args: []string{"validate", "-c", "../../config/testdata/three_mistakes.bad.yaml"}, code: 1, noStdout: true,

@@ -21,17 +21,21 @@ type Format int
 const (
 	Avro Format = iota + 1
 	Protobuf
+	JSONSchema // JSON text, framed or (with Spec.Subject) plain; see jsonschema.go
 )
 
-// ParseFormat maps a config spelling ("avro", "protobuf") to a Format.
+// ParseFormat maps a config spelling ("avro", "protobuf", "json_schema")
+// to a Format.
 func ParseFormat(s string) (Format, error) {
 	switch s {
 	case "avro":
 		return Avro, nil
 	case "protobuf":
 		return Protobuf, nil
+	case "json_schema":
+		return JSONSchema, nil
 	}
-	return 0, fmt.Errorf("unknown format %q (want avro or protobuf)", s)
+	return 0, fmt.Errorf("unknown format %q (want avro, protobuf or json_schema)", s)
 }
 
 func (f Format) String() string {
@@ -40,6 +44,8 @@ func (f Format) String() string {
 		return "avro"
 	case Protobuf:
 		return "protobuf"
+	case JSONSchema:
+		return "json_schema"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
@@ -77,6 +83,11 @@ type Spec struct {
 	MaxBytes   int               // larger values are ReasonOversized; 0 = no limit
 	// LookupTimeout bounds one registry lookup (default 10s).
 	LookupTimeout time.Duration
+	// Subject, for JSONSchema only, reads values without the Confluent
+	// header as plain JSON with the subject's latest schema; nil means
+	// such values are ReasonBadMagic. Share one Subject between the
+	// Decoders of a stream.
+	Subject *Subject
 }
 
 // HeaderSize is the size of the magic byte and schema id.
@@ -95,6 +106,8 @@ type Decoder struct {
 	fixed *partitioner.Schema // with Spec.Fields
 	plans map[planKey]*plan
 	last  *plan
+	// pinned is Spec.Subject's schema id once resolved (saves its lock).
+	pinned int
 
 	row   []parquet.Value
 	arena []byte
@@ -117,13 +130,17 @@ type plan struct {
 	err        *decode.Error // set: every record of this schema is rejected
 	avro       *avroPlan
 	proto      *protoPlan
+	json       *decode.Decoder // JSONSchema: the body's decoder for cols
 }
 
 // New validates spec and returns a Decoder. It does not contact the
 // registry.
 func New(spec Spec) (*Decoder, error) {
-	if spec.Format != Avro && spec.Format != Protobuf {
+	if spec.Format != Avro && spec.Format != Protobuf && spec.Format != JSONSchema {
 		return nil, fmt.Errorf("format %d: unknown", int(spec.Format))
+	}
+	if spec.Subject != nil && spec.Format != JSONSchema {
+		return nil, fmt.Errorf("a subject for plain values is only for json_schema, not %v", spec.Format)
 	}
 	if spec.Registry == nil {
 		return nil, errors.New("a schema registry is required")
@@ -192,6 +209,9 @@ func (d *Decoder) Decode(value []byte, recordTime time.Time) (row []parquet.Valu
 	}
 	if len(value) == 0 {
 		return nil, time.Time{}, &decode.Error{Reason: ReasonTruncated, Detail: "empty record"}
+	}
+	if d.spec.Format == JSONSchema {
+		return d.decodeJSON(value, recordTime)
 	}
 	if value[0] != 0 {
 		return nil, time.Time{}, &decode.Error{Reason: ReasonBadMagic, Detail: fmt.Sprintf("magic byte %#02x, want 0x00", value[0])}
@@ -300,6 +320,12 @@ func (d *Decoder) plan(key planKey, indexes []int) (*plan, error) {
 			break
 		}
 		cerr = d.compileProto(ctx, p, rs)
+	case JSONSchema:
+		if t := rs.SchemaType(); t != registry.TypeJSON {
+			cerr = fmt.Errorf("schema id %d is %s, the stream reads json_schema", id, t)
+			break
+		}
+		cerr = d.compileJSONSchema(ctx, p, rs)
 	}
 	if cerr != nil {
 		var transient *transientError
