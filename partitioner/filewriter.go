@@ -23,8 +23,8 @@ const (
 )
 
 const (
-	batchRows  = 64       // rows handed to parquet-go per WriteRows call
-	arenaBytes = 32 << 10 // byte-array bytes copied per batch
+	batchRows  = 32       // rows handed to parquet-go per WriteRows call
+	arenaBytes = 16 << 10 // byte-array bytes copied per batch
 	outBuffer  = 64 << 10 // write buffer, held only while a row group is written
 )
 
@@ -34,8 +34,9 @@ const (
 // TestFileWriterMemory (linux/amd64, Go 1.26, parquet-go v0.32.0, the
 // 7-column clickstream schema of the benchmark, zstd):
 //
-//	open, 10 rows                          ~64 KiB (overhead + 32 KiB arena)
-//	open, 60000 rows, row group filling   ~390 KiB
+//	open, 10 rows                          ~43 KiB (overhead + 16 KiB arena)
+//	open, 500 rows                        ~240 KiB
+//	open, 60000 rows, row group filling   ~350 KiB
 //
 // parquet-go's own defaults (256 KiB page buffers, 32 KiB write buffer,
 // in-memory page buffers) would hold a busy file's whole encoded row group,
@@ -419,7 +420,10 @@ func (w *FileWriter) BufferedBytes() int64 {
 	for _, b := range w.pool.live {
 		pages += b.size
 	}
-	unencoded := max(0, w.pw.Size()-w.out.n-pages)
+	// parquet-go's column buffers grow by doubling and keep offsets and
+	// levels beside the values: they hold about 2.25 times the values' size
+	// (TestFileWriterMemory, 500-3000 rows per file).
+	unencoded := 9 * max(0, w.pw.Size()-w.out.n-pages) / 4
 	columns := unencoded + int64(w.pool.maxLive)*int64(w.opts.PageBufferBytes)
 	return writerOverhead + int64(cap(w.arena)) + int64(len(w.batch)*len(w.schema.cols))*valueSize +
 		columns + w.pool.memory + int64(cap(w.out.buf)) + int64(cap(w.pool.scratch))

@@ -102,7 +102,7 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	}
 	w.led = newLedger(start, meta, w.st.lateness.Milliseconds())
 	if start < 0 {
-		// No commit yet: kafka-go resolves FirstOffset/LastOffset itself.
+		// No commit yet: the fetcher resolves FirstOffset/LastOffset.
 		w.led.next = -1
 	}
 	w.lastC = start
@@ -114,64 +114,48 @@ func (w *worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	if start < 0 {
 		readerStart = w.s.startOffset
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        w.s.cfg.Kafka.Brokers,
-		Topic:          w.topic,
-		Partition:      w.partition,
-		Dialer:         w.s.dialer,
-		MinBytes:       1,
-		MaxBytes:       w.s.fetchBytes(w.nparts),
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  queueCapacity(w.nparts),
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { w.log.Debug(fmt.Sprintf(f, a...)) }),
-	})
-	defer r.Close()
-	if err := r.SetOffset(readerStart); err != nil {
-		return fmt.Errorf("set offset %d: %w", readerStart, err)
-	}
+	f := startFetcher(ctx, fetcherConfig{
+		dialer:    w.s.dialer,
+		brokers:   w.s.cfg.Kafka.Brokers,
+		topic:     w.topic,
+		partition: w.partition,
+		maxBytes:  w.s.fetchBytes(w.nparts),
+		maxWait:   250 * time.Millisecond,
+		queue:     queueCapacity(w.nparts),
+		log:       w.log,
+	}, readerStart)
+	defer f.stop()
 
 	defer w.abandonAll()
 	defer func() { w.s.mem.release(w.memHeld) }()
-	tick := w.s.tick
+	tick := time.NewTicker(w.s.tick)
+	defer tick.Stop()
+	records := f.records()
 	for {
-		// One context per tick rather than per message: FetchMessage is on
-		// the hot path, and housekeeping (idle flush, commits) runs between
-		// ticks.
-		w.nowMs = w.s.now().UnixMilli() // one clock read per tick, not per record
-		tctx, cancel := context.WithTimeout(ctx, tick)
+		// One clock read per tick, not per record; housekeeping (idle
+		// flush, commits) runs on every tick, busy or not: select picks
+		// among ready cases at random.
+		w.nowMs = w.s.now().UnixMilli()
+	chunks:
 		for {
-			m, err := r.FetchMessage(tctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					cancel()
-					return nil
-				}
-				if !errors.Is(err, context.DeadlineExceeded) {
-					w.log.Warn("fetch", "err", err)
-				}
-				break
-			}
-			if err := w.process(ctx, m); err != nil {
-				cancel()
-				if errors.Is(err, errDraining) {
-					return w.finishAll(ctx)
-				}
-				return err
-			}
 			select {
+			case <-ctx.Done():
+				return nil
 			case <-drain:
-				cancel()
 				return w.finishAll(ctx)
-			default:
+			case <-tick.C:
+				break chunks
+			case chunk := <-records:
+				for _, m := range chunk {
+					if err := w.process(ctx, m); err != nil {
+						if errors.Is(err, errDraining) {
+							return w.finishAll(ctx)
+						}
+						return err
+					}
+				}
+				f.recycle(chunk)
 			}
-		}
-		cancel()
-		select {
-		case <-drain:
-			return w.finishAll(ctx)
-		default:
 		}
 		if err := w.housekeep(ctx); err != nil {
 			if errors.Is(err, errRevoked) || ctx.Err() != nil {

@@ -146,7 +146,12 @@ func startBroker(bin, work string) (*brokerProc, error) {
 		return nil, err
 	}
 	lines := make(chan string, 1)
-	cmd := exec.Command(bin, "-port", strconv.Itoa(port))
+	args := []string{"-port", strconv.Itoa(port)}
+	if p := os.Getenv("LAKESINK_BROKER_CPUPROFILE"); p != "" {
+		// The broker shares the cores: profile it to see its share.
+		args = append(args, "-cpuprofile", p)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logf
 	cmd.Stdout = &addrWatcher{w: logf, found: lines}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -27,8 +28,22 @@ func main() {
 		saslMechs  = flag.String("sasl-mechanisms", "", "require SASL: comma-separated PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 for -sasl-user")
 		saslUser   = flag.String("sasl-user", "admin", "SASL superuser name")
 		saslPass   = flag.String("sasl-pass", "admin", "SASL superuser password")
+		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the broker here until it stops (benchmarks)")
 	)
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatalf("kafkabroker: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatalf("kafkabroker: %v", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 
 	opts := []kfake.Opt{
 		kfake.Ports(*port),
@@ -50,7 +65,8 @@ func main() {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		log.Fatalf("kafkabroker: start: %v", err)
+		log.Printf("kafkabroker: start: %v", err)
+		os.Exit(1)
 	}
 	fmt.Printf("listening %s\n", c.ListenAddrs()[0])
 
