@@ -10,6 +10,11 @@
 //   - peak RSS (VmHWM from /proc/<pid>/status at that moment, before the
 //     process is stopped).
 //
+// Records are JSON (format: json) or Avro in the Confluent wire format
+// (format: avro, with a Schema Registry served by this process); both
+// carry the same content and land in the same Parquet columns, so the two
+// runs differ only in decoding.
+//
 // It then checks that nothing was lost or duplicated: the record counts in
 // the lake's Parquet footers, per partition, equal the produced counts, and
 // (when Options.WaitMarkers is set) so do the _SUCCESS manifests.
@@ -59,6 +64,12 @@ type Options struct {
 	Records    int
 	Partitions int
 	Schema     string
+	// Format of the record values: json (default) or avro. Avro runs
+	// register the schema's Avro equivalent (avroSchemaText) in an
+	// in-process registry, produce the very records of the JSON run
+	// Avro-encoded, and give the stream the JSON run's schema list, so
+	// the Parquet files have the same columns and rows.
+	Format string
 	// Hours of event time the records cover (default 2). With Interleave
 	// the records are spread at random over all Hours, so every hour stays
 	// open in every partition at once (the memory scenario); otherwise they
@@ -104,6 +115,9 @@ func (o *Options) defaults() {
 	if o.Schema == "" {
 		o.Schema = SchemaClickstream
 	}
+	if o.Format == "" {
+		o.Format = FormatJSON
+	}
 	if o.Hours <= 0 {
 		o.Hours = 2
 	}
@@ -136,6 +150,7 @@ type Result struct {
 	Time        string `json:"time"` // RFC 3339, when the run started
 	Scenario    string `json:"scenario"`
 	Schema      string `json:"schema"`
+	Format      string `json:"format"` // json or avro; absent (json) in lines before Avro runs
 	Records     int64  `json:"records"`
 	ValueBytes  int64  `json:"value_bytes"`
 	Partitions  int    `json:"partitions"`
@@ -193,6 +208,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.Schema != SchemaClickstream && o.Schema != SchemaIoT {
 		return res, fmt.Errorf("schema %q: want clickstream or iot", o.Schema)
 	}
+	if o.Format != FormatJSON && o.Format != FormatAvro {
+		return res, fmt.Errorf("format %q: want json or avro", o.Format)
+	}
 	if o.Interleave && o.Lateness <= time.Duration(o.Hours)*time.Hour {
 		return res, fmt.Errorf("lateness %s must exceed %d interleaved hours", o.Lateness, o.Hours)
 	}
@@ -219,7 +237,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, err
 	}
 	res = Result{
-		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema,
+		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema, Format: o.Format,
 		Partitions: o.Partitions, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
 		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
 		Machine: ThisMachine(),
@@ -235,13 +253,31 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err := createTopic(ctx, broker.addr, topic, o.Partitions); err != nil {
 		return res, err
 	}
-	fmt.Fprintf(o.Progress, "producing %d %s records into %d partitions ...\n", o.Records, o.Schema, o.Partitions)
+	gen := jsonGenerator(o.Schema)
+	registryURL := ""
+	if o.Format == FormatAvro {
+		reg, err := startRegistry()
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			if serr := reg.stop(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("stop the schema registry: %w", serr))
+			}
+		}()
+		registryURL = reg.URL
+		id := reg.Register(topic+"-value", "AVRO", avroSchemaText(o.Schema))
+		if gen, err = avroGenerator(o.Schema, id); err != nil {
+			return res, err
+		}
+	}
+	fmt.Fprintf(o.Progress, "producing %d %s records (%s) into %d partitions ...\n", o.Records, o.Schema, o.Format, o.Partitions)
 	// Hours end at least Lateness + 1h before now, so the finalizer may
 	// write every marker once the partitions are idle.
 	to := time.Now().UTC().Truncate(time.Hour).Add(-o.Lateness - time.Hour).Truncate(time.Hour)
 	from := to.Add(-time.Duration(o.Hours) * time.Hour)
 	t0 := time.Now()
-	prod, err := produce(ctx, broker.addr, topic, o, from)
+	prod, err := produce(ctx, broker.addr, topic, o, from, gen)
 	if err != nil {
 		return res, err
 	}
@@ -265,7 +301,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	lake := filepath.Join(work, "lake")
 	cfgPath := filepath.Join(work, "lakesink.yaml")
 	const group = "lakesink-bench"
-	if err := os.WriteFile(cfgPath, []byte(configYAML(o, broker.addr, topic, group, work, lake, httpPort)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(configYAML(o, broker.addr, topic, group, work, lake, httpPort, registryURL)), 0o600); err != nil {
 		return res, err
 	}
 
@@ -404,14 +440,30 @@ func tvSeconds(tv syscall.Timeval) float64 {
 }
 
 // configYAML is the sink's config for a run: one stream, local lake, small
-// idle timeout and check interval so the run ends promptly.
-func configYAML(o Options, broker, topic, group, work, lake string, httpPort int) string {
+// idle timeout and check interval so the run ends promptly. Avro streams
+// (registryURL set) get the same schema list as JSON ones: fixed columns
+// rather than columns derived from the writer schema, which would flatten
+// device.screen and attrs into more columns and so write different files.
+// Their time field is a timestamp-millis, which needs no time.format.
+func configYAML(o Options, broker, topic, group, work, lake string, httpPort int, registryURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %s\n", broker, group)
+	if o.Format == FormatAvro {
+		fmt.Fprintf(&b, "schema_registry:\n  url: %q\n", registryURL)
+	}
 	fmt.Fprintf(&b, "streams:\n  - name: %s\n    topics: [%s]\n    allowed_lateness: %s\n", o.Schema, topic, o.Lateness)
+	timeFormat := func(f string) string {
+		if o.Format == FormatAvro {
+			return ""
+		}
+		return "format: " + f + ", "
+	}
+	if o.Format == FormatAvro {
+		b.WriteString("    format: avro\n")
+	}
 	if o.Schema == SchemaIoT {
-		b.WriteString(`    time: {field: event_time, format: rfc3339, timezone: UTC}
-    schema:
+		fmt.Fprintf(&b, "    time: {field: event_time, %stimezone: UTC}\n", timeFormat("rfc3339"))
+		b.WriteString(`    schema:
       - {name: device_id, type: string, required: true}
       - {name: event_time, type: timestamp_ms}
       - {name: temperature, type: double}
@@ -422,8 +474,8 @@ func configYAML(o Options, broker, topic, group, work, lake string, httpPort int
       - {name: seq, type: int64}
 `)
 	} else {
-		b.WriteString(`    time: {field: ts, format: unix_ms, timezone: UTC}
-    schema:
+		fmt.Fprintf(&b, "    time: {field: ts, %stimezone: UTC}\n", timeFormat("unix_ms"))
+		b.WriteString(`    schema:
       - {name: event_id, type: string, required: true}
       - {name: user_id, type: string}
       - {name: ts, type: timestamp_ms}
@@ -559,9 +611,9 @@ func AppendJSON(path string, r Result) error {
 func (r Result) Table() string {
 	var b strings.Builder
 	row := func(k, f string, a ...any) { fmt.Fprintf(&b, "  %-28s "+f+"\n", append([]any{k}, a...)...) }
-	fmt.Fprintf(&b, "lakesink bench — %s, %s\n", r.Scenario, r.Time)
+	fmt.Fprintf(&b, "lakesink bench — %s, %s values (%.0f B/record), %s\n", r.Scenario, r.format(), float64(r.ValueBytes)/float64(max(r.Records, 1)), r.Time)
 	row("machine", "%d CPU, %s, %s, load1 before %.2f", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.Load1)
-	row("records", "%d %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
+	row("records", "%d %s, %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, r.format(), float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
 	row("layout", "%d partitions, %d hours (interleaved: %v), %s, memory_limit %s", r.Partitions, r.Hours, r.Interleave, r.Compression, orDefault(r.MemoryLimit))
 	row("produce (not measured)", "%.2f s", r.ProduceSeconds)
 	row("start → all committed", "%.2f s (idle flush %s included)", r.Seconds, r.IdleTimeout)
@@ -583,6 +635,15 @@ func (r Result) Table() string {
 		row("cpu profile", "%s", r.CPUProfile)
 	}
 	return b.String()
+}
+
+// format is r.Format, with results written before Avro runs existed
+// (no format) being JSON.
+func (r Result) format() string {
+	if r.Format == "" {
+		return FormatJSON
+	}
+	return r.Format
 }
 
 func orDefault(s string) string {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 )
 
 // produced is what produce sent.
@@ -20,18 +18,17 @@ type produced struct {
 }
 
 // produceChunk is the number of records per produce request: 2,000 records
-// of ~320 bytes stay under the broker's 1 MiB max.message.bytes.
+// of ~320 bytes (JSON; Avro ones are smaller) stay under the broker's 1 MiB
+// max.message.bytes.
 const produceChunk = 2000
 
-// produce writes o.Records records round robin over the partitions: record
-// seq goes to partition seq % Partitions. It opens one leader connection per
-// partition and sends large uncompressed batches from a few goroutines, so
-// producing 1M records takes seconds, not minutes.
-func produce(ctx context.Context, addr, topic string, o Options, from time.Time) (produced, error) {
-	gen := demo.Clickstream
-	if o.Schema == SchemaIoT {
-		gen = demo.IoT
-	}
+// produce writes o.Records records made by gen round robin over the
+// partitions: record seq goes to partition seq % Partitions. It opens one
+// leader connection per partition and sends large uncompressed batches from
+// a few goroutines, so producing 1M records takes seconds, not minutes.
+// Event times and the random content depend only on the partition and seq,
+// not on the format, so JSON and Avro runs produce the same records.
+func produce(ctx context.Context, addr, topic string, o Options, from time.Time, gen generator) (produced, error) {
 	span := time.Duration(o.Hours) * time.Hour
 	end := from.Add(span - time.Millisecond)
 	const workers = 4
@@ -66,7 +63,7 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time)
 }
 
 func producePartition(ctx context.Context, addr, topic string, p int, o Options, from time.Time, span time.Duration, end time.Time,
-	gen func(*rand.Rand, int64, time.Time) []byte) (n, nbytes int64, err error) {
+	gen generator) (n, nbytes int64, err error) {
 	conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, p)
 	if err != nil {
 		return 0, 0, fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
@@ -98,7 +95,10 @@ func producePartition(ctx context.Context, addr, topic string, p int, o Options,
 			}
 		}
 		t = t.Truncate(time.Millisecond)
-		v := gen(r, seq, t)
+		v, err := gen(r, seq, t)
+		if err != nil {
+			return n, nbytes, err
+		}
 		batch = append(batch, kafka.Message{Value: v, Time: t})
 		n++
 		nbytes += int64(len(v))

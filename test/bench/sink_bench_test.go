@@ -65,7 +65,7 @@ func benchSink(b *testing.B, o Options) {
 		b.Fatal(err)
 	}
 	from := time.Now().UTC().Truncate(time.Hour).Add(-o.Lateness - time.Duration(o.Hours+1)*time.Hour)
-	prod, err := produce(ctx, broker.addr, topic, o, from)
+	prod, err := produce(ctx, broker.addr, topic, o, from, jsonGenerator(SchemaClickstream))
 	if err != nil {
 		b.Fatal(err)
 	}

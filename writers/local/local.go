@@ -288,7 +288,13 @@ func (w *Writer) put(ctx context.Context, key string, r io.Reader, size int64, e
 	if err := lock(f); err != nil {
 		return fmt.Errorf("lock temporary file: %w", err)
 	}
-	buf := make([]byte, copyBuffer)
+	// No bigger than the object (+1 so that a longer reader is seen):
+	// many small files are uploaded at once when memory runs short.
+	n := int64(copyBuffer)
+	if size >= 0 && size+1 < n {
+		n = max(size+1, 512)
+	}
+	buf := make([]byte, n)
 	if _, err := io.CopyBuffer(onlyWriter{f}, writers.ExactReader(ctx, r, size), buf); err != nil {
 		return err
 	}
