@@ -10,8 +10,12 @@
 #                produces BENCH_RECORDS clickstream records, runs the binary
 #                to the local lake (zstd) and prints records/s, MB/s, CPU
 #                seconds and peak RSS; appends a JSON line to BENCH_RESULTS.
-#                BENCH_ARGS adds flags, e.g. BENCH_ARGS='-scenario memory'
-#                or BENCH_ARGS='-schema iot' (see test/bench/cmd/lakesink-bench).
+#                Two runs: the records as JSON, then the same records as
+#                Avro (Confluent wire format, in-process schema registry),
+#                followed by a summary line per format. BENCH_ARGS adds
+#                flags to both, e.g. BENCH_ARGS='-schema iot', or
+#                BENCH_ARGS='-format avro' for one run; BENCH_ARGS='-scenario
+#                memory' runs JSON only (see test/bench/cmd/lakesink-bench).
 
 GO        ?= go
 TOOLS_BIN := $(CURDIR)/.tools/bin

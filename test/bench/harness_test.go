@@ -1,17 +1,22 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/lakesink/lakesink/cmd/lakesink/demo"
+	"github.com/lakesink/lakesink/config"
 )
 
 func TestMain(m *testing.M) {
@@ -73,6 +78,9 @@ func TestHarnessSmoke(t *testing.T) {
 	}{
 		{"clickstream", Options{Scenario: "smoke", Records: 20000, Partitions: 6, WaitMarkers: true}},
 		{"iot", Options{Scenario: "smoke", Schema: SchemaIoT, Records: 10000, Partitions: 3, Hours: 1, WaitMarkers: true}},
+		// The same records as "clickstream", Avro-encoded, with the
+		// registry in this process.
+		{"clickstream-avro", Options{Scenario: "smoke", Format: FormatAvro, Records: 20000, Partitions: 6, WaitMarkers: true}},
 		// The memory scenario in small: every hour open in every partition.
 		{"memory", Options{Scenario: "memory-smoke", Records: 20000, Partitions: 32, Hours: 4, Interleave: true,
 			MemoryLimit: "64MiB", WaitMarkers: true}},
@@ -114,8 +122,19 @@ func TestHarnessSmoke(t *testing.T) {
 			if res.PeakRSSMiB < 5 || res.PeakRSSMiB > 4096 || res.PeakRSSMiBExit < res.PeakRSSMiB*0.9 {
 				t.Errorf("peak RSS %.1f MiB at commit, %.1f MiB at exit", res.PeakRSSMiB, res.PeakRSSMiBExit)
 			}
-			if avg := float64(res.ValueBytes) / float64(res.Records); (o.Schema != SchemaIoT && (avg < 250 || avg > 400)) || avg < 100 {
-				t.Errorf("%.0f bytes per %s record", avg, res.Schema)
+			// JSON clickstream ~320 B, IoT ~160 B; Avro clickstream ~150 B.
+			lo, hi := 250.0, 400.0
+			switch {
+			case o.Schema == SchemaIoT:
+				lo, hi = 100, 250
+			case o.Format == FormatAvro:
+				lo, hi = 120, 200
+			}
+			if avg := float64(res.ValueBytes) / float64(res.Records); avg < lo || avg > hi {
+				t.Errorf("%.0f bytes per %s %s record, want %.0f to %.0f", avg, res.Schema, res.Format, lo, hi)
+			}
+			if want := cmp.Or(o.Format, FormatJSON); res.Format != want {
+				t.Errorf("result format %q, want %q", res.Format, want)
 			}
 
 			results := filepath.Join(t.TempDir(), "results.jsonl")
@@ -148,6 +167,7 @@ func TestHarnessSmoke(t *testing.T) {
 func TestRunRejectsBadOptions(t *testing.T) {
 	for name, o := range map[string]Options{
 		"unknown schema":      {Schema: "logs"},
+		"unknown format":      {Format: "protobuf"},
 		"late interleaved":    {Interleave: true, Hours: 4, Lateness: time.Hour},
 		"lateness equal span": {Interleave: true, Hours: 2, Lateness: 2 * time.Hour},
 	} {
@@ -222,14 +242,62 @@ lakesink_records_written_total{stream="b",x="}"} 5
 	}
 }
 
+// TestConfigYAML: the generated configs pass lakesink's own validation and
+// say what the run needs; Avro streams keep the JSON run's columns.
 func TestConfigYAML(t *testing.T) {
-	o := Options{Schema: SchemaIoT, MemoryLimit: "256MiB", Interleave: true, Hours: 4}
-	o.defaults()
-	y := configYAML(o, "127.0.0.1:9092", "iot", "g", "/w", "/w/lake", 8081)
-	for _, want := range []string{`brokers: ["127.0.0.1:9092"]`, "memory_limit: 256MiB", "allowed_lateness: 4h30m0s",
-		"format: rfc3339", `listen: "127.0.0.1:8081"`, "idle_partition_timeout: 300ms", "compression: zstd", `root: "/w/lake"`} {
-		if !strings.Contains(y, want) {
-			t.Errorf("config lacks %q:\n%s", want, y)
-		}
+	for _, tc := range []struct {
+		name  string
+		o     Options
+		want  []string
+		avoid []string
+	}{
+		{"iot json memory", Options{Schema: SchemaIoT, MemoryLimit: "256MiB", Interleave: true, Hours: 4},
+			[]string{"memory_limit: 256MiB", "allowed_lateness: 4h30m0s", "format: rfc3339", "{name: humidity, type: float}"},
+			[]string{"schema_registry", "format: avro"}},
+		{"clickstream json", Options{},
+			[]string{"format: unix_ms", "{name: device_id, path: device.id, type: string}", "{name: attrs, type: json}"},
+			[]string{"schema_registry", "format: avro", "memory_limit"}},
+		{"clickstream avro", Options{Format: FormatAvro},
+			[]string{"format: avro", `url: "http://127.0.0.1:8085"`, "time: {field: ts, timezone: UTC}",
+				"{name: device_id, path: device.id, type: string}", "{name: attrs, type: json}"},
+			[]string{"unix_ms"}},
+		{"iot avro", Options{Format: FormatAvro, Schema: SchemaIoT},
+			[]string{"format: avro", "time: {field: event_time, timezone: UTC}", "{name: seq, type: int64}"},
+			[]string{"rfc3339"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.defaults()
+			reg := ""
+			if o.Format == FormatAvro {
+				reg = "http://127.0.0.1:8085"
+			}
+			y := configYAML(o, "127.0.0.1:9092", o.Schema, "g", "/w", "/w/lake", 8081, reg)
+			cfg, err := config.Parse([]byte(y), nil)
+			if err != nil {
+				t.Fatalf("config does not validate: %v\n%s", err, y)
+			}
+			want := append([]string{`brokers: ["127.0.0.1:9092"]`, `listen: "127.0.0.1:8081"`, "idle_partition_timeout: 300ms",
+				"compression: zstd", `root: "/w/lake"`}, tc.want...)
+			for _, w := range want {
+				if !strings.Contains(y, w) {
+					t.Errorf("config lacks %q:\n%s", w, y)
+				}
+			}
+			for _, a := range tc.avoid {
+				if strings.Contains(y, a) {
+					t.Errorf("config has %q:\n%s", a, y)
+				}
+			}
+			// The stream's columns are those of the demo stream, whatever
+			// the format.
+			demoStream := demo.ClickstreamStream(o.Schema)
+			if o.Schema == SchemaIoT {
+				demoStream = demo.IoTStream(o.Schema)
+			}
+			if got := cfg.Streams[0]; !slices.Equal(got.Schema, demoStream.Schema) || string(got.Format) != o.Format {
+				t.Errorf("stream %+v, want format %s and the columns %+v", got, o.Format, demoStream.Schema)
+			}
+		})
 	}
 }

@@ -2,12 +2,22 @@
 // harness in test/bench: it runs the lakesink binary against a backlog in
 // the test broker and prints records/s, MB/s, CPU seconds and peak RSS.
 //
-//	lakesink-bench -lakesink bin/lakesink -broker bin/kafkabroker            # 1M clickstream, 6 partitions
+//	lakesink-bench -lakesink bin/lakesink -broker bin/kafkabroker            # 1M clickstream, 6 partitions, JSON then Avro
+//	lakesink-bench -format avro                                              # Avro only
 //	lakesink-bench -schema iot -records 2000000
-//	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB
+//	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB; JSON only
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
-// Each run appends one JSON line to -results. Exit status 1 when the run
+// -format is a comma-separated list of record formats, each a separate run
+// with the same options and the same records: json, and avro (the same
+// content Avro-encoded in the Confluent wire format, with a Schema Registry
+// served by this process). It defaults to "json,avro" in the throughput
+// scenario and "json" in the memory scenario. With more than one format
+// the tables are followed by one summary line per format
+// ("json: N records/s"), and -work-dir and -profile get a per-format
+// suffix.
+//
+// Each run appends one JSON line to -results. Exit status 1 when a run
 // failed or the lake did not hold exactly the produced records.
 package main
 
@@ -17,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +40,7 @@ func main() {
 		o        bench.Options
 		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
+		formats  = flag.String("format", "", "json | avro | json,avro: one run per format (default json,avro; memory scenario json)")
 	)
 	flag.StringVar(&o.LakesinkBin, "lakesink", "", "lakesink binary (empty: build it)")
 	flag.StringVar(&o.BrokerBin, "broker", "", "test/kafkabroker binary (empty: build it)")
@@ -48,7 +60,13 @@ func main() {
 	o.Scenario = *scenario
 	switch *scenario {
 	case "throughput":
+		if *formats == "" {
+			*formats = bench.FormatJSON + "," + bench.FormatAvro
+		}
 	case "memory":
+		if *formats == "" {
+			*formats = bench.FormatJSON
+		}
 		o.Interleave = true
 		o.WaitMarkers = true
 		if o.Partitions == 0 {
@@ -64,29 +82,84 @@ func main() {
 		fmt.Fprintf(os.Stderr, "lakesink-bench: unknown -scenario %q\n", *scenario)
 		os.Exit(2)
 	}
-	if o.WorkDir != "" {
-		o.KeepWorkDir = true
-		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, "lakesink-bench:", err)
-			os.Exit(1)
+	var fs []string
+	for _, f := range strings.Split(*formats, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case bench.FormatJSON, bench.FormatAvro:
+			fs = append(fs, f)
+		default:
+			fmt.Fprintf(os.Stderr, "lakesink-bench: -format %q: want json, avro or both comma-separated\n", f)
+			os.Exit(2)
 		}
 	}
 	o.Progress = os.Stderr
+	o.KeepWorkDir = o.WorkDir != ""
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	failed := false
+	var summary []string
+	for i, f := range fs {
+		if ctx.Err() != nil {
+			break
+		}
+		run := o
+		run.Format = f
+		if len(fs) > 1 {
+			// A second run in the same folder would count the first
+			// one's files in its lake.
+			if run.WorkDir != "" {
+				run.WorkDir = filepath.Join(run.WorkDir, f)
+			}
+			if run.CPUProfile != "" {
+				run.CPUProfile = strings.TrimSuffix(run.CPUProfile, filepath.Ext(run.CPUProfile)) + "-" + f + filepath.Ext(run.CPUProfile)
+			}
+		}
+		if i > 0 {
+			fmt.Println()
+		}
+		line, err := runOne(ctx, run, *results)
+		summary = append(summary, line)
+		if err != nil {
+			failed = true
+			fmt.Fprintf(os.Stderr, "lakesink-bench: %s: %v\n", f, err)
+		}
+	}
+	if len(summary) > 1 {
+		fmt.Println()
+		for _, l := range summary {
+			fmt.Println(l)
+		}
+	}
+	if failed || ctx.Err() != nil {
+		os.Exit(1)
+	}
+}
+
+// runOne runs the benchmark once, prints its table, appends its JSON line
+// to results (if not empty) and returns its summary line.
+func runOne(ctx context.Context, o bench.Options, results string) (string, error) {
+	if o.WorkDir != "" {
+		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+			return o.Format + ": failed", err
+		}
+	}
 	res, err := bench.Run(ctx, o)
 	res.Command = strings.Join(os.Args, " ")
+	line := o.Format + ": failed"
 	if res.Seconds > 0 {
 		fmt.Print(res.Table())
-		if *results != "" {
-			if err := bench.AppendJSON(*results, res); err != nil {
+		if results != "" {
+			if err := bench.AppendJSON(results, res); err != nil {
 				fmt.Fprintln(os.Stderr, "lakesink-bench: results:", err)
 			}
 		}
+		line = fmt.Sprintf("%s: %.0f records/s (%.0f B/record, %.1f µs CPU/record, peak RSS %.1f MiB)",
+			res.Format, res.RecordsPerSec, float64(res.ValueBytes)/float64(max(res.Records, 1)),
+			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSSMiB)
+		if err != nil {
+			line += ", NOT VERIFIED"
+		}
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lakesink-bench:", err)
-		os.Exit(1)
-	}
+	return line, err
 }
