@@ -166,7 +166,10 @@ type FileWriter struct {
 	pool   *pagePool
 	pw     *parquet.GenericWriter[any]
 
-	batch   []parquet.Row // batchRows rows of len(columns) values, in leaf order
+	// batch holds the pending rows column by column (leaf order), nbatch
+	// values each: they go to parquet-go's column writers directly, which
+	// skips WriteRows' row-to-column transposition.
+	batch   [][]parquet.Value
 	nbatch  int
 	arena   []byte // copies of the pending rows' byte arrays
 	pending int64  // plain size of the pending rows
@@ -222,13 +225,13 @@ func NewFileWriter(path string, schema *Schema, opts FileOptions) (*FileWriter, 
 		out:    out,
 		pool:   pool,
 		pw:     parquet.NewGenericWriter[any](out, config),
-		batch:  make([]parquet.Row, batchRows),
+		batch:  make([][]parquet.Value, len(schema.cols)),
 		first:  -1,
 		last:   -1,
 	}
 	values := make([]parquet.Value, batchRows*len(schema.cols))
 	for i := range w.batch {
-		w.batch[i] = values[i*len(schema.cols) : (i+1)*len(schema.cols) : (i+1)*len(schema.cols)]
+		w.batch[i] = values[i*batchRows : (i+1)*batchRows : (i+1)*batchRows]
 	}
 	return w, nil
 }
@@ -278,7 +281,7 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 			size += 8
 		}
 	}
-	if w.nbatch > 0 && (w.nbatch == len(w.batch) || len(w.arena)+need > cap(w.arena)) {
+	if w.nbatch > 0 && (w.nbatch == batchRows || len(w.arena)+need > cap(w.arena)) {
 		if err := w.writeBatch(); err != nil {
 			return err
 		}
@@ -289,11 +292,11 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 	if need > 0 && !direct && w.arena == nil {
 		w.arena = make([]byte, 0, arenaBytes)
 	}
-	dst := w.batch[w.nbatch]
+	r := w.nbatch
 	for i, v := range row {
 		leaf := s.leaf[i]
 		if v.IsNull() {
-			dst[leaf] = parquet.Value{}.Level(0, 0, leaf)
+			w.batch[leaf][r] = parquet.Value{}.Level(0, 0, leaf)
 			continue
 		}
 		def := 1
@@ -305,7 +308,7 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 			w.arena = append(w.arena, v.ByteArray()...)
 			v = parquet.ByteArrayValue(w.arena[start:len(w.arena):len(w.arena)])
 		}
-		dst[leaf] = v.Level(0, def, leaf)
+		w.batch[leaf][r] = v.Level(0, def, leaf)
 	}
 	w.nbatch++
 	w.pending += size
@@ -335,10 +338,16 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 // called at points that depend only on the rows, which keeps page and row
 // group boundaries deterministic.
 func (w *FileWriter) writeBatch() error {
-	rows := w.batch[:w.nbatch]
-	_, err := w.pw.WriteRows(rows)
-	for _, r := range rows {
-		clear(r) // drop references to the arena and the caller's buffers
+	// Whole rows per call, as WriteRowValues requires: a page never splits
+	// a row. The row group's row count comes from the columns.
+	var err error
+	for leaf, cw := range w.pw.ColumnWriters() {
+		if _, err = cw.WriteRowValues(w.batch[leaf][:w.nbatch]); err != nil {
+			break
+		}
+	}
+	for _, col := range w.batch {
+		clear(col[:w.nbatch]) // drop references to the arena and the caller's buffers
 	}
 	w.nbatch, w.arena, w.pending = 0, w.arena[:0], 0
 	if err != nil {
@@ -425,7 +434,7 @@ func (w *FileWriter) BufferedBytes() int64 {
 	// (TestFileWriterMemory, 500-3000 rows per file).
 	unencoded := 9 * max(0, w.pw.Size()-w.out.n-pages) / 4
 	columns := unencoded + int64(w.pool.maxLive)*int64(w.opts.PageBufferBytes)
-	return writerOverhead + int64(cap(w.arena)) + int64(len(w.batch)*len(w.schema.cols))*valueSize +
+	return writerOverhead + int64(cap(w.arena)) + int64(batchRows*len(w.schema.cols))*valueSize +
 		columns + w.pool.memory + int64(cap(w.out.buf)) + int64(cap(w.pool.scratch))
 }
 
