@@ -244,7 +244,7 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	}
 	oldWM := w.led.rawWM
 	w.led.read(m.Offset, ev.UnixMilli(), now)
-	if w.appended++; w.appended >= memCheckEvery {
+	if w.appended++; w.appended >= memCheckEvery(w.nparts) {
 		if err := w.boundMemory(ctx); err != nil {
 			return err
 		}

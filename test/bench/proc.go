@@ -152,6 +152,13 @@ func startBroker(bin, work string) (*brokerProc, error) {
 		args = append(args, "-cpuprofile", p)
 	}
 	cmd := exec.Command(bin, args...)
+	// The broker stands in for a Kafka cluster: Go settings meant for the
+	// sink (GOMEMLIMIT, GOGC, GODEBUG) must not change how it runs.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GODEBUG=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.Stderr = logf
 	cmd.Stdout = &addrWatcher{w: logf, found: lines}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
