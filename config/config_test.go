@@ -378,8 +378,8 @@ var badFiles = map[string][]string{
 		`streams[1].schema[0].type: unknown type "strng"`},
 	"registry_url.bad.yaml": {"schema_registry.url: required when a stream has format avro, protobuf or json_schema (streams[1], streams[2], streams[3])",
 		"streams[0].time.format: required when field is set"},
-	"subject.bad.yaml": {`line 4: streams[0].subject: only used with format json_schema (got format json)`,
-		`line 5: streams[1].subject: only used with format json_schema (got format avro)`},
+	"subject.bad.yaml": {`line 4: streams[0].subject: only used with format json_schema or json (got format avro)`,
+		`line 5: streams[1].subject: only used with format json_schema or json (got format protobuf)`},
 	"infer.bad.yaml": {"line 4: streams[0].infer_sample: must be between 1 and 100000, got 0",
 		`line 5: streams[1].schema: "infer" is only for format json`,
 		`line 6: streams[2].schema: want a list of columns or "infer", got "guess"`,
@@ -727,6 +727,12 @@ func TestJSONSchemaStream(t *testing.T) {
 	}
 	if s.Format != FormatJSONSchema || s.Subject != "payments-value" || len(s.Schema) != 0 || !s.Format.UsesRegistry() {
 		t.Errorf("payments stream = format %q subject %q, %d columns; want json_schema, payments-value, none", s.Format, s.Subject, len(s.Schema))
+	}
+	if r, _ := c.StreamForTopic("refunds"); r.Format != FormatJSONSchema || r.Subject != "refunds-value" {
+		t.Errorf("refunds stream (format json, subject) = format %q subject %q; want json_schema, refunds-value", r.Format, r.Subject)
+	}
+	if c, _ := c.StreamForTopic("clicks"); c.Format != FormatJSON {
+		t.Errorf("clicks stream without subject = format %q, want json", c.Format)
 	}
 }
 

@@ -49,6 +49,13 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		return nil, joinProblems(probs)
 	}
 	decodeProbs := probs
+	for i := range c.Streams {
+		// `format: json` with a registry subject is JSON Schema (issue 8
+		// spelled it that way): the same as format json_schema.
+		if st := &c.Streams[i]; st.Format == FormatJSON && st.Subject != "" {
+			st.Format = FormatJSONSchema
+		}
+	}
 	for _, v := range c.validate() {
 		if suppressed(v.Path, decodeProbs) {
 			continue

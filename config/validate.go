@@ -172,7 +172,7 @@ func (c *Config) validateStreams(p *problems) {
 		oneOf(sp+".late_policy", p, s.LatePolicy, LateAmend, LateDeadLetter, LateCurrentHour)
 		oneOf(sp+".format", p, s.Format, FormatJSON, FormatAvro, FormatProtobuf, FormatJSONSchema)
 		if s.Subject != "" && s.Format != FormatJSONSchema {
-			p.add(sp+".subject", "only used with format json_schema (got format %s)", s.Format)
+			p.add(sp+".subject", "only used with format json_schema or json (got format %s)", s.Format)
 		}
 		// Avro and Protobuf streams may leave the columns to the writer
 		// schema.
