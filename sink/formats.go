@@ -112,17 +112,9 @@ func compileRegistryStream(sc config.Stream, tmpl *partitioner.PathTemplate, max
 	if _, err := confluent.New(spec); err != nil {
 		return nil, err
 	}
-	return &stream{
-		name:     sc.Name,
-		topics:   sc.Topics,
-		loc:      sc.Location(),
-		lateness: time.Duration(sc.AllowedLateness),
-		late:     sc.LatePolicy,
-		path:     tmpl,
-		schema:   schema,
-		format:   sc.Format,
-		cspec:    spec,
-	}, nil
+	st := newStream(sc, tmpl)
+	st.schema, st.cspec = schema, spec
+	return st, nil
 }
 
 // newRegistryClient returns the schema registry client for cfg, or nil when

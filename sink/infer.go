@@ -81,18 +81,9 @@ func compileInferStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxByt
 	if n <= 0 {
 		n = config.DefaultInferSample
 	}
-	return &stream{
-		name:     sc.Name,
-		topics:   sc.Topics,
-		loc:      sc.Location(),
-		lateness: time.Duration(sc.AllowedLateness),
-		late:     sc.LatePolicy,
-		path:     tmpl,
-		schema:   placeholder,
-		spec:     spec,
-		format:   config.FormatJSON,
-		infer:    &inferSpec{sample: n},
-	}, nil
+	st := newStream(sc, tmpl)
+	st.schema, st.spec, st.infer = placeholder, spec, &inferSpec{sample: n}
+	return st, nil
 }
 
 // inferWorker is a worker's inference state: the join of every record it

@@ -198,6 +198,14 @@ func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes in
 	for i, f := range sc.Schema {
 		spec.Fields = append(spec.Fields, decode.Field{Column: cols[i], Path: f.Path})
 	}
+	st := newStream(sc, tmpl)
+	st.schema, st.spec = schema, spec
+	return st, nil
+}
+
+// newStream fills what every stream takes from its config the same way,
+// whatever its format; the compile functions add schema and decoder specs.
+func newStream(sc config.Stream, tmpl *partitioner.PathTemplate) *stream {
 	return &stream{
 		name:     sc.Name,
 		topics:   sc.Topics,
@@ -205,10 +213,8 @@ func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes in
 		lateness: time.Duration(sc.AllowedLateness),
 		late:     sc.LatePolicy,
 		path:     tmpl,
-		schema:   schema,
-		spec:     spec,
-		format:   config.FormatJSON,
-	}, nil
+		format:   sc.Format,
+	}
 }
 
 // Metrics returns the sink's collectors.

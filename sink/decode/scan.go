@@ -147,6 +147,15 @@ func (d *Decoder) scanEscape(data []byte, i int) int {
 	return d.fail(i, "invalid escape character")
 }
 
+// AppendUnescaped appends the unescaped form of s, the content of a JSON
+// string already validated (without its quotes), to dst. Unpaired
+// surrogates become U+FFFD. For other scanners of this module (infer), so
+// that JSON escapes are resolved in one place.
+func AppendUnescaped(dst, s []byte) []byte { return unescape(dst, s) }
+
+// Hex4 decodes the four hex digits at data[i:i+4] (a \u escape).
+func Hex4(data []byte, i int) (rune, bool) { return hex4(data, i) }
+
 // unescape appends the unescaped form of the validated string content s to
 // dst. Unpaired surrogates become U+FFFD (the record is rejected anyway).
 func unescape(dst, s []byte) []byte {

@@ -2,9 +2,9 @@ package infer
 
 import (
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 	"unsafe"
+
+	"github.com/lakesink/lakesink/sink/decode"
 )
 
 // A small validating JSON scanner shared by Observe and Decode. Records
@@ -118,7 +118,7 @@ func skipString(data []byte, i int) (int, bool) {
 			switch data[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if _, ok := hex4(data, i+1); !ok {
+				if _, ok := decode.Hex4(data, i+1); !ok {
 					return -1, false
 				}
 				i += 4
@@ -128,27 +128,6 @@ func skipString(data []byte, i int) (int, bool) {
 		}
 	}
 	return -1, false
-}
-
-func hex4(data []byte, i int) (rune, bool) {
-	if i+4 > len(data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range data[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }
 
 // skipNumber scans the number at i and returns the index after it (-1 if
@@ -215,51 +194,7 @@ func numberKind(lit []byte, integer bool) Kind {
 }
 
 // unescape appends the content of the JSON string literal s (quotes
-// included, already validated) to dst, resolving escapes. Unpaired
-// surrogates become U+FFFD (the probe decoder rejects them first).
-func unescape(dst, s []byte) []byte {
-	s = s[1 : len(s)-1]
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, _ := hex4(s, i+1)
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2 := rune(-1)
-				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					if v, ok := hex4(s, i+3); ok {
-						r2 = v
-					}
-				}
-				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-					i += 6
-					r = dec
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-		default: // '"', '\\', '/'
-			dst = append(dst, s[i])
-		}
-	}
-	return dst
-}
+// included, already validated) to dst, resolving escapes.
+func unescape(dst, s []byte) []byte { return decode.AppendUnescaped(dst, s[1:len(s)-1]) }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
