@@ -1,5 +1,7 @@
 // Package confluent decodes Kafka record values written in the Confluent
-// wire format — Avro or Protobuf with a Schema Registry id — into rows of
+// wire format — Avro, Protobuf or JSON Schema with a Schema Registry id
+// (JSON Schema streams also take plain JSON read with a subject's latest
+// schema; its mapping rules are at the top of jsonschema.go) — into rows of
 // Parquet values, the same output as package decode gives for JSON: a row
 // in column order, the event time, and a *decode.Error with a stable Reason
 // for records that go to the dead-letter topic.
@@ -10,7 +12,7 @@
 //	bytes 1..4  schema id, big-endian int32           ReasonUnknownSchema if the registry does not know it
 //	Protobuf:   message indexes: zig-zag varint count, then that many zig-zag
 //	            varint indexes (a single 0 byte means [0], the first message)
-//	rest        the Avro binary datum / Protobuf message of that schema
+//	rest        the Avro binary datum / Protobuf message / JSON text of that schema
 //
 // A value shorter than its header, or an Avro datum that ends early, is
 // ReasonTruncated. A body that does not decode with its writer schema
