@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -138,7 +137,7 @@ func (n *notifier) deliver(ctx context.Context, ev Event) error {
 // retry calls f until it succeeds or ctx ends, sleeping an exponentially
 // growing, jittered backoff between attempts.
 func (n *notifier) retry(ctx context.Context, what string, f func(context.Context) error) error {
-	backoff := n.minBackoff
+	wait := newBackoff(n.minBackoff, n.maxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := f(ctx)
 		if err == nil {
@@ -148,13 +147,9 @@ func (n *notifier) retry(ctx context.Context, what string, f func(context.Contex
 			return ctx.Err()
 		}
 		n.log.Warn("completion event not delivered, retrying", "to", what, "attempt", attempt, "err", err)
-		d := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, wait.next()) {
 			return ctx.Err()
-		case <-time.After(d):
 		}
-		backoff = min(backoff*2, n.maxBackoff)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -145,8 +144,10 @@ func (f *fetcher) stop() {
 }
 
 func (f *fetcher) run(ctx context.Context, offset int64) {
+	const first = 100 * time.Millisecond
+	wait := newBackoff(first, 5*time.Second)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleepCtx(ctx, backoff(attempt)) {
+		if attempt > 0 && !sleepCtx(ctx, wait.next()) {
 			return
 		}
 		conn, err := f.dial(ctx)
@@ -170,6 +171,7 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 		}
 		if err == nil {
 			attempt = -1 // progress was made: reconnect at once
+			wait.reset(first)
 		}
 	}
 }
@@ -308,14 +310,7 @@ func (f *fetcher) send(ctx context.Context, c []kafka.Message) bool {
 	}
 }
 
-// backoff is the wait before retry attempt n: 100 ms doubling up to 5 s,
-// with ±20 % jitter so that many partitions do not retry in step.
-func backoff(n int) time.Duration {
-	d := 100 * time.Millisecond << min(n-1, 6)
-	d = min(d, 5*time.Second)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
+// sleepCtx waits d; false if ctx ended first.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,10 +175,10 @@ func (w *worker) retryDecode(ctx context.Context, m kafka.Message, err error) ([
 	rh := &w.s.regHealth
 	rh.begin(err)
 	defer rh.end()
-	backoff := 100 * time.Millisecond
+	wait := newBackoff(100*time.Millisecond, 10*time.Second)
 	for attempt := 1; ; attempt++ {
 		w.log.Warn("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
-		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		t := time.NewTimer(wait.next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -189,7 +188,6 @@ func (w *worker) retryDecode(ctx context.Context, m kafka.Message, err error) ([
 			return nil, time.Time{}, errDraining
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 10*time.Second)
 		row, ev, derr := w.dec.Decode(m.Value, m.Time)
 		if derr == nil || isRecordError(derr) {
 			return row, ev, derr

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -414,7 +413,7 @@ func isGenerationError(err error) bool {
 // exponential backoff and jitter until it succeeds or ctx ends. The partition
 // waits meanwhile: nothing is committed past records that are not durable.
 func (s *Sink) upload(ctx context.Context, key, path string, size int64, log *slog.Logger) error {
-	backoff := 100 * time.Millisecond
+	wait := newBackoff(100*time.Millisecond, 10*time.Second)
 	for attempt := 1; ; attempt++ {
 		err := s.putFile(ctx, key, path, size)
 		if err == nil {
@@ -429,13 +428,9 @@ func (s *Sink) upload(ctx context.Context, key, path string, size int64, log *sl
 		s.metrics.UploadRetries.Inc()
 		s.health.setStorage(false, err.Error())
 		log.Warn("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
-		d := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, wait.next()) {
 			return ctx.Err()
-		case <-time.After(d):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 
