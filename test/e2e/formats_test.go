@@ -262,12 +262,7 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 	checkManifestsAgainstSchema(t, root)
 
 	// Dead letters: the bad records, unchanged, with their reasons.
-	dl := readDeadLetters(t, k.Addr, "orders", len(bad))
-	for reason, v := range bad {
-		if dl[reason] != string(v) {
-			t.Errorf("dead letter %s = %q, want the record unchanged %q (got reasons %v)", reason, dl[reason], v, keys(dl))
-		}
-	}
+	checkDeadLettered(t, k.Addr, "orders", bad)
 	proc.Stop(20 * time.Second)
 	if err := proc.ExitErr(); err != nil {
 		t.Errorf("lakesink exit: %v", err)
@@ -281,7 +276,6 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 func formatsConfig(t *testing.T, broker, registryURL, httpListen string) (root, cfgPath string) {
 	t.Helper()
 	dir := t.TempDir()
-	root = filepath.Join(dir, "lake")
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   group_id: lakesink-formats
@@ -307,7 +301,17 @@ streams:
       - {name: event_time, type: timestamp_us}
       - {name: temp, type: double}
       - {name: seq, type: int64, required: true}
-files:
+`, broker, registryURL)
+	return writeLocalConfig(t, dir, cfg, httpListen)
+}
+
+// writeLocalConfig completes head (the kafka, schema_registry and streams
+// sections) with a local lake, spool and dead-letter topic in dir, writes
+// it to dir/lakesink.yaml and returns the lake root and the config path.
+func writeLocalConfig(t *testing.T, dir, head, httpListen string) (root, cfgPath string) {
+	t.Helper()
+	root = filepath.Join(dir, "lake")
+	cfg := head + fmt.Sprintf(`files:
   spool_dir: %q
 storage:
   type: local
@@ -320,12 +324,24 @@ dead_letter:
 http:
   listen: %q
 log: {level: debug, format: json}
-`, broker, registryURL, filepath.Join(dir, "spool"), root, httpListen)
+`, filepath.Join(dir, "spool"), root, httpListen)
 	cfgPath = filepath.Join(dir, "lakesink.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return root, cfgPath
+}
+
+// checkDeadLettered reads len(bad) dead letters of topic and checks that
+// each bad record is among them, unchanged, under its reason.
+func checkDeadLettered(t *testing.T, broker, topic string, bad map[string][]byte) {
+	t.Helper()
+	dl := readDeadLetters(t, broker, topic, len(bad))
+	for reason, v := range bad {
+		if dl[reason] != string(v) {
+			t.Errorf("dead letter %s = %q, want the record unchanged %q (got reasons %v)", reason, dl[reason], v, keys(dl))
+		}
+	}
 }
 
 // badRecords returns one record per Confluent framing problem, by the

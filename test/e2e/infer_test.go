@@ -43,8 +43,6 @@ func TestInferSchema(t *testing.T) {
 	}
 	sendValues(t, k.Addr, "events", vals)
 
-	dir := t.TempDir()
-	root := filepath.Join(dir, "lake")
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   group_id: lakesink-infer
@@ -56,24 +54,8 @@ streams:
     allowed_lateness: 1m
     schema: infer
     infer_sample: 10
-files:
-  spool_dir: %q
-storage:
-  type: local
-  local: {root: %q}
-markers:
-  idle_partition_timeout: 2s
-  check_interval: 300ms
-dead_letter:
-  topic: lakesink-dlq
-http:
-  listen: 127.0.0.1:0
-log: {level: debug, format: json}
-`, k.Addr, filepath.Join(dir, "spool"), root)
-	cfgPath := filepath.Join(dir, "lakesink.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, k.Addr)
+	root, cfgPath := writeLocalConfig(t, t.TempDir(), cfg, "127.0.0.1:0")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	lake, err := local.New(root)

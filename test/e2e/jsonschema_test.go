@@ -109,8 +109,6 @@ func TestJSONSchemaStream(t *testing.T) {
 	}
 	sendValues(t, k.Addr, "payments", vals)
 
-	dir := t.TempDir()
-	root := filepath.Join(dir, "lake")
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
   group_id: lakesink-jsonschema
@@ -125,24 +123,8 @@ streams:
     subject: payments-value
     time: {field: paid_at}
     allowed_lateness: 1m
-files:
-  spool_dir: %q
-storage:
-  type: local
-  local: {root: %q}
-markers:
-  idle_partition_timeout: 2s
-  check_interval: 300ms
-dead_letter:
-  topic: lakesink-dlq
-http:
-  listen: "127.0.0.1:0"
-log: {level: debug, format: json}
-`, k.Addr, reg.URL, filepath.Join(dir, "spool"), root)
-	cfgPath := filepath.Join(dir, "lakesink.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, k.Addr, reg.URL)
+	root, cfgPath := writeLocalConfig(t, t.TempDir(), cfg, "127.0.0.1:0")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	folder := fmt.Sprintf("payments/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
@@ -213,12 +195,7 @@ log: {level: debug, format: json}
 	}
 	checkManifestsAgainstSchema(t, root)
 
-	dl := readDeadLetters(t, k.Addr, "payments", len(bad))
-	for reason, v := range bad {
-		if dl[reason] != string(v) {
-			t.Errorf("dead letter %s = %q, want the record unchanged %q (got reasons %v)", reason, dl[reason], v, keys(dl))
-		}
-	}
+	checkDeadLettered(t, k.Addr, "payments", bad)
 	proc.Stop(20 * time.Second)
 	if err := proc.ExitErr(); err != nil {
 		t.Errorf("lakesink exit: %v", err)
