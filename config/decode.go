@@ -321,19 +321,10 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
 			continue
 		}
-		if k = d.resolve(k, path); k == nil {
+		k, child, ok := d.key(k, path, seen)
+		if !ok {
 			continue
 		}
-		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "keys must be plain names, got %s", kindName(k))
-			continue
-		}
-		child := join(path, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.fail(k, child, "duplicate key (first at line %d)", first)
-			continue
-		}
-		seen[k.Value] = k.Line
 		idx, ok := fields[k.Value]
 		if !ok {
 			d.fail(k, child, "unknown key%s", suggest(k.Value, fields))
@@ -392,6 +383,27 @@ func (d *decoder) slice(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // mapping decodes a mapping with string keys into a map; empty gives nil.
+// key resolves the mapping key k under path and checks that it is a plain
+// name not seen before in this mapping (seen: name → line). It returns the
+// resolved key and its path; ok is false, with the problem reported, when
+// the entry is to be skipped.
+func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) (_ *yaml.Node, child string, ok bool) {
+	if k = d.resolve(k, path); k == nil {
+		return nil, "", false
+	}
+	if k.Kind != yaml.ScalarNode {
+		d.fail(k, path, "keys must be plain names, got %s", kindName(k))
+		return nil, "", false
+	}
+	child = join(path, k.Value)
+	if first, dup := seen[k.Value]; dup {
+		d.fail(k, child, "duplicate key (first at line %d)", first)
+		return nil, "", false
+	}
+	seen[k.Value] = k.Line
+	return k, child, true
+}
+
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "expected a mapping, got %s", kindName(n))
@@ -404,20 +416,10 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := d.resolve(n.Content[i], path)
-		if k == nil {
+		k, child, ok := d.key(n.Content[i], path, seen)
+		if !ok {
 			continue
 		}
-		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "keys must be plain names, got %s", kindName(k))
-			continue
-		}
-		child := join(path, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.fail(k, child, "duplicate key (first at line %d)", first)
-			continue
-		}
-		seen[k.Value] = k.Line
 		d.lines[child] = k.Line
 		ev := reflect.New(v.Type().Elem()).Elem()
 		d.value(n.Content[i+1], ev, child)
