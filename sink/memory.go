@@ -125,9 +125,7 @@ func (w *worker) readerBytes() int64 {
 func (w *worker) boundMemory(ctx context.Context) error {
 	w.appended = 0
 	w.s.mem.refresh()
-	held := w.heldBytes()
-	w.s.mem.add(held - w.memHeld)
-	w.memHeld = held
+	w.account()
 	w.s.metrics.SpoolBytes.Set(float64(w.s.mem.used.Load()))
 	if !w.s.mem.over() || len(w.files) == 0 {
 		return nil
@@ -137,9 +135,7 @@ func (w *worker) boundMemory(ctx context.Context) error {
 			return err
 		}
 	}
-	held = w.heldBytes()
-	w.s.mem.add(held - w.memHeld)
-	w.memHeld = held
+	w.account()
 	if !w.s.mem.over() {
 		return nil
 	}
@@ -157,10 +153,15 @@ func (w *worker) boundMemory(ctx context.Context) error {
 	if err := w.finish(ctx, largest); err != nil {
 		return err
 	}
-	held = w.heldBytes()
+	w.account()
+	return nil
+}
+
+// account brings this worker's share of the budget up to date.
+func (w *worker) account() {
+	held := w.heldBytes()
 	w.s.mem.add(held - w.memHeld)
 	w.memHeld = held
-	return nil
 }
 
 func (w *worker) heldBytes() int64 {
