@@ -54,6 +54,7 @@ type worker struct {
 
 	memHeld  int64 // bytes this worker has counted in s.mem
 	appended int   // records since the last memory check
+	memEvery int   // memCheckEvery(nparts), on the hot path
 	plabel   string
 
 	inf *inferWorker // schema: infer streams (infer.go); else nil
@@ -67,12 +68,13 @@ func (s *Sink) newWorker(st *stream, topic string, partition int, gen genInfo) (
 	return &worker{
 		s: s, st: st, topic: topic, partition: partition,
 		genID: gen.id, memberID: gen.member, nparts: max(gen.partitions, 1),
-		log:    s.log.With("topic", topic, "partition", partition),
-		dec:    dec,
-		cdec:   cdec,
-		files:  map[int64]*openFile{},
-		lastC:  -1,
-		plabel: strconv.Itoa(partition),
+		memEvery: memCheckEvery(gen.partitions),
+		log:      s.log.With("topic", topic, "partition", partition),
+		dec:      dec,
+		cdec:     cdec,
+		files:    map[int64]*openFile{},
+		lastC:    -1,
+		plabel:   strconv.Itoa(partition),
 	}, nil
 }
 
@@ -244,7 +246,7 @@ func (w *worker) process(ctx context.Context, m kafka.Message) error {
 	}
 	oldWM := w.led.rawWM
 	w.led.read(m.Offset, ev.UnixMilli(), now)
-	if w.appended++; w.appended >= memCheckEvery(w.nparts) {
+	if w.appended++; w.appended >= w.memEvery {
 		if err := w.boundMemory(ctx); err != nil {
 			return err
 		}
