@@ -37,8 +37,19 @@ type memBudget struct {
 func (m *memBudget) add(d int64)     { m.used.Add(d) }
 func (m *memBudget) release(n int64) { m.used.Add(-n) }
 func (m *memBudget) over() bool {
-	return m.used.Load()+max(m.extra.Load(), m.limit*reservePercent/100) > m.limit
+	return m.used.Load()+max(m.extra.Load(), m.limit*reservePercent/100) > m.target()
 }
+
+// target is the live heap the workers aim for: seven eighths of
+// files.memory_limit. Why not all of it: cmd/lakesink puts the Go runtime's
+// soft limit at 1.3 × memory_limit, and the collector needs room between the
+// live heap and that limit for the garbage of a busy process. With the live
+// heap at the whole limit (30 % room) the collector fell behind under load —
+// its CPU cap lets the heap pass the soft limit — and peak RSS varied from
+// 377 to 414 MiB for a 256 MiB limit; at seven eighths (49 % room) it stayed
+// at 371-378 MiB (512 partitions × 4 open hours, `make bench BENCH_ARGS=
+// '-scenario memory'`).
+func (m *memBudget) target() int64 { return m.limit - m.limit/8 }
 
 // reservePercent of files.memory_limit is kept for memory the estimates do
 // not see until the collector has measured it (extra): at start-up, when
@@ -92,20 +103,22 @@ func (m *memBudget) refresh() {
 }
 
 // fetchBytes sizes one partition reader's fetch so that all readers of this
-// member together stay within an eighth of the memory limit (between 64 KiB
+// member together stay within an eighth of the memory limit (between 32 KiB
 // and 4 MiB each): the fetched but not yet processed records are memory too.
 // Larger fetches gain nothing: measured with the benchmark broker, 10 MiB
 // fetches cost it more CPU than 4 MiB ones (1.5 vs 2.2 CPU-s per million
 // records), the response being built in one growing buffer.
 func (s *Sink) fetchBytes(partitions int) int {
 	b := s.mem.limit / 8 / int64(max(partitions, 1))
-	return int(min(max(b, 64<<10), 4<<20))
+	return int(min(max(b, 32<<10), 4<<20))
 }
 
 // queueCapacity sizes a partition reader's queue of fetched records the
-// same way: 1024 records with few partitions, down to 64 with hundreds.
+// same way: 1024 records with few partitions, down to 32 with hundreds.
+// The floors (32 KiB fetches, 32 records) matter with hundreds of
+// partitions: each reader's share is memory no open file can use.
 func queueCapacity(partitions int) int {
-	return min(max(16384/max(partitions, 1), 64), 1024)
+	return min(max(16384/max(partitions, 1), 32), 1024)
 }
 
 // readerBytes is what one partition reader may hold: its fetch buffer and

@@ -11,11 +11,15 @@ func TestMemBudgetOver(t *testing.T) {
 		limit, used, extr int64
 		over              bool
 	}{
+		// The target is 7/8 of the limit: 875 of 1000.
 		{"well under", 1000, 100, 0, false},
-		{"reserve applies before any measurement", 1000, 701, 0, true},
-		{"at the reserve line", 1000, 700, 0, false},
+		{"reserve applies before any measurement", 1000, 576, 0, true},
+		{"at the reserve line", 1000, 575, 0, false},
 		{"measured extra larger than the reserve", 1000, 500, 600, true},
-		{"measured extra smaller than the reserve", 1000, 650, 100, false},
+		{"measured extra smaller than the reserve", 1000, 550, 100, false},
+		{"measured extra, at the target", 1000, 475, 400, false},
+		{"measured extra, one byte over the target", 1000, 476, 400, true},
+		{"over the target, under the limit", 1000, 600, 300, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &memBudget{limit: tc.limit}
