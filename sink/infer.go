@@ -203,7 +203,8 @@ func (w *worker) endSample(f *openFile) error {
 	if err := f.fw.Abort(); err != nil {
 		return err
 	}
-	fw, err := partitioner.NewFileWriter(f.spool, dec.Schema().Parquet(), w.s.fileOpts)
+	schema := dec.Schema().Parquet()
+	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
 	if err != nil {
 		return fmt.Errorf("open spool file: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lakesink/lakesink/partitioner"
 )
 
 // memCheckEvery is how many appended records a worker goes between memory
@@ -127,6 +129,42 @@ func queueCapacity(partitions int) int {
 func (w *worker) readerBytes() int64 {
 	return int64(w.s.fetchBytes(w.nparts)) + int64(queueCapacity(w.nparts))<<10
 }
+
+// pageBytes sizes the data pages of a file this worker opens with ncols
+// columns: the configured size (32 KiB by default) while the memory limit
+// leaves room for it, smaller — down to 4 KiB — when this member's
+// partitions times this worker's open hours would need more. Why: an open
+// file holds its current page of unencoded values for every column (about
+// 2.25 times the page size: parquet-go's buffers grow by doubling), and
+// encoded pages can be spilled to the spool disk but unencoded ones cannot.
+// With 512 partitions × 4 open hours and 11 columns in 256 MiB, 32 KiB
+// pages need several times the limit, and files were finished early —
+// more, smaller files per partition and hour. Smaller pages compress a
+// little worse; they change neither the rows nor the file count.
+func (w *worker) pageBytes(ncols int) int {
+	def := w.s.fileOpts.PageBufferBytes
+	if def <= 0 {
+		def = partitioner.DefaultPageBufferBytes
+	}
+	share := w.s.mem.target() / int64(w.nparts) / int64(len(w.files)+1)
+	want := share / int64(3*max(ncols, 1))
+	p := min(def, minPageBytes)
+	for p*2 <= def && int64(p*2) <= want {
+		p *= 2
+	}
+	return p
+}
+
+// fileOptions are the options of a new file of schema: the sink's, with
+// the page size from pageBytes.
+func (w *worker) fileOptions(schema *partitioner.Schema) partitioner.FileOptions {
+	opts := w.s.fileOpts
+	opts.PageBufferBytes = w.pageBytes(len(schema.Columns()))
+	return opts
+}
+
+// minPageBytes is the smallest page pageBytes chooses.
+const minPageBytes = 4 << 10
 
 // boundMemory keeps the process under files.memory_limit (DESIGN.md
 // guarantee 4). It updates this worker's share of the budget; when the

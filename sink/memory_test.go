@@ -65,3 +65,40 @@ func TestMemBudgetRefresh(t *testing.T) {
 		t.Fatalf("memCheckEvery: %d %d %d", memCheckEvery(6), memCheckEvery(512), memCheckEvery(0))
 	}
 }
+
+// TestPageBytes: files get the configured page size while the limit has
+// room for it, and smaller pages (never below 4 KiB) when partitions ×
+// open hours × columns would not fit.
+func TestPageBytes(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name         string
+		limit        int64
+		configured   int
+		nparts, open int
+		ncols        int
+		want         int
+	}{
+		{"few partitions: the default", 512 * mib, 0, 6, 0, 11, 32 << 10},
+		{"few partitions: a configured size", 512 * mib, 64 << 10, 6, 1, 11, 64 << 10},
+		{"configured below the floor is kept", 512 * mib, 2 << 10, 6, 0, 11, 2 << 10},
+		// 224 MiB target / 512 partitions = 448 KiB a partition; / 33 = 13.6 KiB.
+		{"512 partitions, first hour", 256 * mib, 0, 512, 0, 11, 8 << 10},
+		// 448 KiB / 4 / 33 = 3.4 KiB: the floor.
+		{"512 partitions, fourth hour", 256 * mib, 0, 512, 3, 11, 4 << 10},
+		{"one column", 256 * mib, 0, 512, 0, 1, 32 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Sink{}
+			s.mem.limit = tc.limit
+			s.fileOpts.PageBufferBytes = tc.configured
+			w := &worker{s: s, nparts: tc.nparts, files: map[int64]*openFile{}}
+			for h := range tc.open {
+				w.files[int64(h)] = nil
+			}
+			if got := w.pageBytes(tc.ncols); got != tc.want {
+				t.Fatalf("pageBytes(%d) = %d, want %d", tc.ncols, got, tc.want)
+			}
+		})
+	}
+}

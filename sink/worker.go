@@ -278,7 +278,7 @@ func (w *worker) openFile(hour time.Time, first int64, schema *partitioner.Schem
 		return nil, fmt.Errorf("spool dir: %w", err)
 	}
 	p := filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))
-	fw, err := partitioner.NewFileWriter(p, schema, w.s.fileOpts)
+	fw, err := partitioner.NewFileWriter(p, schema, w.fileOptions(schema))
 	if err != nil {
 		return nil, fmt.Errorf("open spool file: %w", err)
 	}
