@@ -829,7 +829,7 @@ func TestFileWriterMemory(t *testing.T) {
 //	go test -run '^$' -bench FileWriterAppend -count 10 ./partitioner > new.txt
 //	benchstat old.txt new.txt
 func BenchmarkFileWriterAppend(b *testing.B) {
-	for _, codec := range []string{"zstd", "snappy"} {
+	for _, codec := range []string{"zstd", "snappy", "none"} {
 		b.Run(codec, func(b *testing.B) {
 			s := mustSchema(b, clickstreamCols)
 			dir := b.TempDir()
