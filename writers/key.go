@@ -1,6 +1,7 @@
 package writers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,4 +75,18 @@ func ValidatePrefix(prefix string) error {
 		return fmt.Errorf("prefix %q: %w", prefix, err)
 	}
 	return nil
+}
+
+// CheckPut checks the arguments of a Put or PutIfAbsent before a backend
+// sends anything: the key (ValidateKey), a size that is not negative, and a
+// context that is not done. Object-store backends call it first so that a
+// bad call fails the same way, and without a request, on each of them.
+func CheckPut(ctx context.Context, key string, size int64) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("%w: negative size %d", ErrSizeMismatch, size)
+	}
+	return ctx.Err()
 }

@@ -341,13 +341,7 @@ func (w *Writer) PutIfAbsent(ctx context.Context, key string, r io.Reader, size 
 // put uploads exactly size bytes of r to key; a non-empty putID makes it
 // conditional on the object not existing.
 func (w *Writer) put(ctx context.Context, key string, r io.Reader, size int64, putID string) error {
-	if err := writers.ValidateKey(key); err != nil {
-		return err
-	}
-	if size < 0 {
-		return fmt.Errorf("negative size %d", size)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := writers.CheckPut(ctx, key, size); err != nil {
 		return err
 	}
 	// Cancelling uctx before Close is what abandons the upload.

@@ -379,13 +379,7 @@ func (w *Writer) PutIfAbsent(ctx context.Context, key string, r io.Reader, size 
 }
 
 func (w *Writer) put(ctx context.Context, key string, r io.Reader, size int64, ifAbsent bool) error {
-	if err := writers.ValidateKey(key); err != nil {
-		return err
-	}
-	if size < 0 {
-		return fmt.Errorf("negative size %d", size)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := writers.CheckPut(ctx, key, size); err != nil {
 		return err
 	}
 	src := newSource(ctx, r, size)

@@ -164,6 +164,18 @@ func testFailedPut(t *testing.T, newWriter func(*testing.T) writers.Writer) {
 		{"large long reader", 6 * mib, func(c []byte) io.Reader {
 			return io.MultiReader(bytes.NewReader(c), bytes.NewReader(RandomBytes(7, kib)))
 		}},
+		{"negative size", -1, func(c []byte) io.Reader { return strings.NewReader("x") }},
+	}
+	// requireErr: every backend fails the same way, ErrSizeMismatch for a
+	// reader that does not match its size.
+	requireErr := func(t *testing.T, name, key string, tc readerCase, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s(%q) with a %s returned nil, want an error", name, key, tc.name)
+		}
+		if tc.size < 0 && !errors.Is(err, writers.ErrSizeMismatch) {
+			t.Fatalf("%s(%q) with a %s: %v, want an error wrapping ErrSizeMismatch", name, key, tc.name, err)
+		}
 	}
 	for _, pf := range putFuncs {
 		for _, tc := range cases {
@@ -172,10 +184,8 @@ func testFailedPut(t *testing.T, newWriter func(*testing.T) writers.Writer) {
 				MustPut(t, w, "failed/other", []byte("other"))
 				before := MustList(t, w, "")
 				const key = "failed/obj"
-				content := RandomBytes(11, int(tc.size))
-				if err := pf.put(w, t.Context(), key, tc.reader(content), tc.size); err == nil {
-					t.Fatalf("%s(%q) with a %s returned nil, want an error", pf.name, key, tc.name)
-				}
+				content := RandomBytes(11, int(max(tc.size, 0)))
+				requireErr(t, pf.name, key, tc, pf.put(w, t.Context(), key, tc.reader(content), tc.size))
 				requireFailedPutLeftNothing(t, w, key, nil, before)
 			})
 		}
@@ -188,10 +198,8 @@ func testFailedPut(t *testing.T, newWriter func(*testing.T) writers.Writer) {
 			previous := RandomBytes(12, 3*kib)
 			MustPut(t, w, key, previous)
 			before := MustList(t, w, "")
-			content := RandomBytes(13, int(tc.size))
-			if err := w.Put(t.Context(), key, tc.reader(content), tc.size); err == nil {
-				t.Fatalf("Put(%q) with a %s returned nil, want an error", key, tc.name)
-			}
+			content := RandomBytes(13, int(max(tc.size, 0)))
+			requireErr(t, "Put", key, tc, w.Put(t.Context(), key, tc.reader(content), tc.size))
 			requireFailedPutLeftNothing(t, w, key, previous, before)
 		})
 	}
