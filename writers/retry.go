@@ -73,7 +73,7 @@ func WithRetry(w Writer, policy RetryPolicy, logger *slog.Logger) Writer {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if policy.Sleep == nil {
-		policy.Sleep = sleepCtx
+		policy.Sleep = SleepContext
 	}
 	if policy.Jitter == nil {
 		policy.Jitter = fullJitter
@@ -89,7 +89,10 @@ type retrying struct {
 	log *slog.Logger
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// SleepContext waits d, or until ctx is done (then it returns ctx.Err()).
+// It is RetryPolicy's default Sleep, and what backends with retry loops of
+// their own (hdfs) use.
+func SleepContext(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

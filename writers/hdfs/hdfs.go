@@ -164,7 +164,7 @@ func New(cfg Config, logger *slog.Logger) (*Writer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{cfg: cfg, logger: logger, sleep: sleepCtx}
+	w := &Writer{cfg: cfg, logger: logger, sleep: writers.SleepContext}
 	err := w.retry(context.Background(), "connect", func() error {
 		c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: cfg.Namenodes, User: cfg.User})
 		w.client = c
@@ -613,17 +613,6 @@ func (w *Writer) retry(ctx context.Context, what string, fn func() error) error 
 			return errors.Join(err, serr)
 		}
 		backoff = min(2*backoff, w.cfg.MaxRetryBackoff)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
