@@ -54,7 +54,7 @@ func (w *worker) flushDeadLetters(ctx context.Context) error {
 	if len(w.dlq) == 0 {
 		return nil
 	}
-	backoff := 100 * time.Millisecond
+	wait := newBackoff(100*time.Millisecond, 10*time.Second)
 	for {
 		err := w.s.dlqW.WriteMessages(ctx, w.dlq...)
 		if err == nil {
@@ -69,11 +69,8 @@ func (w *worker) flushDeadLetters(ctx context.Context) error {
 		w.s.metrics.DeadLetterFailures.Inc()
 		w.s.health.setDLQ(false, err.Error())
 		w.log.Warn("dead-letter write failed, partition paused", "topic", w.s.cfg.DeadLetter.Topic, "err", err)
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, wait.next()) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
