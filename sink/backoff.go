@@ -7,8 +7,9 @@ import (
 
 // backoff is the sink's capped exponential backoff with jitter, shared by
 // every loop that retries until it succeeds (uploads, completion events,
-// schema registry lookups, fetches, dead letters): each wait is a random duration between
-// half and all of the current step, and the step doubles up to max. The
+// schema registry lookups, fetches, dead letters): each wait is a random
+// duration between half and all of the current step, and the step doubles
+// up to max. The
 // jitter keeps hundreds of partitions from retrying in step. Not safe for
 // concurrent use; each loop has its own.
 type backoff struct{ step, max time.Duration }
