@@ -49,8 +49,8 @@ func (m *memBudget) over() bool {
 // heap at the whole limit (30 % room) the collector fell behind under load —
 // its CPU cap lets the heap pass the soft limit — and peak RSS varied from
 // 377 to 414 MiB for a 256 MiB limit; at seven eighths (49 % room) it stayed
-// at 371-378 MiB (512 partitions × 4 open hours, `make bench BENCH_ARGS=
-// '-scenario memory'`).
+// at 366-374 MiB in nine runs (512 partitions × 4 open hours, `make bench
+// BENCH_ARGS='-scenario memory'`).
 func (m *memBudget) target() int64 { return m.limit - m.limit/8 }
 
 // reservePercent of files.memory_limit is kept for memory the estimates do
@@ -139,8 +139,9 @@ func (w *worker) readerBytes() int64 {
 // encoded pages can be spilled to the spool disk but unencoded ones cannot.
 // With 512 partitions × 4 open hours and 11 columns in 256 MiB, 32 KiB
 // pages need several times the limit, and files were finished early —
-// more, smaller files per partition and hour. Smaller pages compress a
-// little worse; they change neither the rows nor the file count.
+// more, smaller files per partition and hour (5.7k instead of 8-9k files
+// for 2,048 partition-hours with smaller pages). Smaller pages compress a
+// little worse; the rows are the same.
 func (w *worker) pageBytes(ncols int) int {
 	def := w.s.fileOpts.PageBufferBytes
 	if def <= 0 {
