@@ -89,6 +89,29 @@ func newDecoder(t testing.TB, e *env, f confluent.Format, spec confluent.Spec) *
 	return d
 }
 
+// colVal is a column a decoder should produce and its value (as show
+// renders it) for the record under test.
+type colVal struct {
+	col partitioner.Column
+	val string
+}
+
+// requireColumns checks a decoder's columns and a decoded row against want.
+func requireColumns(t *testing.T, cols []partitioner.Column, row []parquet.Value, want []colVal) {
+	t.Helper()
+	if len(cols) != len(want) || len(row) != len(want) {
+		t.Fatalf("got %d columns, %d values; want %d: %+v", len(cols), len(row), len(want), cols)
+	}
+	for i, w := range want {
+		if cols[i] != w.col {
+			t.Errorf("column %d: got %+v, want %+v", i, cols[i], w.col)
+		}
+		if got := show(row[i]); got != w.val {
+			t.Errorf("%s: got %s, want %s", w.col.Name, got, w.val)
+		}
+	}
+}
+
 func show(v parquet.Value) string {
 	if v.IsNull() {
 		return "<null>"
@@ -110,10 +133,7 @@ func TestAvroDerived(t *testing.T) {
 	if d.SchemaID() != id {
 		t.Errorf("schema id %d, want %d", d.SchemaID(), id)
 	}
-	want := []struct {
-		col partitioner.Column
-		val string
-	}{
+	want := []colVal{
 		{partitioner.Column{Name: "event_id", Type: partitioner.TypeString, Required: true}, "e1"},
 		{partitioner.Column{Name: "ts", Type: partitioner.TypeTimestampMillis, Required: true}, strconv.FormatInt(ts.UnixMilli(), 10)},
 		{partitioner.Column{Name: "day", Type: partitioner.TypeDate, Required: true}, strconv.FormatInt(ts.Unix()/86400, 10)},
@@ -127,18 +147,7 @@ func TestAvroDerived(t *testing.T) {
 		{partitioner.Column{Name: "raw", Type: partitioner.TypeString, Required: true}, "AAEC"},
 		{partitioner.Column{Name: "us", Type: partitioner.TypeTimestampMicros, Required: true}, strconv.FormatInt(ts.UnixMicro()+456, 10)},
 	}
-	cols := d.Schema().Columns()
-	if len(cols) != len(want) || len(row) != len(want) {
-		t.Fatalf("got %d columns, %d values; want %d: %+v", len(cols), len(row), len(want), cols)
-	}
-	for i, w := range want {
-		if cols[i] != w.col {
-			t.Errorf("column %d: got %+v, want %+v", i, cols[i], w.col)
-		}
-		if got := show(row[i]); got != w.val {
-			t.Errorf("%s: got %s, want %s", w.col.Name, got, w.val)
-		}
-	}
+	requireColumns(t, d.Schema().Columns(), row, want)
 }
 
 func TestAvroFixedColumnsAndEvolution(t *testing.T) {

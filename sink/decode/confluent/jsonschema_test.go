@@ -60,10 +60,7 @@ func TestJSONSchemaDerived(t *testing.T) {
 	if d.SchemaID() != id {
 		t.Errorf("schema id %d, want %d", d.SchemaID(), id)
 	}
-	want := []struct {
-		col partitioner.Column
-		val string
-	}{
+	want := []colVal{
 		{partitioner.Column{Name: "id", Type: partitioner.TypeInt64, Required: true}, "7"},
 		{partitioner.Column{Name: "at", Type: partitioner.TypeTimestampMicros, Required: true}, strconv.FormatInt(at.UnixMicro(), 10)},
 		{partitioner.Column{Name: "day", Type: partitioner.TypeDate}, strconv.FormatInt(at.Unix()/86400, 10)},
@@ -73,18 +70,7 @@ func TestJSONSchemaDerived(t *testing.T) {
 		{partitioner.Column{Name: "device.os", Type: partitioner.TypeString}, "<null>"},
 		{partitioner.Column{Name: "tags", Type: partitioner.TypeJSON}, `["a","b"]`},
 	}
-	cols := d.Schema().Columns()
-	if len(cols) != len(want) || len(row) != len(want) {
-		t.Fatalf("got %d columns, %d values; want %d: %+v", len(cols), len(row), len(want), cols)
-	}
-	for i, w := range want {
-		if cols[i] != w.col {
-			t.Errorf("column %d: got %+v, want %+v", i, cols[i], w.col)
-		}
-		if got := show(row[i]); got != w.val {
-			t.Errorf("%s: got %s, want %s", w.col.Name, got, w.val)
-		}
-	}
+	requireColumns(t, d.Schema().Columns(), row, want)
 }
 
 func TestJSONSchemaEvolutionAndPlainValues(t *testing.T) {
