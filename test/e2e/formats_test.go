@@ -493,15 +493,7 @@ func TestFormatsRegistryOutage(t *testing.T) {
 
 	down.Store(false)
 	folder := fmt.Sprintf("orders/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
-	testenv.Eventually(t, 60*time.Second, 250*time.Millisecond, "orders marker", func() error {
-		_, err := os.Stat(filepath.Join(root, folder, "_SUCCESS"))
-		return err
-	})
-	lake, err := local.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := readManifest(t, lake, folder+"/_SUCCESS")
+	lake, m := awaitLocalManifest(t, root, folder, 60*time.Second)
 	seen := map[int64]int{}
 	for _, f := range m.Files {
 		if f.SchemaID != v1 {

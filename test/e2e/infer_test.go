@@ -12,7 +12,6 @@ import (
 	"github.com/lakesink/lakesink/partitioner"
 	"github.com/lakesink/lakesink/sink"
 	"github.com/lakesink/lakesink/test/testenv"
-	"github.com/lakesink/lakesink/writers/local"
 )
 
 // TestInferSchema runs the binary on a schemaless JSON stream (schema:
@@ -58,16 +57,8 @@ streams:
 	root, cfgPath := writeLocalConfig(t, t.TempDir(), cfg, "127.0.0.1:0")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
-	lake, err := local.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	folder := fmt.Sprintf("events/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
-	testenv.Eventually(t, 90*time.Second, 250*time.Millisecond, "events marker", func() error {
-		_, err := os.Stat(filepath.Join(root, folder, "_SUCCESS"))
-		return err
-	})
-	m := readManifest(t, lake, folder+"/_SUCCESS")
+	lake, m := awaitLocalManifest(t, root, folder, 90*time.Second)
 	if len(m.Files) != 2 || m.Records != 30 {
 		t.Fatalf("manifest: %d files, %d records; want 2 files (rolled when coupon and price appeared), 30 records: %+v", len(m.Files), m.Records, m.Files)
 	}

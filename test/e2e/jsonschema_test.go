@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -12,7 +10,6 @@ import (
 	"github.com/lakesink/lakesink/sink/decode/confluent"
 	"github.com/lakesink/lakesink/test/schemaregistry"
 	"github.com/lakesink/lakesink/test/testenv"
-	"github.com/lakesink/lakesink/writers/local"
 )
 
 const (
@@ -128,15 +125,7 @@ streams:
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	folder := fmt.Sprintf("payments/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
-	testenv.Eventually(t, 90*time.Second, 250*time.Millisecond, "payments marker", func() error {
-		_, err := os.Stat(filepath.Join(root, folder, "_SUCCESS"))
-		return err
-	})
-	lake, err := local.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := readManifest(t, lake, folder+"/_SUCCESS")
+	lake, m := awaitLocalManifest(t, root, folder, 90*time.Second)
 	if len(m.Files) != 2 {
 		t.Fatalf("manifest has %d files, want 2 (v1, then v2 with the plain values): %+v", len(m.Files), m.Files)
 	}
