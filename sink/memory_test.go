@@ -1,8 +1,22 @@
 package sink
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/writers"
 )
 
 func TestMemBudgetOver(t *testing.T) {
@@ -100,5 +114,98 @@ func TestPageBytes(t *testing.T) {
 				t.Fatalf("pageBytes(%d) = %d, want %d", tc.ncols, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBoundMemoryFinishesLargestFile (DESIGN.md guarantee 4): over the
+// limit, a worker spills and then finishes its largest open file early —
+// one file per call, uploaded with all its records — and gives its memory
+// back; under the limit it leaves its files alone.
+func TestBoundMemoryFinishesLargestFile(t *testing.T) {
+	cfg := testConfig("127.0.0.1:9092")
+	cfg.Files.SpoolDir = t.TempDir()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour) // no hour closes
+	lake := writers.NewMemory()
+	s, err := New(Options{Config: cfg, Writer: lake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.newWorker(s.streams[0], "events", 0, genInfo{id: 1, member: "m", partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.led = newLedger(-1, commitMeta{WM: math.MinInt64, RW: math.MinInt64}, w.st.lateness.Milliseconds())
+	w.led.next = -1
+	ctx := context.Background()
+
+	// Three open hours holding 300, 100 and 50 records, interleaved.
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	counts := []int{300, 100, 50}
+	const total = 450
+	// Round-robin over the hours that still have records to get.
+	left := slices.Clone(counts)
+	for off := 0; off < total; {
+		for h := range left {
+			if left[h] == 0 {
+				continue
+			}
+			left[h]--
+			ts := h0.Add(time.Duration(h)*time.Hour + time.Minute).UnixMilli()
+			m := kafka.Message{Topic: "events", Offset: int64(off), HighWaterMark: total, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, ts)}
+			if err := w.process(ctx, m); err != nil {
+				t.Fatalf("process offset %d: %v", off, err)
+			}
+			off++
+		}
+	}
+	if len(w.files) != 3 {
+		t.Fatalf("%d open files, want 3", len(w.files))
+	}
+
+	w.s.mem.limit = 1 << 40 // far under the limit: nothing happens
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.files) != 3 || testutil.ToFloat64(w.s.metrics.MemoryFlushes) != 0 {
+		t.Fatalf("under the limit: %d open files, %v memory flushes; want 3, 0", len(w.files), testutil.ToFloat64(w.s.metrics.MemoryFlushes))
+	}
+
+	held := w.memHeld
+	w.s.mem.limit = 1 // over
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.files) != 2 || testutil.ToFloat64(w.s.metrics.MemoryFlushes) != 1 {
+		t.Fatalf("over the limit: %d open files, %v memory flushes; want 2, 1", len(w.files), testutil.ToFloat64(w.s.metrics.MemoryFlushes))
+	}
+	if _, open := w.files[h0.UnixMilli()]; open {
+		t.Error("the largest file (first hour, 300 records) is still open")
+	}
+	if w.memHeld >= held {
+		t.Errorf("worker holds %d bytes after finishing a file, %d before", w.memHeld, held)
+	}
+	objs, err := lake.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records int64
+	for _, o := range objs {
+		rc, err := lake.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _, err := partitioner.ReadFileInfo(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("footer of %s: %v", o.Key, err)
+		}
+		records += info.Records
+	}
+	if len(objs) != 1 || records != 300 {
+		t.Fatalf("lake has %d objects with %d records, want the one file of 300", len(objs), records)
 	}
 }
