@@ -6,7 +6,7 @@ import (
 )
 
 // Config is the whole lakesink configuration. The yaml tags are the config
-// file's keys; DESIGN.md lists them. Get one from Default, Parse or Load; a
+// file's keys; docs/configuration.md lists them. Get one from Default, Parse or Load; a
 // Config is plain data and safe to share once nobody writes to it.
 type Config struct {
 	Kafka        Kafka        `yaml:"kafka"`
@@ -104,7 +104,7 @@ type Stream struct {
 	Schema []SchemaColumn `yaml:"schema"`
 	// InferSchema is set by `schema: infer` (format json only): the
 	// columns are inferred from the first InferSample records of each
-	// file, best effort (README "Schemaless JSON"). Schema is then empty.
+	// file, best effort (docs/formats.md, "Schemaless JSON"). Schema is then empty.
 	InferSchema bool `yaml:"-"`
 	// InferSample is how many records of each new file are sampled to
 	// infer its columns, with schema: infer.
@@ -162,7 +162,7 @@ type LatePolicy string
 // Late policies.
 const (
 	// LateAmend writes the record into its hour as a new file and rewrites
-	// the manifest with revision+1 (DESIGN.md guarantee 7).
+	// the manifest with revision+1 (docs/design.md, "Late data and revisions").
 	LateAmend LatePolicy = "amend"
 	// LateDeadLetter sends the record to the dead-letter topic.
 	LateDeadLetter LatePolicy = "dead_letter"
@@ -305,7 +305,7 @@ type Markers struct {
 	// Enabled turns the finalizer (manifests, events, webhooks) on.
 	Enabled bool `yaml:"enabled"`
 	// IdlePartitionTimeout: a partition without new records for this long
-	// counts as caught up (DESIGN.md guarantee 6).
+	// counts as caught up (docs/design.md, "Idle partitions").
 	IdlePartitionTimeout Duration `yaml:"idle_partition_timeout"`
 	// CheckInterval is how often the finalizer looks for completed hours.
 	CheckInterval Duration `yaml:"check_interval"`

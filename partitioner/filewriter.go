@@ -135,6 +135,19 @@ const (
 	MetaHour         = "lakesink.hour"           // RFC 3339, in the stream's zone
 )
 
+// Footer keys that lakesink's formats add through FileMeta.Extra.
+const (
+	// MetaSchemaID holds the registry id of the writer schema of an avro,
+	// protobuf or json_schema file's records (decimal).
+	MetaSchemaID = "lakesink.schema_id"
+	// MetaInferredSchema holds a schema: infer file's columns as JSON:
+	// [{"name":"device.id","type":"string"},...].
+	MetaInferredSchema = "lakesink.inferred_schema"
+	// MetaSchemaFingerprint identifies the inferred column list
+	// ("sha256:..."): files with equal fingerprints have equal columns.
+	MetaSchemaFingerprint = "lakesink.schema_fingerprint"
+)
+
 var metaKeys = []string{MetaStream, MetaTopic, MetaPartition, MetaFirstOffset, MetaLastOffset,
 	MetaRecords, MetaMinEventTime, MetaMaxEventTime, MetaHour}
 

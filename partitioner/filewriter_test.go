@@ -699,7 +699,7 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return c.r.ReadAt(p, off)
 }
 
-// clickstreamCols is the 7-column clickstream schema of DESIGN.md.
+// clickstreamCols is the 7-column clickstream schema of the README's example.
 var clickstreamCols = []Column{
 	{Name: "event_id", Type: TypeString, Required: true},
 	{Name: "user_id", Type: TypeString},

@@ -180,6 +180,20 @@ func write2(b *strings.Builder, v int) {
 	b.WriteByte(byte('0' + v%10))
 }
 
+// FileKey returns the key of a data file in the lake: the hour folder of
+// stream and hour, then FileName(topic, partition, firstOffset). It is the
+// one place data file keys are built (the worker uploads under it, the
+// finalizer and the status page find files by it).
+func (p *PathTemplate) FileKey(stream string, hour time.Time, topic string, partition int, firstOffset int64) string {
+	return p.Render(stream, hour) + "/" + FileName(topic, partition, firstOffset)
+}
+
+// MarkerKey returns the key of the hour marker (MarkerName) in the hour
+// folder of stream and hour.
+func (p *PathTemplate) MarkerKey(stream string, hour time.Time) string {
+	return p.Render(stream, hour) + "/" + MarkerName
+}
+
 // Prefix returns the rendered constant part of the template before its first
 // time placeholder, for listing a stream's folders:
 // "{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}" gives "clickstream/dt=". The

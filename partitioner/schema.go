@@ -5,7 +5,7 @@ import "fmt"
 // ColumnType is the logical type of a lake column, as named in the config.
 type ColumnType int
 
-// The column types of DESIGN.md's schema list.
+// The column types of a stream's schema list (docs/configuration.md).
 const (
 	TypeString ColumnType = iota + 1
 	TypeInt32

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"os"
+	"net/http"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,9 +15,12 @@ import (
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/partitioner"
-	"github.com/lakesink/lakesink/sink/decode"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
+	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/registry"
+	"github.com/lakesink/lakesink/sink/worker"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -37,58 +39,26 @@ type Options struct {
 	// Tick is the housekeeping interval of partition workers (default 200ms).
 	Tick time.Duration
 	// RecentLogs, if set, is the ring of recent warnings and errors shown
-	// on the status page (see LogRing.Handler).
-	RecentLogs *LogRing
-}
-
-// stream is a configured stream, compiled for the hot path.
-type stream struct {
-	name     string
-	topics   []string
-	loc      *time.Location
-	lateness time.Duration
-	late     config.LatePolicy
-	path     *partitioner.PathTemplate
-	schema   *partitioner.Schema // nil when columns come from each writer schema
-	spec     decode.Spec
-	// format is json, avro or protobuf; cspec is the decoder spec of the
-	// last two (formats.go).
-	format config.StreamFormat
-	cspec  confluent.Spec
-	infer  *inferSpec // schema: infer (infer.go); else nil
+	// on the status page (see ops.LogRing.Handler).
+	RecentLogs *ops.LogRing
 }
 
 // Sink moves records of every configured stream from Kafka into the lake and
 // finalizes hours. Create with New, run with Run.
 type Sink struct {
 	cfg     *config.Config
-	writer  writers.Writer
 	log     *slog.Logger
 	metrics *Metrics
-	now     func() time.Time
 	dialer  *kafka.Dialer
-	client  *kafka.Client
+	admin   *kafkaio.Admin
 	dlqW    *kafka.Writer
 
-	streams     []*stream
-	byTopic     map[string]*stream
-	topics      []string
-	startOffset int64
-	fileOpts    partitioner.FileOptions
-
-	maxFileBytes   int64
-	idleTimeout    time.Duration
-	commitInterval time.Duration
-	tick           time.Duration
-
-	health health
-	mem    memBudget
-	ops    ops // status page, lag and stall state (status.go)
-
-	// schemas is the schema registry client, shared by the workers of
-	// every avro and protobuf stream; nil without such streams.
-	schemas   *registry.Client
-	regHealth registryHealth
+	streams  []*worker.Stream
+	byTopic  map[string]*worker.Stream
+	topics   []string
+	env      *worker.Env
+	ops      *ops.Ops
+	finalize *completion.Options // nil when markers are disabled
 }
 
 // New checks the configuration and builds a Sink. It does not connect yet.
@@ -97,133 +67,144 @@ func New(opts Options) (*Sink, error) {
 	if cfg == nil || opts.Writer == nil {
 		return nil, errors.New("sink: config and writer are required")
 	}
-	s := &Sink{
-		cfg:            cfg,
-		writer:         opts.Writer,
-		log:            opts.Logger,
-		now:            opts.Clock,
-		dialer:         opts.Dialer,
-		byTopic:        map[string]*stream{},
-		maxFileBytes:   int64(cfg.Files.MaxFileBytes),
-		idleTimeout:    time.Duration(cfg.Markers.IdlePartitionTimeout),
-		commitInterval: time.Duration(cfg.Kafka.CommitInterval),
-		tick:           opts.Tick,
-	}
+	s := &Sink{cfg: cfg, log: opts.Logger, dialer: opts.Dialer, byTopic: map[string]*worker.Stream{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
+	now := opts.Clock
+	if now == nil {
+		now = time.Now
 	}
 	if s.dialer == nil {
 		s.dialer = kafka.DefaultDialer
 	}
-	if s.tick <= 0 {
-		s.tick = 200 * time.Millisecond
+	tick := opts.Tick
+	if tick <= 0 {
+		tick = 200 * time.Millisecond
 	}
-	s.ops.logs = opts.RecentLogs
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s.metrics = NewMetrics(reg)
-	s.mem.limit = int64(cfg.Files.MemoryLimit)
-	s.startOffset = kafka.FirstOffset
-	if cfg.Kafka.StartOffset == config.StartLatest {
-		s.startOffset = kafka.LastOffset
-	}
-	s.fileOpts = partitioner.FileOptions{
-		Compression:   string(cfg.Files.Compression),
-		RowGroupBytes: int64(cfg.Files.RowGroupBytes),
-	}
+	s.metrics = newMetrics(reg)
+
 	tmpl, err := partitioner.ParsePathTemplate(cfg.Partitioning.Path)
 	if err != nil {
 		return nil, fmt.Errorf("partitioning.path: %w", err)
 	}
-	if s.schemas, err = newRegistryClient(cfg); err != nil {
+	schemas, err := newRegistryClient(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if s.schemas != nil {
+	if schemas != nil {
 		for _, r := range confluent.Reasons() {
-			s.metrics.DeadLetters.WithLabelValues(string(r))
+			s.metrics.Worker.DeadLetters.WithLabelValues(string(r))
 		}
 	}
+	var cstreams []*completion.Stream
 	for i, sc := range cfg.Streams {
-		st, err := compileStream(sc, tmpl, int(cfg.Kafka.MaxRecordBytes), s.schemas)
+		st, err := worker.Compile(sc, tmpl, int(cfg.Kafka.MaxRecordBytes), schemas)
 		if err != nil {
 			return nil, fmt.Errorf("streams[%d]: %w", i, err)
 		}
 		s.streams = append(s.streams, st)
-		for _, t := range st.topics {
+		for _, t := range st.Topics {
 			s.byTopic[t] = st
 			s.topics = append(s.topics, t)
 		}
+		cstreams = append(cstreams, &completion.Stream{Name: st.Name, Topics: st.Topics, Loc: st.Loc, Lateness: st.Lateness, Path: st.Path})
 	}
-	transport := &kafka.Transport{Dial: s.dialer.DialFunc, ClientID: cfg.Kafka.ClientID, TLS: s.dialer.TLS, SASL: s.dialer.SASLMechanism}
-	s.client = &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second, Transport: transport}
-	s.dlqW = &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Kafka.Brokers...),
-		Topic:        cfg.DeadLetter.Topic,
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 5 * time.Millisecond,
-		BatchSize:    1000,
-		Transport:    transport,
-		Balancer:     &kafka.Hash{},
+
+	s.admin = kafkaio.NewAdmin(cfg.Kafka.Brokers, cfg.Kafka.GroupID, cfg.Kafka.ClientID, s.dialer)
+	s.dlqW = s.admin.Producer(cfg.DeadLetter.Topic, 5*time.Millisecond, 1000)
+	s.ops = ops.New(ops.Options{
+		Streams: cstreams, Writer: opts.Writer, Topics: s.admin, DeadLetterTopic: cfg.DeadLetter.Topic,
+		HealthCheckInterval: time.Duration(cfg.HTTP.HealthCheckInterval),
+		CommitStallTimeout:  time.Duration(cfg.HTTP.CommitStallTimeout),
+		Now:                 now, Logs: opts.RecentLogs, Registry: reg,
+	})
+	startOffset := kafka.FirstOffset
+	if cfg.Kafka.StartOffset == config.StartLatest {
+		startOffset = kafka.LastOffset
+	}
+	s.env = &worker.Env{
+		Writer:          opts.Writer,
+		Offsets:         s.admin,
+		DeadLetters:     s.dlqW,
+		DeadLetterTopic: cfg.DeadLetter.Topic,
+		Health:          s.ops.Health,
+		Progress: func(p worker.Progress) {
+			s.ops.NotePartition(ops.Progress{Stream: p.Stream, Topic: p.Topic, Partition: p.Partition, Generation: p.Generation,
+				Committed: p.Committed, High: p.High, Meta: p.Meta.Encode(), Watermark: p.Meta.WM, Raw: p.Meta.RW})
+		},
+		Budget:         worker.NewBudget(int64(cfg.Files.MemoryLimit)),
+		Metrics:        s.metrics.Worker,
+		Log:            s.log,
+		Now:            now,
+		Dialer:         s.dialer,
+		Brokers:        cfg.Kafka.Brokers,
+		StartOffset:    startOffset,
+		GroupID:        cfg.Kafka.GroupID,
+		SpoolDir:       cfg.Files.SpoolDir,
+		FileOptions:    partitioner.FileOptions{Compression: string(cfg.Files.Compression), RowGroupBytes: int64(cfg.Files.RowGroupBytes)},
+		MaxFileBytes:   int64(cfg.Files.MaxFileBytes),
+		IdleTimeout:    time.Duration(cfg.Markers.IdlePartitionTimeout),
+		CommitInterval: time.Duration(cfg.Kafka.CommitInterval),
+		CheckInterval:  time.Duration(cfg.Markers.CheckInterval),
+		Tick:           tick,
+	}
+	if cfg.Markers.Enabled {
+		s.env.Markers = completion.NewMarkers(opts.Writer)
+		s.finalize = &completion.Options{
+			Streams: cstreams, Writer: opts.Writer, Offsets: s.admin,
+			CheckInterval:  time.Duration(cfg.Markers.CheckInterval),
+			IdleTimeout:    time.Duration(cfg.Markers.IdlePartitionTimeout),
+			WebhookTimeout: time.Duration(cfg.Markers.Webhook.Timeout),
+			Log:            s.log, Now: now, Metrics: s.metrics.Completion,
+		}
 	}
 	return s, nil
 }
 
-func compileStream(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int, schemas *registry.Client) (*stream, error) {
-	if sc.Format.UsesRegistry() {
-		return compileRegistryStream(sc, tmpl, maxBytes, schemas)
+// newRegistryClient returns the schema registry client for cfg, or nil when
+// no stream needs one. It does not connect.
+func newRegistryClient(cfg *config.Config) (*registry.Client, error) {
+	need := false
+	for _, sc := range cfg.Streams {
+		need = need || sc.Format.UsesRegistry()
 	}
-	if sc.InferSchema {
-		return compileInferStream(sc, tmpl, maxBytes)
+	if !need {
+		return nil, nil
 	}
-	cols, err := sc.Columns()
-	if err != nil {
-		return nil, err
-	}
-	schema, err := partitioner.NewSchema(sc.Name, cols)
-	if err != nil {
-		return nil, err
-	}
-	spec := decode.Spec{TimePath: sc.Time.Field, MaxBytes: maxBytes}
-	if sc.Time.Field != "" {
-		if spec.TimeFormat, err = decode.ParseTimeFormat(string(sc.Time.Format)); err != nil {
-			return nil, fmt.Errorf("time.format: %w", err)
+	r := cfg.SchemaRegistry
+	rc := registry.Config{URL: r.URL, Username: r.Username, Password: r.Password, Timeout: time.Duration(r.Timeout)}
+	if strings.HasPrefix(r.URL, "https:") || r.TLS != (config.RegistryTLS{}) {
+		tc, err := registry.LoadTLS(r.TLS.CAFile, r.TLS.CertFile, r.TLS.KeyFile, r.TLS.InsecureSkipVerify)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.tls: %w", err)
 		}
+		rc.TLS = tc
 	}
-	for i, f := range sc.Schema {
-		spec.Fields = append(spec.Fields, decode.Field{Column: cols[i], Path: f.Path})
+	c, err := registry.New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("schema_registry: %w", err)
 	}
-	st := newStream(sc, tmpl)
-	st.schema, st.spec = schema, spec
-	return st, nil
-}
-
-// newStream fills what every stream takes from its config the same way,
-// whatever its format; the compile functions add schema and decoder specs.
-func newStream(sc config.Stream, tmpl *partitioner.PathTemplate) *stream {
-	return &stream{
-		name:     sc.Name,
-		topics:   sc.Topics,
-		loc:      sc.Location(),
-		lateness: time.Duration(sc.AllowedLateness),
-		late:     sc.LatePolicy,
-		path:     tmpl,
-		format:   sc.Format,
-	}
+	return c, nil
 }
 
 // Metrics returns the sink's collectors.
 func (s *Sink) Metrics() *Metrics { return s.metrics }
 
-type genInfo struct {
-	id         int
-	member     string
-	partitions int // partitions this member owns in the generation
-}
+// Readiness reports whether the sink is ready and, if not, why.
+func (s *Sink) Readiness() (bool, []string) { return s.ops.Readiness() }
+
+// Handler serves the operational endpoints (see ops.Ops.Handler), with
+// metrics from gatherer.
+func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler { return s.ops.Handler(gatherer) }
+
+// RunHealthChecks probes storage and the dead-letter topic until ctx ends
+// (see ops.Ops.RunHealthChecks). Run it in its own goroutine next to Run.
+func (s *Sink) RunHealthChecks(ctx context.Context) { s.ops.RunHealthChecks(ctx) }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully: open files
 // are finished, uploaded and committed (within the configured
@@ -240,7 +221,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		Brokers:               s.cfg.Kafka.Brokers,
 		Dialer:                s.dialer,
 		Topics:                s.topics,
-		StartOffset:           s.startOffset,
+		StartOffset:           s.env.StartOffset,
 		WatchPartitionChanges: true,
 		HeartbeatInterval:     time.Duration(s.cfg.Kafka.HeartbeatInterval),
 		SessionTimeout:        time.Duration(s.cfg.Kafka.SessionTimeout),
@@ -255,10 +236,16 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	var bg sync.WaitGroup
 	fctx, stopFinalizer := context.WithCancel(context.Background())
-	if s.cfg.Markers.Enabled {
-		f := newFinalizer(s)
+	if s.finalize != nil {
+		o := *s.finalize
+		n, err := completion.NewNotifier(s.cfg, s.admin, s.log)
+		if err != nil {
+			s.log.Error("completion events disabled", "err", err)
+		}
+		o.Notifier = n
+		f := completion.NewFinalizer(o)
 		bg.Add(1)
-		go func() { defer bg.Done(); f.run(fctx) }()
+		go func() { defer bg.Done(); f.Run(fctx) }()
 	}
 
 	drain := make(chan struct{})
@@ -271,13 +258,15 @@ func (s *Sink) Run(ctx context.Context) error {
 		drainOnce.Do(func() { close(drain) })
 	}()
 
+	health := s.ops.Health
 	var runErr error
+generations:
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, kafka.ErrGroupClosed) {
 				s.log.Warn("join group", "err", err)
-				s.health.setJoined(false, err.Error())
+				health.SetJoined(false, err.Error())
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Second):
@@ -292,17 +281,17 @@ func (s *Sink) Run(ctx context.Context) error {
 			n += len(as)
 		}
 		s.metrics.AssignedPartitions.Set(float64(n))
-		s.health.setJoined(true, "")
+		health.SetJoined(true, "")
 		s.log.Info("group joined", "generation", gen.ID, "member", gen.MemberID, "partitions", n)
-		gi := genInfo{id: int(gen.ID), member: gen.MemberID, partitions: n}
+		g := worker.Generation{ID: int(gen.ID), Member: gen.MemberID, Partitions: n}
 		for topic, as := range gen.Assignments {
-			st := s.byTopic[topic]
 			for _, a := range as {
-				w, err := s.newWorker(st, topic, a.ID, gi)
+				w, err := worker.New(s.env, s.byTopic[topic], topic, a.ID, g)
 				if err != nil {
 					runErr = err
-					break
+					break generations
 				}
+				health.WorkerStarted(topic, a.ID)
 				workersDone.Add(1)
 				active.Add(1)
 				var once sync.Once
@@ -310,14 +299,14 @@ func (s *Sink) Run(ctx context.Context) error {
 					defer workersDone.Done()
 					drained := func() { once.Do(active.Done) }
 					defer drained()
-					if err := w.run(gctx, drain, drained); err != nil && gctx.Err() == nil {
-						w.log.Error("partition worker stopped", "err", err)
-						s.health.setError(fmt.Sprintf("%s/%d: %v", topic, a.ID, err))
+					if err := w.Run(gctx, drain, drained); err != nil && gctx.Err() == nil {
+						s.log.Error("partition worker stopped", "topic", topic, "partition", a.ID, "err", err)
+						health.WorkerStopped(topic, a.ID, err)
 					}
 				})
 			}
 		}
-		if runErr != nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			break
 		}
 	}
@@ -335,183 +324,21 @@ func (s *Sink) Run(ctx context.Context) error {
 	workersDone.Wait()
 	stopFinalizer()
 	bg.Wait()
-	s.health.setJoined(false, "shut down")
+	health.SetJoined(false, "shut down")
 	return runErr
 }
 
-// ensureTopics creates the dead-letter topic if it is missing.
+// ensureTopics creates the dead-letter topic if it is missing. A broker that
+// refuses (the topic may be managed elsewhere) is only a warning.
 func (s *Sink) ensureTopics(ctx context.Context) error {
-	topics := []string{s.cfg.DeadLetter.Topic}
-	resp, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topics[0], NumPartitions: 1, ReplicationFactor: -1}},
-	})
-	if err != nil {
-		return fmt.Errorf("create dead-letter topic %s: %w", topics[0], err)
+	topic := s.cfg.DeadLetter.Topic
+	err := s.admin.CreateTopic(ctx, topic)
+	if errors.Is(err, kafkaio.ErrCreateRefused) {
+		s.log.Warn("create dead-letter topic", "topic", topic, "err", err)
+		return nil
 	}
-	if e := resp.Errors[topics[0]]; e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-		// Not fatal: the topic may be managed elsewhere and creation denied.
-		s.log.Warn("create dead-letter topic", "topic", topics[0], "err", e)
+	if err != nil {
+		return fmt.Errorf("create dead-letter topic %s: %w", topic, err)
 	}
 	return nil
-}
-
-// fetchCommitted returns the group's committed offset of a partition (-1 if
-// none) and its commit metadata.
-func (s *Sink) fetchCommitted(ctx context.Context, topic string, partition int) (int64, commitMeta, error) {
-	resp, err := s.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: s.cfg.Kafka.GroupID, Topics: map[string][]int{topic: {partition}},
-	})
-	if err == nil && resp.Error != nil {
-		err = resp.Error
-	}
-	if err != nil {
-		return 0, commitMeta{}, fmt.Errorf("offset fetch %s/%d: %w", topic, partition, err)
-	}
-	for _, p := range resp.Topics[topic] {
-		if p.Partition != partition {
-			continue
-		}
-		if p.Error != nil {
-			return 0, commitMeta{}, fmt.Errorf("offset fetch %s/%d: %w", topic, partition, p.Error)
-		}
-		meta, _, err := parseCommitMeta(p.Metadata)
-		if err != nil {
-			s.log.Warn("ignoring foreign commit metadata", "topic", topic, "partition", partition, "err", err)
-		}
-		return p.CommittedOffset, meta, nil
-	}
-	return -1, commitMeta{WM: math.MinInt64, RW: math.MinInt64}, nil
-}
-
-// commitOffset commits one partition's offset with metadata, in the given
-// generation. Kafka refuses commits from a stale generation, which is what
-// fences off a worker whose partition has been given to another member.
-func (s *Sink) commitOffset(ctx context.Context, genID int, member, topic string, partition int, offset int64, meta string) error {
-	resp, err := s.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
-		GroupID:      s.cfg.Kafka.GroupID,
-		GenerationID: genID,
-		MemberID:     member,
-		Topics:       map[string][]kafka.OffsetCommit{topic: {{Partition: partition, Offset: offset, Metadata: meta}}},
-	})
-	if err != nil {
-		return fmt.Errorf("offset commit %s/%d: %w", topic, partition, err)
-	}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return fmt.Errorf("offset commit %s/%d: %w", topic, partition, p.Error)
-		}
-	}
-	return nil
-}
-
-func isGenerationError(err error) bool {
-	return errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
-		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID)
-}
-
-// upload puts a finished spool file into the lake, retrying with capped
-// exponential backoff and jitter until it succeeds or ctx ends. The partition
-// waits meanwhile: nothing is committed past records that are not durable.
-func (s *Sink) upload(ctx context.Context, key, path string, size int64, log *slog.Logger) error {
-	wait := newBackoff(100*time.Millisecond, 10*time.Second)
-	for attempt := 1; ; attempt++ {
-		err := s.putFile(ctx, key, path, size)
-		if err == nil {
-			if attempt > 1 {
-				s.health.setStorage(true, "")
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.metrics.UploadRetries.Inc()
-		s.health.setStorage(false, err.Error())
-		log.Warn("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, wait.next()) {
-			return ctx.Err()
-		}
-	}
-}
-
-func (s *Sink) putFile(ctx context.Context, key, path string, size int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
-	}
-	defer f.Close()
-	if err := s.writer.Put(ctx, key, f, size); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
-}
-
-// health is the state /readyz reports.
-type health struct {
-	mu         sync.Mutex
-	joined     bool
-	joinReason string
-	storageOK  atomic.Bool
-	storageErr string
-	lastErr    string
-	dlqOK      bool
-	dlqErr     string
-	init       sync.Once
-}
-
-func (h *health) setup() {
-	h.init.Do(func() { h.storageOK.Store(true); h.dlqOK = true })
-}
-
-func (h *health) setJoined(ok bool, reason string) {
-	h.setup()
-	h.mu.Lock()
-	h.joined, h.joinReason = ok, reason
-	h.mu.Unlock()
-}
-
-func (h *health) setStorage(ok bool, reason string) {
-	h.setup()
-	h.mu.Lock()
-	h.storageOK.Store(ok)
-	h.storageErr = reason
-	h.mu.Unlock()
-}
-
-func (h *health) setDLQ(ok bool, reason string) {
-	h.setup()
-	h.mu.Lock()
-	h.dlqOK, h.dlqErr = ok, reason
-	h.mu.Unlock()
-}
-
-func (h *health) setError(reason string) {
-	h.mu.Lock()
-	h.lastErr = reason
-	h.mu.Unlock()
-}
-
-// Readiness reports whether the sink is ready and, if not, why.
-func (s *Sink) Readiness() (bool, []string) {
-	h := &s.health
-	h.setup()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var reasons []string
-	if !h.joined {
-		r := "consumer group not joined"
-		if h.joinReason != "" {
-			r += ": " + h.joinReason
-		}
-		reasons = append(reasons, r)
-	}
-	if !h.storageOK.Load() {
-		reasons = append(reasons, "storage unreachable: "+h.storageErr)
-	}
-	if !h.dlqOK {
-		reasons = append(reasons, "dead-letter topic unavailable: "+h.dlqErr)
-	}
-	reasons = append(reasons, s.regHealth.reasons()...)
-	reasons = append(reasons, s.stalls()...)
-	return len(reasons) == 0, reasons
 }

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -129,7 +130,7 @@ func TestSinkMarkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m Manifest
+		var m completion.Manifest
 		err = json.NewDecoder(rc).Decode(&m)
 		rc.Close()
 		if err != nil {
@@ -138,17 +139,17 @@ func TestSinkMarkers(t *testing.T) {
 		if m.Records != n || m.Files == nil || (n == 0) != (len(m.Files) == 0) {
 			t.Errorf("hour %s: manifest has %d records in %d files, want %d records", h, m.Records, len(m.Files), n)
 		}
-		if m.Hour != h.Format(time.RFC3339) || m.Stream != "events" || m.Version != ManifestVersion || m.Revision != 1 {
+		if m.Hour != h.Format(time.RFC3339) || m.Stream != "events" || m.Version != completion.ManifestVersion || m.Revision != 1 {
 			t.Errorf("hour %s: manifest %+v", h, m)
 		}
 	}
-	if got := testutil.ToFloat64(s.metrics.DeadLetters.WithLabelValues("wrong_type")); got != 1 {
+	if got := testutil.ToFloat64(s.metrics.Worker.DeadLetters.WithLabelValues("wrong_type")); got != 1 {
 		t.Errorf("dead letters (wrong_type) = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(s.metrics.RecordsWritten.WithLabelValues("events")); got != 200 {
+	if got := testutil.ToFloat64(s.metrics.Worker.RecordsWritten.WithLabelValues("events")); got != 200 {
 		t.Errorf("records written = %v, want 200", got)
 	}
-	if got := testutil.ToFloat64(s.metrics.HoursCompleted.WithLabelValues("events")); got < 3 {
+	if got := testutil.ToFloat64(s.metrics.Completion.HoursCompleted.WithLabelValues("events")); got < 3 {
 		t.Errorf("hours completed = %v, want at least 3", got)
 	}
 	_, body := get(t, srv.URL+"/metrics")

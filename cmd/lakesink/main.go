@@ -31,6 +31,8 @@ import (
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/writers/factory"
 )
 
@@ -166,15 +168,15 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Recent warnings and errors for the status page.
-	ring := sink.NewLogRing(50)
+	ring := ops.NewLogRing(50)
 	log = slog.New(ring.Handler(log.Handler()))
 
-	dialer, err := sink.NewDialer(cfg.Kafka)
+	dialer, err := kafkaio.NewDialer(cfg.Kafka)
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = sink.CheckKafka(cctx, dialer, cfg.Kafka.Brokers)
+	err = kafkaio.CheckKafka(cctx, dialer, cfg.Kafka.Brokers)
 	cancel()
 	if err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Package decode turns one Kafka record value, a JSON object, into a row of
 // Parquet values in schema order plus the record's event time.
 //
-// It is the hot path of lakesink (see DESIGN.md: "JSON decoding is the first
+// It is the hot path of lakesink (docs/performance.md: "JSON decoding is the first
 // bottleneck"), so it does not use encoding/json. A hand-written validating
 // scanner walks the object once, descends only into the objects that lead to
 // a configured path, validates and skips everything else, and performs no

@@ -124,7 +124,7 @@ func waitManifests(ctx context.Context, lake, stream string, from time.Time, hou
 	return total, errors.Join(errs...)
 }
 
-// manifest is the part of the _SUCCESS format (README, sink.Manifest) that
+// manifest is the part of the _SUCCESS format (docs/design.md, completion.Manifest) that
 // the harness checks; declared here so the harness reads the documented
 // JSON, not the sink's Go type.
 type manifest struct {

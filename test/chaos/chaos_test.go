@@ -1,4 +1,4 @@
-// Package chaos checks guarantees 1–3 of DESIGN.md under failures: while
+// Package chaos checks guarantees 1–3 of docs/design.md under failures: while
 // records are produced continuously, lakesink instances are killed with
 // SIGKILL at random moments, the group scales out and in, the broker
 // restarts and the storage server goes away for a while. At the end every

@@ -20,7 +20,8 @@ import (
 
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/partitioner"
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/completion"
+	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -343,7 +344,7 @@ func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid ma
 	}
 }
 
-func checkManifest(t *testing.T, lake writers.Writer, m sink.Manifest, key, stream string) {
+func checkManifest(t *testing.T, lake writers.Writer, m completion.Manifest, key, stream string) {
 	t.Helper()
 	if m.Version != 1 || m.Stream != stream || m.Revision < 1 {
 		t.Errorf("%s: version %d stream %q revision %d", key, m.Version, m.Stream, m.Revision)
@@ -414,20 +415,20 @@ func checkDeadLetters(t *testing.T, k *testenv.Kafka, topic string, p *produced)
 		for _, x := range m.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		for _, k := range []string{sink.HeaderReason, sink.HeaderError, sink.HeaderTopic, sink.HeaderPartition, sink.HeaderOffset, sink.HeaderStream} {
+		for _, k := range []string{kafkaio.HeaderReason, kafkaio.HeaderError, kafkaio.HeaderTopic, kafkaio.HeaderPartition, kafkaio.HeaderOffset, kafkaio.HeaderStream} {
 			if h[k] == "" {
 				t.Errorf("dead letter at %d lacks header %s: %v", m.Offset, k, h)
 			}
 		}
-		if part, _ := strconv.Atoi(h[sink.HeaderPartition]); string(m.Key) != "" && !strings.HasPrefix(string(m.Key), strconv.Itoa(part)+":") {
-			t.Errorf("dead letter key %s does not match its partition header %s", m.Key, h[sink.HeaderPartition])
+		if part, _ := strconv.Atoi(h[kafkaio.HeaderPartition]); string(m.Key) != "" && !strings.HasPrefix(string(m.Key), strconv.Itoa(part)+":") {
+			t.Errorf("dead letter key %s does not match its partition header %s", m.Key, h[kafkaio.HeaderPartition])
 		}
-		got[h[sink.HeaderStream]+"|"+h[sink.HeaderReason]+"|"+string(m.Value)]++
+		got[h[kafkaio.HeaderStream]+"|"+h[kafkaio.HeaderReason]+"|"+string(m.Value)]++
 		// The origin headers point at the very record.
-		part, _ := strconv.Atoi(h[sink.HeaderPartition])
-		off, _ := strconv.ParseInt(h[sink.HeaderOffset], 10, 64)
-		if src := sourceRecord(t, k, h[sink.HeaderTopic], part, off); string(src) != string(m.Value) {
-			t.Errorf("dead letter says %s/%d@%d, but that record is %q, not %q", h[sink.HeaderTopic], part, off, src, m.Value)
+		part, _ := strconv.Atoi(h[kafkaio.HeaderPartition])
+		off, _ := strconv.ParseInt(h[kafkaio.HeaderOffset], 10, 64)
+		if src := sourceRecord(t, k, h[kafkaio.HeaderTopic], part, off); string(src) != string(m.Value) {
+			t.Errorf("dead letter says %s/%d@%d, but that record is %q, not %q", h[kafkaio.HeaderTopic], part, off, src, m.Value)
 		}
 	}
 	for k, n := range p.malformed {

@@ -21,8 +21,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
+	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/test/schemaregistry"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers/local"
@@ -175,7 +176,7 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 	folder := func(stream string) string {
 		return fmt.Sprintf("%s/dt=%s/hour=%s", stream, hour.Format("2006-01-02"), hour.Format("15"))
 	}
-	manifests := map[string]sink.Manifest{}
+	manifests := map[string]completion.Manifest{}
 	for _, stream := range []string{"orders", "readings"} {
 		testenv.Eventually(t, 90*time.Second, 250*time.Millisecond, stream+" marker", func() error {
 			if _, err := os.Stat(filepath.Join(root, folder(stream), "_SUCCESS")); err != nil {
@@ -389,13 +390,13 @@ func readDeadLetters(t *testing.T, broker, topic string, n int) map[string]strin
 		for _, x := range m.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		if h[sink.HeaderTopic] != topic {
+		if h[kafkaio.HeaderTopic] != topic {
 			continue
 		}
-		if h[sink.HeaderOffset] == "" || h[sink.HeaderError] == "" {
-			t.Errorf("dead letter %s lacks origin or error headers: %v", h[sink.HeaderReason], h)
+		if h[kafkaio.HeaderOffset] == "" || h[kafkaio.HeaderError] == "" {
+			t.Errorf("dead letter %s lacks origin or error headers: %v", h[kafkaio.HeaderReason], h)
 		}
-		got[h[sink.HeaderReason]] = string(m.Value)
+		got[h[kafkaio.HeaderReason]] = string(m.Value)
 	}
 	return got
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lakesink/lakesink/partitioner"
-	"github.com/lakesink/lakesink/sink"
 	"github.com/lakesink/lakesink/test/testenv"
 )
 
@@ -74,10 +73,10 @@ streams:
 	seen := map[int64]int{}
 	for fi, f := range m.Files {
 		meta := footer(t, filepath.Join(root, f.Path))
-		if got := meta.Extra[sink.MetaInferredSchema]; got != wantCols[fi] {
+		if got := meta.Extra[partitioner.MetaInferredSchema]; got != wantCols[fi] {
 			t.Errorf("file %d footer columns %s, want %s", fi, got, wantCols[fi])
 		}
-		fingerprints = append(fingerprints, meta.Extra[sink.MetaSchemaFingerprint])
+		fingerprints = append(fingerprints, meta.Extra[partitioner.MetaSchemaFingerprint])
 		rows, schema := readParquet(t, lake, f.Path)
 		if got := len(schema.Columns()); got != 4+2*fi {
 			t.Errorf("file %d has %d columns, want %d", fi, got, 4+2*fi)

@@ -20,7 +20,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers"
 	"github.com/lakesink/lakesink/writers/local"
@@ -111,8 +111,8 @@ func hourFolder(h time.Time) string {
 }
 
 // tryManifest reads an hour's _SUCCESS; ok false while it does not exist.
-func tryManifest(lake writers.Writer, h time.Time) (sink.Manifest, bool, error) {
-	var m sink.Manifest
+func tryManifest(lake writers.Writer, h time.Time) (completion.Manifest, bool, error) {
+	var m completion.Manifest
 	rc, err := lake.Get(context.Background(), hourFolder(h)+"/_SUCCESS")
 	if err != nil {
 		if errors.Is(err, writers.ErrNotFound) {
@@ -130,11 +130,11 @@ func tryManifest(lake writers.Writer, h time.Time) (sink.Manifest, bool, error) 
 
 // readEvents reads the completion topic from the start until it has been
 // quiet for quiet, and returns the decoded events in topic order.
-func readEvents(t *testing.T, broker string, quiet time.Duration) []sink.Event {
+func readEvents(t *testing.T, broker string, quiet time.Duration) []completion.Event {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: eventsTopic, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
-	var evs []sink.Event
+	var evs []completion.Event
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), quiet)
 		m, err := r.ReadMessage(ctx)
@@ -145,7 +145,7 @@ func readEvents(t *testing.T, broker string, quiet time.Duration) []sink.Event {
 		if string(m.Key) != markerStream {
 			t.Errorf("event key %q, want the stream name", m.Key)
 		}
-		var ev sink.Event
+		var ev completion.Event
 		if err := json.Unmarshal(m.Value, &ev); err != nil {
 			t.Fatalf("event %s: %v", m.Value, err)
 		}
@@ -247,7 +247,7 @@ func TestMarkersEndToEnd(t *testing.T) {
 	want := map[time.Time]int64{h0: 150, h0.Add(2 * time.Hour): 150}
 	for _, h := range hours {
 		m, _, _ := tryManifest(lake, h)
-		if m.Revision != 1 || m.Records != want[h] || m.Stream != markerStream || m.Version != sink.ManifestVersion {
+		if m.Revision != 1 || m.Records != want[h] || m.Stream != markerStream || m.Version != completion.ManifestVersion {
 			t.Errorf("marker of %s: revision %d, %d records, stream %q; want revision 1, %d records", h, m.Revision, m.Records, m.Stream, want[h])
 		}
 		if want[h] == 0 && len(m.Files) != 0 {
@@ -288,7 +288,7 @@ func TestMarkersEndToEnd(t *testing.T) {
 
 	// Events: once per hour and revision, in hour order; the revision 2
 	// event after revision 1 of its hour.
-	var evs []sink.Event
+	var evs []completion.Event
 	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "completion events", func() error {
 		evs = readEvents(t, k.Addr, time.Second)
 		if len(evs) < len(hours)+1 {
@@ -455,7 +455,7 @@ func TestMarkersTwoInstances(t *testing.T) {
 		}
 		return nil
 	})
-	var evs []sink.Event
+	var evs []completion.Event
 	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "completion events", func() error {
 		evs = readEvents(t, k.Addr, time.Second)
 		if len(evs) < len(hours)+1 {
@@ -483,7 +483,7 @@ func TestMarkersTwoInstances(t *testing.T) {
 	}
 }
 
-func listsFile(m sink.Manifest, partition int, first int64) bool {
+func listsFile(m completion.Manifest, partition int, first int64) bool {
 	for _, f := range m.Files {
 		if f.Partition == partition && f.FirstOffset == first {
 			return true

@@ -13,7 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/test/testenv"
 )
 
@@ -115,9 +115,9 @@ func TestPoisonRecords(t *testing.T) {
 		for _, x := range m.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		got[h[sink.HeaderReason]] = string(m.Value)
-		if h[sink.HeaderTopic] != "clickstream" || h[sink.HeaderPartition] != "0" || h[sink.HeaderOffset] == "" {
-			t.Errorf("dead letter %s: origin headers %v", h[sink.HeaderReason], h)
+		got[h[kafkaio.HeaderReason]] = string(m.Value)
+		if h[kafkaio.HeaderTopic] != "clickstream" || h[kafkaio.HeaderPartition] != "0" || h[kafkaio.HeaderOffset] == "" {
+			t.Errorf("dead letter %s: origin headers %v", h[kafkaio.HeaderReason], h)
 		}
 	}
 	for reason, v := range poison {

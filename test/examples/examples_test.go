@@ -74,7 +74,9 @@ func metricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	rec := &recorder{Registry: prometheus.NewRegistry()}
 	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sink.NewMetrics(rec)
+	if _, err := sink.New(sink.Options{Config: config.Default(), Writer: writers.NewMemory(), Registry: rec}); err != nil {
+		t.Fatal(err)
+	}
 	writers.NewMetrics(rec)
 	names := map[string]bool{}
 	re := regexp.MustCompile(`fqName: "([a-zA-Z_:][a-zA-Z0-9_:]*)"`)

@@ -13,19 +13,19 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/writers"
 )
 
 // ReadManifest reads and decodes an hour's _SUCCESS.
-func ReadManifest(t testing.TB, w writers.Writer, key string) sink.Manifest {
+func ReadManifest(t testing.TB, w writers.Writer, key string) completion.Manifest {
 	t.Helper()
 	rc, err := w.Get(context.Background(), key)
 	if err != nil {
 		t.Fatalf("get %s: %v", key, err)
 	}
 	defer rc.Close()
-	var m sink.Manifest
+	var m completion.Manifest
 	dec := json.NewDecoder(rc)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {

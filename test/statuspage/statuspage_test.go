@@ -28,7 +28,7 @@ import (
 
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/config"
-	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/test/testenv"
 )
 
@@ -76,7 +76,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		for _, s := range st.Streams {
 			n := 0
 			for _, h := range s.Hours {
-				if h.State == sink.HourComplete && h.Records > 0 {
+				if h.State == ops.HourComplete && h.Records > 0 {
 					n++
 				}
 			}
@@ -187,7 +187,7 @@ func decodePNG(t *testing.T, path string) image.Image {
 	return img
 }
 
-func apiStatus(base string) (*sink.Status, error) {
+func apiStatus(base string) (*ops.Status, error) {
 	resp, err := http.Get(base + "/api/status")
 	if err != nil {
 		return nil, err
@@ -197,7 +197,7 @@ func apiStatus(base string) (*sink.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st sink.Status
+	var st ops.Status
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("decode /api/status: %w", err)
 	}

@@ -12,7 +12,7 @@
 //     wrap the caller's reader in writers.ExactReader, which turns a short
 //     or long reader and a cancelled context into an upload error.
 //  2. In the backend's tests, start its test server (a local fake speaking
-//     the real protocol; see DESIGN.md) and call AcceptanceTest, as below,
+//     the real protocol; see docs/design.md) and call AcceptanceTest, as below,
 //     over the bare backend and over writers.WithPrefix (the configured
 //     prefix is applied that way in production).
 //  3. Register the backend in the factory that maps `storage.type` to a

@@ -1,0 +1,562 @@
+package completion
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ledger"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// Finalizer writes hour markers and sends completion events. Every instance
+// of the group runs one; they agree because they read the same group-wide
+// state (committed offsets and their watermark metadata, high watermarks)
+// and publish markers with create-if-absent puts, so each revision of a
+// marker is written once whoever gets there first.
+//
+// The rule: hour H of a stream is complete when, for every partition of the
+// stream's topics, either its committed safe watermark has reached
+// H.end + allowed_lateness, or it is idle — everything up to its high
+// watermark is committed and it has been quiet for idle_partition_timeout — in
+// which case it counts as caught up to the wall clock. Hours are finalized
+// oldest first, and never before the wall clock has passed H.end + lateness.
+//
+// Publishing revision N of an hour (markerStore has the layout):
+//
+//  1. build the manifest from the hour folder, delete orphans;
+//  2. PutIfAbsent _lakesink/markers/<stream>/<hour>/r<N>.json: exactly one
+//     instance wins revision N; a loser adopts the winner's object;
+//  3. Put _SUCCESS with the revision's manifest, then list the revisions
+//     again and put the latest if a newer one appeared meanwhile, so
+//     _SUCCESS never stays behind the latest revision;
+//  4. for revision 1, list the folder again: a data file uploaded between
+//     step 1 and the marker becomes revision 2 at once (the worker that
+//     uploaded it may have looked for the marker before step 2);
+//  5. deliver the completion events (Kafka topic, webhook), then put
+//     r<N>.sent. Only then does the cursor (_lakesink/finalizer/<stream>.json)
+//     move past the hour, so a crash re-sends undelivered events (at least
+//     once; events carry stream, hour and revision to deduplicate). The
+//     instance that won revision N sends its events; another instance sends
+//     them only if r<N>.sent has not appeared for sendGrace, which covers a
+//     winner that died between steps 2 and 5.
+//
+// Revisions after the first come from amend entries in the partitions'
+// commit metadata (see late.go): for an entry of an hour before the cursor
+// whose file the latest revision does not list, revision N+1 is published.
+// Amendments of a stream are handled before its next new hours, in hour
+// order; events of one stream are sent from one goroutine in that order.
+//
+// Marker delay (lakesink_marker_delay_seconds, observed by the instance that
+// wins revision 1): marker time minus the moment the hour became complete,
+// which is the latest of H.end + lateness on the wall clock and, per
+// partition, the moment it qualified: for a partition counted as idle,
+// quiet-since + idle_partition_timeout; for one whose committed watermark
+// passed the bound, the first check of this instance that saw a watermark
+// at or past the bound (so it is late by up to one check interval, and
+// hours already complete when the instance started count from its first
+// check).
+type Finalizer struct {
+	o       Options
+	notify  *Notifier
+	cursors map[string]int64       // stream -> start of the next hour to finalize, unix ms
+	empty   map[topicPart]emptyObs // partitions seen with nothing ever committed
+	wmSeen  map[topicPart][]wmObs  // committed watermarks seen, oldest first
+	waiting map[string]time.Time   // revision key -> since when its events are awaited from another instance
+}
+
+// Options are a Finalizer's dependencies and settings.
+type Options struct {
+	Streams []*Stream
+	// Writer is the lake; the Finalizer does not close it.
+	Writer  writers.Writer
+	Offsets GroupOffsets
+	// Notifier delivers completion events; nil: none. Run closes it.
+	Notifier *Notifier
+	// CheckInterval is how often the streams are checked
+	// (markers.check_interval); IdleTimeout is
+	// markers.idle_partition_timeout; WebhookTimeout is
+	// markers.webhook.timeout, part of how long another instance's events
+	// are waited for.
+	CheckInterval, IdleTimeout, WebhookTimeout time.Duration
+	Log                                        *slog.Logger
+	// Now is the wall clock: when hours may close, idle partitions,
+	// marker times. Event time comes from the committed watermarks.
+	Now     func() time.Time
+	Metrics *Metrics
+}
+
+// Stream is what the finalizer knows of a configured stream.
+type Stream struct {
+	Name     string
+	Topics   []string
+	Loc      *time.Location // hours are in this zone
+	Lateness time.Duration  // allowed_lateness
+	Path     *partitioner.PathTemplate
+}
+
+// GroupOffsets is the group-wide view of the stream's partitions that the
+// rule is decided on (kafkaio.Admin implements it).
+type GroupOffsets interface {
+	GroupOffsets(ctx context.Context, topics []string) ([]kafkaio.PartitionOffsets, error)
+}
+
+// wmObs is a committed watermark first seen at a moment.
+type wmObs struct {
+	wm int64
+	at time.Time
+}
+
+// maxWMObs bounds the watermark history kept per partition.
+const maxWMObs = 256
+
+type topicPart struct {
+	topic     string
+	partition int
+}
+
+// emptyObs remembers since when a never-committed partition has been seen
+// empty at the same high watermark.
+type emptyObs struct {
+	high  int64
+	since time.Time
+}
+
+// cursorState is persisted in the lake so a restarted group resumes where
+// markers stopped.
+type cursorState struct {
+	NextHour string `json:"next_hour"`
+}
+
+// partAmend is an amend entry of one partition.
+type partAmend struct {
+	topicPart
+	ledger.Amend
+}
+
+// partState is what one check learned about a partition.
+type partState struct {
+	tp        topicPart
+	wm        int64     // committed safe watermark
+	idleSince time.Time // non-zero: counts as caught up since then
+}
+
+// streamState is what one check learned about a stream.
+type streamState struct {
+	wm        int64 // completion bound, unix ms
+	firstHour int64 // earliest hour any partition wrote, 0: none
+	amends    []partAmend
+	parts     []partState
+}
+
+// NewFinalizer returns the finalizer of o.Streams. It does not start.
+func NewFinalizer(o Options) *Finalizer {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	f := &Finalizer{o: o, notify: o.Notifier, cursors: map[string]int64{}, empty: map[topicPart]emptyObs{},
+		wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}}
+	return f
+}
+
+// sendGrace is how long an instance waits for the winner of a revision to
+// deliver its events before it delivers them itself.
+func (f *Finalizer) sendGrace() time.Duration {
+	return 5*f.o.CheckInterval + 2*f.o.WebhookTimeout
+}
+
+// Run checks every stream each check interval until ctx ends. Errors are
+// logged and counted, and the check is tried again at the next interval. It
+// closes the Notifier when it returns.
+func (f *Finalizer) Run(ctx context.Context) {
+	defer f.notify.Close()
+	t := time.NewTicker(f.o.CheckInterval)
+	defer t.Stop()
+	for {
+		for _, st := range f.o.Streams {
+			err := f.check(ctx, st)
+			if errors.Is(err, errAwaitEvents) {
+				f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
+				f.o.Metrics.FinalizerErrors.Inc()
+				f.o.Log.Warn("finalizer", "stream", st.Name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// streamWatermark computes the group-wide completion bound of a stream, in
+// unix ms, the earliest hour any partition has written and the partitions'
+// amend entries.
+func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamState, err error) {
+	parts, err := f.o.Offsets.GroupOffsets(ctx, st.Topics)
+	if err != nil {
+		return ss, err
+	}
+	now := f.o.Now()
+	idle := f.o.IdleTimeout
+	wm := int64(math.MaxInt64)
+	for _, p := range parts {
+		{
+			tp := topicPart{p.Topic, p.Partition}
+			meta, _, _ := ledger.Parse(p.Metadata)
+			if meta.FH > 0 && (ss.firstHour == 0 || meta.FH < ss.firstHour) {
+				ss.firstHour = meta.FH
+			}
+			for _, a := range meta.AM {
+				ss.amends = append(ss.amends, partAmend{topicPart: tp, Amend: a})
+			}
+			f.observeWM(tp, meta.WM, now)
+			ps := partState{tp: tp, wm: meta.WM}
+			eff := meta.WM
+			caughtUp := p.Committed >= p.High || (p.Committed < 0 && p.Low == p.High)
+			if caughtUp {
+				quietSince := time.UnixMilli(meta.LA)
+				if meta.LA == 0 {
+					o, seen := f.empty[tp]
+					if !seen || o.high != p.High {
+						o = emptyObs{high: p.High, since: now}
+						f.empty[tp] = o
+					}
+					quietSince = o.since
+				}
+				if now.Sub(quietSince) >= idle && now.UnixMilli() > eff {
+					eff = now.UnixMilli()
+					ps.idleSince = quietSince.Add(idle)
+				}
+			} else {
+				delete(f.empty, tp)
+			}
+			wm = min(wm, eff)
+			ss.parts = append(ss.parts, ps)
+		}
+	}
+	if len(parts) == 0 {
+		ss.wm = math.MinInt64
+		return ss, nil
+	}
+	ss.wm = wm
+	return ss, nil
+}
+
+// observeWM records a partition's committed watermark the first time it is
+// seen.
+func (f *Finalizer) observeWM(tp topicPart, wm int64, now time.Time) {
+	obs := f.wmSeen[tp]
+	if len(obs) > 0 && obs[len(obs)-1].wm >= wm {
+		return
+	}
+	obs = append(obs, wmObs{wm: wm, at: now})
+	if len(obs) > maxWMObs {
+		obs = obs[len(obs)-maxWMObs:]
+	}
+	f.wmSeen[tp] = obs
+}
+
+// completedAt estimates when the hour ending (with lateness) at bound became
+// complete by the rule (see the finalizer doc).
+func (f *Finalizer) completedAt(ss streamState, bound int64) time.Time {
+	at := time.UnixMilli(bound)
+	for _, p := range ss.parts {
+		var t time.Time
+		if p.wm >= bound {
+			obs := f.wmSeen[p.tp]
+			for _, o := range obs {
+				if o.wm >= bound {
+					t = o.at
+					break
+				}
+			}
+		} else if !p.idleSince.IsZero() {
+			t = p.idleSince
+		}
+		if t.After(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// check publishes amended revisions of finalized hours of st, then finalizes
+// every hour of st that is complete, oldest first.
+func (f *Finalizer) check(ctx context.Context, st *Stream) error {
+	ss, err := f.streamWatermark(ctx, st)
+	if err != nil {
+		return err
+	}
+	cursor, err := f.cursor(ctx, st, ss.firstHour)
+	if err != nil || cursor == 0 {
+		return err
+	}
+	f.o.Metrics.OldestOpenHour.WithLabelValues(st.Name).Set(float64(cursor) / 1000)
+	// Amendments of hours already finalized, oldest first.
+	sort.Slice(ss.amends, func(i, j int) bool { return ss.amends[i].Hour < ss.amends[j].Hour })
+	for _, a := range ss.amends {
+		if a.Hour >= cursor {
+			continue // its first marker lists the file
+		}
+		hour := time.UnixMilli(a.Hour).In(st.Loc)
+		if err := f.publish(ctx, st, hour, &a, time.Time{}); err != nil {
+			return err
+		}
+	}
+	now := f.o.Now()
+	bound := min(ss.wm, now.UnixMilli())
+	lat := st.Lateness.Milliseconds()
+	for cursor+ledger.HourMs+lat <= bound {
+		hour := time.UnixMilli(cursor).In(st.Loc)
+		if err := f.publish(ctx, st, hour, nil, f.completedAt(ss, cursor+ledger.HourMs+lat)); err != nil {
+			return err
+		}
+		next := partitioner.HourOf(hour.Add(time.Hour), st.Loc).UnixMilli()
+		if err := f.saveCursor(ctx, st, next); err != nil {
+			return err
+		}
+		cursor = next
+		f.cursors[st.Name] = cursor
+		f.o.Metrics.OldestOpenHour.WithLabelValues(st.Name).Set(float64(cursor) / 1000)
+	}
+	return nil
+}
+
+// errAwaitEvents stops a stream's check while another instance is expected
+// to deliver the events of a revision it published.
+var errAwaitEvents = errors.New("awaiting another instance's completion events")
+
+func cursorKey(stream string) string { return "_lakesink/finalizer/" + stream + ".json" }
+
+// cursor returns the next hour to finalize: from memory, from the lake, or
+// else the earliest hour any partition wrote (0 when nothing was written).
+func (f *Finalizer) cursor(ctx context.Context, st *Stream, firstHour int64) (int64, error) {
+	if c := f.cursors[st.Name]; c != 0 {
+		return c, nil
+	}
+	rc, err := f.o.Writer.Get(ctx, cursorKey(st.Name))
+	switch {
+	case err == nil:
+		defer rc.Close()
+		var cs cursorState
+		b, err := io.ReadAll(rc)
+		if err == nil {
+			err = json.Unmarshal(b, &cs)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", cursorKey(st.Name), err)
+		}
+		t, err := time.Parse(time.RFC3339, cs.NextHour)
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", cursorKey(st.Name), err)
+		}
+		f.cursors[st.Name] = t.UnixMilli()
+	case errors.Is(err, writers.ErrNotFound):
+		f.cursors[st.Name] = firstHour
+	default:
+		return 0, fmt.Errorf("get %s: %w", cursorKey(st.Name), err)
+	}
+	return f.cursors[st.Name], nil
+}
+
+func (f *Finalizer) saveCursor(ctx context.Context, st *Stream, next int64) error {
+	b, _ := json.Marshal(cursorState{NextHour: time.UnixMilli(next).UTC().Format(time.RFC3339)})
+	if err := f.o.Writer.Put(ctx, cursorKey(st.Name), bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("put %s: %w", cursorKey(st.Name), err)
+	}
+	return nil
+}
+
+// publish brings the marker of hour up to date and delivers its events:
+// revision 1 when it has none; revision N+1 when need (an amend entry) names
+// a file the latest revision N does not list. It returns when the latest
+// revision's events are delivered (or errAwaitEvents while another
+// instance, which published it, is expected to deliver them). Idempotent.
+func (f *Finalizer) publish(ctx context.Context, st *Stream, hour time.Time, need *partAmend, completeAt time.Time) error {
+	ms := markerStore{w: f.o.Writer, stream: st.Name}
+	folder := st.Path.Render(st.Name, hour)
+	key := st.Path.MarkerKey(st.Name, hour)
+	n, cur, err := ms.latest(ctx, hour)
+	if err != nil {
+		return err
+	}
+	won := false
+	rebuild := n == 0 || (need != nil && !cur.Lists(need.topic, need.partition, need.First))
+	for rebuild {
+		m, err := f.buildAndClean(ctx, st, folder, hour, n+1)
+		if err != nil {
+			return err
+		}
+		if n > 0 && sameFiles(m, cur) {
+			// Nothing new in the folder (the entry's file is listed under
+			// a replaced name, or an orphan was cleaned): no revision.
+			f.o.Log.Warn("amend entry names no new file", "stream", st.Name, "hour", cur.Hour, "revision", n)
+			break
+		}
+		b := m.Encode()
+		err = f.o.Writer.PutIfAbsent(ctx, ms.revKey(hour, n+1), bytes.NewReader(b), int64(len(b)))
+		switch {
+		case errors.Is(err, writers.ErrExists):
+			// Another instance published this revision first.
+			if cur, err = readManifestKey(ctx, f.o.Writer, ms.revKey(hour, n+1)); err != nil {
+				return err
+			}
+			n, won = n+1, false
+		case err != nil:
+			return fmt.Errorf("put %s: %w", ms.revKey(hour, n+1), err)
+		default:
+			n, cur, won = n+1, m, true
+			if n == 1 {
+				f.o.Metrics.HoursCompleted.WithLabelValues(st.Name).Inc()
+				if !completeAt.IsZero() {
+					f.o.Metrics.MarkerDelay.Observe(max(f.o.Now().Sub(completeAt).Seconds(), 0))
+				}
+			}
+			f.o.Log.Info("hour complete", "stream", st.Name, "hour", m.Hour, "revision", n, "marker", key,
+				"files", len(m.Files), "records", m.Records)
+		}
+		if err := f.putSuccess(ctx, ms, hour, key, n, cur); err != nil {
+			return err
+		}
+		// A file uploaded while the first revision was being built (its
+		// worker may have looked for the marker before it existed) makes
+		// the next revision right away.
+		rebuild = false
+		if won && n == 1 {
+			if rebuild, err = f.newFiles(ctx, folder, cur); err != nil {
+				return err
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if !won {
+		// Make sure _SUCCESS is not behind (its writer may have died).
+		if err := f.ensureSuccess(ctx, ms, hour, key, n, cur); err != nil {
+			return err
+		}
+	}
+	return f.deliver(ctx, ms, st, hour, key, n, cur, won)
+}
+
+// buildAndClean builds revision rev of the hour's manifest and deletes the
+// orphans it found. Orphans go before the marker, so a reader listing the
+// folder after the marker sees exactly the manifest's files.
+func (f *Finalizer) buildAndClean(ctx context.Context, st *Stream, folder string, hour time.Time, rev int) (Manifest, error) {
+	m, orphans, err := buildManifest(ctx, f.o.Writer, st.Name, folder, hour, rev, f.o.Now())
+	if err != nil {
+		return m, err
+	}
+	for _, o := range orphans {
+		if err := f.o.Writer.Delete(ctx, o.Path); err != nil {
+			return m, fmt.Errorf("delete orphan %s: %w", o.Path, err)
+		}
+		f.o.Log.Info("orphan removed", "key", o.Path, "first_offset", o.FirstOffset, "last_offset", o.LastOffset)
+	}
+	return m, nil
+}
+
+// newFiles reports whether the folder holds a data file m does not list.
+func (f *Finalizer) newFiles(ctx context.Context, folder string, m Manifest) (bool, error) {
+	objs, err := f.o.Writer.List(ctx, folder+"/")
+	if err != nil {
+		return false, fmt.Errorf("list %s: %w", folder, err)
+	}
+	listed := map[string]bool{}
+	for _, mf := range m.Files {
+		listed[mf.Path] = true
+	}
+	for _, o := range objs {
+		name := o.Key[len(folder)+1:]
+		if _, _, _, ok := partitioner.ParseFileName(name); ok && !strings.Contains(name, "/") && !listed[o.Key] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// putSuccess writes revision n as _SUCCESS, then again the latest revision
+// if a newer one was published meanwhile.
+func (f *Finalizer) putSuccess(ctx context.Context, ms markerStore, hour time.Time, key string, n int, m Manifest) error {
+	for {
+		b := m.Encode()
+		if err := f.o.Writer.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		latest, lm, err := ms.latest(ctx, hour)
+		if err != nil {
+			return err
+		}
+		if latest <= n {
+			return nil
+		}
+		n, m = latest, lm
+	}
+}
+
+// ensureSuccess puts revision n as _SUCCESS unless _SUCCESS already has it
+// or a later one.
+func (f *Finalizer) ensureSuccess(ctx context.Context, ms markerStore, hour time.Time, key string, n int, m Manifest) error {
+	cur, err := readManifestKey(ctx, f.o.Writer, key)
+	if err == nil && cur.Revision >= n {
+		return nil
+	}
+	if err != nil && !errors.Is(err, writers.ErrNotFound) {
+		return err
+	}
+	return f.putSuccess(ctx, ms, hour, key, n, m)
+}
+
+// deliver sends the events of revision n unless they were sent, and marks
+// them sent. Revisions before n are not sent: n supersedes them.
+func (f *Finalizer) deliver(ctx context.Context, ms markerStore, st *Stream, hour time.Time, key string, n int, m Manifest, won bool) error {
+	if !f.notify.Enabled() {
+		return nil
+	}
+	sk := ms.sentKey(hour, n)
+	sent, err := ms.sent(ctx, hour, n)
+	if err != nil || sent {
+		delete(f.waiting, sk)
+		return err
+	}
+	if !won {
+		since, ok := f.waiting[sk]
+		if !ok {
+			f.waiting[sk] = f.o.Now()
+			return errAwaitEvents
+		}
+		if f.o.Now().Sub(since) < f.sendGrace() {
+			return errAwaitEvents
+		}
+		f.o.Log.Warn("revision published by another instance not notified in time, sending its events",
+			"stream", st.Name, "hour", m.Hour, "revision", n)
+	}
+	if err := f.notify.Deliver(ctx, newEvent(m, hour, f.notify.AssetURI(st.Name), key)); err != nil {
+		return err
+	}
+	if err := f.o.Writer.Put(ctx, sk, bytes.NewReader(nil), 0); err != nil {
+		return fmt.Errorf("put %s: %w", sk, err)
+	}
+	delete(f.waiting, sk)
+	f.o.Metrics.EventsSent.WithLabelValues(st.Name).Inc()
+	f.o.Log.Info("completion events sent", "stream", st.Name, "hour", m.Hour, "revision", n)
+	return nil
+}

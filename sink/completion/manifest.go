@@ -1,0 +1,297 @@
+package completion
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// ManifestVersion is the version of the _SUCCESS manifest format.
+const ManifestVersion = 1
+
+// Manifest is the content of an hour's _SUCCESS marker (docs/design.md,
+// "Hour markers", documents the format). It lists exactly the data files of the hour.
+type Manifest struct {
+	Version     int            `json:"version"`
+	Stream      string         `json:"stream"`
+	Hour        string         `json:"hour"` // hour start, RFC 3339 in the stream's time zone
+	Revision    int            `json:"revision"`
+	CompletedAt string         `json:"completed_at"`
+	Records     int64          `json:"records"`
+	Files       []ManifestFile `json:"files"`
+}
+
+// ManifestFile is one data file of an hour.
+type ManifestFile struct {
+	Path         string `json:"path"` // key relative to the storage root
+	Records      int64  `json:"records"`
+	Bytes        int64  `json:"bytes"`
+	Topic        string `json:"topic"`
+	Partition    int    `json:"partition"`
+	FirstOffset  int64  `json:"first_offset"`
+	LastOffset   int64  `json:"last_offset"`
+	MinEventTime string `json:"min_event_time"`
+	MaxEventTime string `json:"max_event_time"`
+	// SchemaID is the schema registry id of the writer schema of the
+	// file's records (avro and protobuf streams; absent for json).
+	SchemaID int `json:"schema_id,omitempty"`
+}
+
+// buildManifest lists the data files in an hour folder and reads each one's
+// footer (lakesink writes its offsets, count and event-time range there), so
+// that any instance can write the marker, not only the one that wrote the
+// files.
+func buildManifest(ctx context.Context, w writers.Writer, stream, folder string, hour time.Time, revision int, now time.Time) (m Manifest, orphans []ManifestFile, err error) {
+	m = Manifest{
+		Version: ManifestVersion, Stream: stream, Hour: hour.Format(time.RFC3339),
+		Revision: revision, CompletedAt: now.UTC().Format(time.RFC3339), Files: []ManifestFile{},
+	}
+	objs, err := w.List(ctx, folder+"/")
+	if err != nil {
+		return m, nil, fmt.Errorf("list %s: %w", folder, err)
+	}
+	for _, o := range objs {
+		name := o.Key[len(folder)+1:]
+		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".parquet") {
+			continue
+		}
+		topic, partition, first, ok := partitioner.ParseFileName(name)
+		if !ok {
+			continue
+		}
+		info, meta, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
+		if err != nil {
+			return m, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
+		}
+		m.Files = append(m.Files, ManifestFile{
+			Path: o.Key, Records: info.Records, Bytes: o.Size, Topic: topic, Partition: partition,
+			FirstOffset: first, LastOffset: info.LastOffset,
+			MinEventTime: info.MinEventTime.UTC().Format(time.RFC3339Nano),
+			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
+			SchemaID:     footerSchemaID(meta),
+		})
+	}
+	m.Files, orphans = SplitOrphans(m.Files)
+	if m.Files == nil {
+		m.Files = []ManifestFile{}
+	}
+	for _, f := range m.Files {
+		m.Records += f.Records
+	}
+	return m, orphans, nil
+}
+
+// SplitOrphans separates the files of one hour folder into the ones that
+// belong in the manifest and orphans left by an attempt that crashed or lost
+// its partition before committing.
+//
+// Why this is sound: a file that was uploaded but whose offsets were never
+// committed starts at or above the committed offset C its partition resumed
+// from. The replay from C reads that file's first record again (it is not in
+// the done marks of the commit, which only cover files closed before it) and
+// puts it into a new file whose range starts at or before it — under the
+// same name if it starts at the same offset, which overwrites the orphan.
+// Files of one partition and hour written by one attempt never overlap. So,
+// per partition, in order of first offset, a file starting at or below the
+// last offset of a file kept before it holds only records that a kept file
+// holds too: it is an orphan. Committed files are never orphans: replayed
+// records of their hour start above their last offset.
+func SplitOrphans(files []ManifestFile) (kept, orphans []ManifestFile) {
+	sorted := append([]ManifestFile(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.FirstOffset < b.FirstOffset
+	})
+	var last int64
+	for i, f := range sorted {
+		if i > 0 && f.Topic == sorted[i-1].Topic && f.Partition == sorted[i-1].Partition && f.FirstOffset <= last {
+			orphans = append(orphans, f)
+			continue
+		}
+		if i == 0 || f.Topic != sorted[i-1].Topic || f.Partition != sorted[i-1].Partition || f.LastOffset > last {
+			last = f.LastOffset
+		}
+		kept = append(kept, f)
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Path < kept[j].Path })
+	return kept, orphans
+}
+
+// Encode renders the manifest as indented JSON with a trailing newline.
+func (m Manifest) Encode() []byte {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		panic(err) // plain data
+	}
+	return append(b, '\n')
+}
+
+// rangeReaderAt adapts Writer.GetRange to io.ReaderAt for footer reads.
+type rangeReaderAt struct {
+	ctx context.Context
+	w   writers.Writer
+	key string
+}
+
+func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rc, err := r.w.GetRange(r.ctx, r.key, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Lists reports whether m lists the file of topic/partition starting at first.
+func (m Manifest) Lists(topic string, partition int, first int64) bool {
+	for _, f := range m.Files {
+		if f.Topic == topic && f.Partition == partition && f.FirstOffset == first {
+			return true
+		}
+	}
+	return false
+}
+
+// sameFiles reports whether a and b list the same data files.
+func sameFiles(a, b Manifest) bool {
+	if len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i].Path != b.Files[i].Path || a.Files[i].LastOffset != b.Files[i].LastOffset {
+			return false
+		}
+	}
+	return true
+}
+
+// markerStore is where revisions of hour markers live besides _SUCCESS:
+//
+//	_lakesink/markers/<stream>/<hour UTC, 2006-01-02T15Z>/r000001.json   revision 1, immutable
+//	_lakesink/markers/<stream>/<hour UTC, 2006-01-02T15Z>/r000001.sent   its events were delivered
+//
+// Revision objects are created with PutIfAbsent, so exactly one instance
+// publishes each revision; _SUCCESS is a copy of the latest one. Its methods
+// are safe for concurrent use (they only call the Writer).
+type markerStore struct {
+	w      writers.Writer
+	stream string
+}
+
+func (s markerStore) dir(hour time.Time) string {
+	return "_lakesink/markers/" + s.stream + "/" + hour.UTC().Format("2006-01-02T15Z") + "/"
+}
+
+func (s markerStore) revKey(hour time.Time, n int) string {
+	return fmt.Sprintf("%sr%06d.json", s.dir(hour), n)
+}
+
+func (s markerStore) sentKey(hour time.Time, n int) string {
+	return fmt.Sprintf("%sr%06d.sent", s.dir(hour), n)
+}
+
+// latestRevision returns the highest published revision of hour (0: none).
+func (s markerStore) latestRevision(ctx context.Context, hour time.Time) (int, error) {
+	objs, err := s.w.List(ctx, s.dir(hour))
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", s.dir(hour), err)
+	}
+	n := 0
+	for _, o := range objs {
+		var r int
+		if _, err := fmt.Sscanf(o.Key[len(s.dir(hour)):], "r%06d.json", &r); err == nil && strings.HasSuffix(o.Key, ".json") && r > n {
+			n = r
+		}
+	}
+	return n, nil
+}
+
+// latest returns the highest revision of hour and its manifest (0: none).
+func (s markerStore) latest(ctx context.Context, hour time.Time) (int, Manifest, error) {
+	n, err := s.latestRevision(ctx, hour)
+	if err != nil || n == 0 {
+		return n, Manifest{}, err
+	}
+	m, err := readManifestKey(ctx, s.w, s.revKey(hour, n))
+	return n, m, err
+}
+
+// sent reports whether the events of revision n of hour were delivered.
+func (s markerStore) sent(ctx context.Context, hour time.Time, n int) (bool, error) {
+	ok, err := s.w.Exists(ctx, s.sentKey(hour, n))
+	if err != nil {
+		return false, fmt.Errorf("exists %s: %w", s.sentKey(hour, n), err)
+	}
+	return ok, nil
+}
+
+// readManifestKey reads and decodes a manifest object.
+func readManifestKey(ctx context.Context, w writers.Writer, key string) (Manifest, error) {
+	var m Manifest
+	rc, err := w.Get(ctx, key)
+	if err != nil {
+		return m, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return m, fmt.Errorf("read %s: %w", key, err)
+	}
+	return m, nil
+}
+
+// footerSchemaID reads partitioner.MetaSchemaID from a file's footer metadata; 0 when
+// absent or not a positive number.
+func footerSchemaID(meta partitioner.FileMeta) int {
+	id, err := strconv.Atoi(meta.Extra[partitioner.MetaSchemaID])
+	if err != nil || id < 0 {
+		return 0
+	}
+	return id
+}
+
+// Markers answers a partition worker's questions about published hour
+// markers: whether the latest revision lists a file, and whether its
+// completion events were delivered. Safe for concurrent use; it only reads
+// the Writer.
+type Markers struct{ w writers.Writer }
+
+// NewMarkers returns the Markers of the lake w.
+func NewMarkers(w writers.Writer) Markers { return Markers{w: w} }
+
+// Lists returns the latest marker revision of stream's hour (0: none yet)
+// and whether it lists the data file of topic/partition starting at first.
+func (m Markers) Lists(ctx context.Context, stream string, hour time.Time, topic string, partition int, first int64) (int, bool, error) {
+	n, man, err := markerStore{w: m.w, stream: stream}.latest(ctx, hour)
+	if err != nil || n == 0 {
+		return n, false, err
+	}
+	return n, man.Lists(topic, partition, first), nil
+}
+
+// Sent reports whether the completion events of revision n of stream's
+// hour were delivered.
+func (m Markers) Sent(ctx context.Context, stream string, hour time.Time, n int) (bool, error) {
+	return markerStore{w: m.w, stream: stream}.sent(ctx, hour, n)
+}

@@ -1,0 +1,301 @@
+// Package ledger is the commit protocol's pure core: the format of the
+// metadata a partition stores with its Kafka offset commit (Meta), and the
+// per-partition bookkeeping (Ledger) that decides which offset may be
+// committed and what a resuming worker skips.
+//
+// No I/O and no clock: the worker feeds it records, file opens and uploads
+// with wall-clock times it read itself, so the protocol can be tested (and
+// fuzzed) on its own. docs/design.md ("Commit protocol") walks through an
+// example with two interleaved hours.
+package ledger
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// HourMs is an hour in milliseconds: hours are keyed by their start, unix ms.
+const HourMs = int64(3600 * 1000)
+
+// Version is the version of the commit metadata format.
+const Version = 1
+
+// maxDoneMarks bounds the done list so the commit metadata stays far below
+// Kafka's 4 KiB offset metadata limit. When it is reached the worker closes
+// every open file (TooManyDone), which lets the commit point catch up and
+// empties the list.
+const maxDoneMarks = 64
+
+// maxAmends bounds the amend list in the commit metadata (Kafka's 4 KiB).
+// Beyond it the oldest hours' entries are dropped, and those hours may miss a
+// revision; with one entry per hour that takes late data for more than 16
+// distinct closed hours within one check interval.
+const maxAmends = 16
+
+// DoneMark says: every record of Hour with an offset below To that this
+// partition has read is already durable in the lake. A worker that replays
+// from the committed offset skips those records instead of writing them a
+// second time.
+type DoneMark struct {
+	Hour int64 `json:"h"` // hour start, unix ms
+	To   int64 `json:"to"`
+}
+
+// Amend is a late file that the hour's marker must list: the file of this
+// partition for Hour whose first offset is First. One entry per hour; a
+// later file of the same hour replaces the entry (a revision listing the
+// later file, built from a folder listing, lists the earlier ones too).
+// docs/design.md ("Late data and revisions") has the protocol.
+type Amend struct {
+	Hour  int64 `json:"h"` // unix ms
+	First int64 `json:"o"`
+}
+
+// Meta is what a partition stores in its Kafka offset-commit metadata. Field
+// names are short: Kafka limits metadata to 4 KiB.
+type Meta struct {
+	V int `json:"v"`
+	// WM is the safe event-time watermark, unix ms: every record of an hour
+	// that ends (plus allowed lateness) at or before WM, and that this
+	// partition has read below the committed offset or in done marks, is
+	// durable. The finalizer builds on it.
+	WM int64 `json:"wm"`
+	// RW is the raw watermark (max event time read); a worker resuming from
+	// this commit restores it so that replay closes files at the same records.
+	RW int64 `json:"rw"`
+	// FH is the earliest hour this partition ever wrote (sticky), unix ms;
+	// 0 when it has written nothing yet. The finalizer starts there.
+	FH int64 `json:"fh,omitempty"`
+	// LA is the wall-clock time (unix ms) the partition last read a record.
+	LA int64 `json:"la,omitempty"`
+	// Done lists hours made durable past the committed offset.
+	Done []DoneMark `json:"d,omitempty"`
+	// AM lists late files of hours whose marker was already out, until the
+	// marker lists them.
+	AM []Amend `json:"am,omitempty"`
+}
+
+// Empty is the state of a partition with no commit: no watermark yet.
+func Empty() Meta { return Meta{WM: math.MinInt64, RW: math.MinInt64} }
+
+// Encode renders m as the commit metadata string.
+func (m Meta) Encode() string {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // plain data, cannot fail
+	}
+	return string(b)
+}
+
+// Parse decodes commit metadata. Empty metadata (no commit yet) gives Empty()
+// with ok false; metadata that is not ours (another tool committed) gives
+// Empty() and an error naming the problem.
+func Parse(s string) (m Meta, ok bool, err error) {
+	if s == "" {
+		return Empty(), false, nil
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return Empty(), false, fmt.Errorf("parse commit metadata %q: %w", s, err)
+	}
+	if m.V != Version {
+		return Empty(), false, fmt.Errorf("commit metadata version %d, want %d", m.V, Version)
+	}
+	return m, true, nil
+}
+
+// Ledger is one partition's bookkeeping of which records are durable. Not
+// safe for concurrent use: it belongs to the partition's worker.
+//
+// The invariant it maintains: CommitPoint returns an offset C such that every
+// record below C is durable (in a file that is in the lake) or was sent to the
+// dead-letter topic, and metadata from which a worker resuming at C rebuilds
+// exactly the files that are not yet durable, under the same names.
+type Ledger struct {
+	next     int64           // offset after the last record read; -1 before the first
+	open     map[int64]int64 // hour (unix ms) -> first offset of its file still being written or uploaded
+	done     []DoneMark
+	rawWM    int64 // max event time read, unix ms
+	fh       int64
+	la       int64
+	lateness int64   // allowed lateness, ms
+	am       []Amend // late files the hour markers do not list yet
+	checked  map[Amend]int64
+}
+
+// New returns the ledger of a partition resuming at the committed offset
+// start (-1: none) with its commit metadata, for a stream whose allowed
+// lateness is latenessMs.
+func New(start int64, meta Meta, latenessMs int64) *Ledger {
+	l := &Ledger{
+		next:     start,
+		open:     map[int64]int64{},
+		rawWM:    meta.RW,
+		fh:       meta.FH,
+		la:       meta.LA,
+		lateness: latenessMs,
+		am:       slices.Clone(meta.AM),
+		checked:  map[Amend]int64{},
+	}
+	if start < 0 {
+		l.next = -1
+	}
+	for _, d := range meta.Done {
+		if d.To > start {
+			l.done = append(l.done, d)
+		}
+	}
+	return l
+}
+
+// Next is the offset after the last record read (-1 before the first).
+func (l *Ledger) Next() int64 { return l.next }
+
+// RawWM is the largest event time read, unix ms.
+func (l *Ledger) RawWM() int64 { return l.rawWM }
+
+// LastRead is the wall-clock time of the last record read, unix ms (0: none).
+func (l *Ledger) LastRead() int64 { return l.la }
+
+// Seen notes the offset of a record about to be handled, so that a partition
+// that had no commit commits from its first record, not from 0.
+func (l *Ledger) Seen(offset int64) {
+	if l.next < 0 {
+		l.next = offset
+	}
+}
+
+// DurableAlready reports whether the record at offset, of hour, is already
+// in a durable file (a replay after a crash); such a record is skipped.
+func (l *Ledger) DurableAlready(hour, offset int64) bool {
+	for _, d := range l.done {
+		if d.Hour == hour && offset < d.To {
+			return true
+		}
+	}
+	return false
+}
+
+// Read notes that the record at offset (event time ms) was consumed, at
+// wall-clock time nowMs.
+func (l *Ledger) Read(offset, eventMs, nowMs int64) {
+	l.next = offset + 1
+	if eventMs > l.rawWM {
+		l.rawWM = eventMs
+	}
+	l.la = nowMs
+}
+
+// Skipped notes a record that needs no file (dead-lettered or already durable).
+func (l *Ledger) Skipped(offset, nowMs int64) {
+	l.next = offset + 1
+	l.la = nowMs
+}
+
+// Opened notes that a file for hour starting at firstOffset is being written.
+func (l *Ledger) Opened(hour, firstOffset int64) {
+	l.open[hour] = firstOffset
+	if l.fh == 0 || hour < l.fh {
+		l.fh = hour
+	}
+}
+
+// IsClosed reports whether hour is closed for this partition: the watermark
+// has passed its end plus the allowed lateness.
+func (l *Ledger) IsClosed(hour int64) bool {
+	return l.rawWM >= hour+HourMs+l.lateness
+}
+
+// MadeDurable notes that the file of hour holding records up to lastOffset is
+// in the lake.
+func (l *Ledger) MadeDurable(hour, lastOffset int64) {
+	delete(l.open, hour)
+	to := lastOffset + 1
+	merged := false
+	for i := range l.done {
+		if l.done[i].Hour == hour {
+			l.done[i].To = max(l.done[i].To, to)
+			merged = true
+		}
+	}
+	if !merged {
+		l.done = append(l.done, DoneMark{Hour: hour, To: to})
+	}
+}
+
+// Abandoned notes that the open file of hour was thrown away (revocation);
+// its records will be read again by whoever owns the partition next.
+func (l *Ledger) Abandoned(hour int64) { delete(l.open, hour) }
+
+// CommitPoint returns the offset to commit and its metadata.
+func (l *Ledger) CommitPoint() (int64, Meta) {
+	c := l.next
+	safe := l.rawWM
+	for h, first := range l.open {
+		c = min(c, first)
+		// An open file of an hour the watermark already closed (late data)
+		// holds the safe watermark below that hour's close.
+		safe = min(safe, h+HourMs+l.lateness-1)
+	}
+	m := Meta{V: Version, WM: safe, RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am)}
+	for _, d := range l.done {
+		if d.To > c {
+			m.Done = append(m.Done, d)
+		}
+	}
+	slices.SortFunc(m.Done, func(a, b DoneMark) int { return cmp.Compare(a.Hour, b.Hour) })
+	return c, m
+}
+
+// Committed prunes state that the commit at offset c made unnecessary.
+func (l *Ledger) Committed(c int64) {
+	l.done = slices.DeleteFunc(l.done, func(d DoneMark) bool { return d.To <= c })
+}
+
+// TooManyDone reports whether the done list is at its bound.
+func (l *Ledger) TooManyDone() bool { return len(l.done) >= maxDoneMarks }
+
+// Amended notes a late file of hour starting at first.
+func (l *Ledger) Amended(hour, first int64) {
+	for i := range l.am {
+		if l.am[i].Hour == hour {
+			if first > l.am[i].First {
+				l.am[i] = Amend{Hour: hour, First: first}
+			}
+			return
+		}
+	}
+	l.am = append(l.am, Amend{Hour: hour, First: first})
+	slices.SortFunc(l.am, func(a, b Amend) int { return cmp.Compare(a.Hour, b.Hour) })
+	if len(l.am) > maxAmends {
+		l.am = slices.Delete(l.am, 0, len(l.am)-maxAmends)
+	}
+}
+
+// AmendDone drops the entry of hour if it is still for first.
+func (l *Ledger) AmendDone(hour, first int64) {
+	l.am = slices.DeleteFunc(l.am, func(a Amend) bool { return a.Hour == hour && a.First == first })
+	delete(l.checked, Amend{Hour: hour, First: first})
+}
+
+// AmendsDue returns the amend entries not looked at for everyMs, and notes
+// that they are being looked at now (nowMs, wall clock). The worker checks
+// each against the hour's marker at most once per interval.
+func (l *Ledger) AmendsDue(nowMs, everyMs int64) []Amend {
+	var due []Amend
+	for _, a := range l.am {
+		if at, ok := l.checked[a]; ok && nowMs-at < everyMs {
+			continue
+		}
+		l.checked[a] = nowMs
+		due = append(due, a)
+	}
+	for a := range l.checked {
+		if !slices.Contains(l.am, a) {
+			delete(l.checked, a)
+		}
+	}
+	return due
+}

@@ -1,0 +1,82 @@
+// Package ops is what operators look at: readiness (/readyz) and the
+// health state behind it, per-partition progress (lag in records and
+// seconds, watermarks, commit stalls), the periodic storage and dead-letter
+// topic probes, the recent warnings and errors, the status page and
+// /api/status, and the HTTP handler serving them with /metrics.
+//
+// It only reads: the other stages report into it (Health, NotePartition)
+// and it reads the lake for the status page. docs/operations.md documents
+// the endpoints and what each readiness reason means.
+package ops
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lakesink/lakesink/sink/completion"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// Options are what Ops reads from and how often.
+type Options struct {
+	// Streams are shown on the status page.
+	Streams []*completion.Stream
+	// Writer is the lake: probed for readiness, read for the status page.
+	Writer writers.Writer
+	// Topics checks the dead-letter topic DeadLetterTopic (kafkaio.Admin).
+	Topics          TopicChecker
+	DeadLetterTopic string
+	// HealthCheckInterval is http.health_check_interval; CommitStallTimeout
+	// is http.commit_stall_timeout (0: no stall detection).
+	HealthCheckInterval, CommitStallTimeout time.Duration
+	// Now is the wall clock; nil: time.Now.
+	Now func() time.Time
+	// Logs is the ring of recent warnings and errors; nil: none shown.
+	Logs *LogRing
+	// Registry gets the lag-in-seconds gauge; nil: a private registry.
+	Registry prometheus.Registerer
+}
+
+// TopicChecker checks that a topic exists and has leaders.
+type TopicChecker interface {
+	CheckTopic(ctx context.Context, topic string) error
+}
+
+// Ops holds the operational state of one sink. Its methods are safe for
+// concurrent use.
+type Ops struct {
+	o Options
+	// Health is the readiness state the other stages report into.
+	Health *Health
+	parts  partitions
+	hours  hourCache
+	// lagSeconds is lakesink_consumer_lag_seconds.
+	lagSeconds *prometheus.GaugeVec
+}
+
+// New returns the Ops of o.
+func New(o Options) *Ops {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	ops := &Ops{o: o, Health: newHealth(), lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lakesink_consumer_lag_seconds",
+		Help: "Wall time minus the event time of the last committed record, while records wait (0 when caught up).",
+	}, []string{"topic", "partition"})}
+	o.Registry.MustRegister(ops.lagSeconds)
+	return ops
+}
+
+// Readiness reports whether the sink is ready and, if not, why: the group
+// is not joined, storage or the dead-letter topic failed, partitions wait
+// for the schema registry, a partition worker stopped, or commits stall.
+func (o *Ops) Readiness() (bool, []string) {
+	reasons := o.Health.reasons()
+	reasons = append(reasons, o.stalls()...)
+	return len(reasons) == 0, reasons
+}

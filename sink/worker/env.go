@@ -1,0 +1,102 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/ledger"
+	"github.com/lakesink/lakesink/writers"
+)
+
+// Env is what every partition worker of a process shares. The sink builds
+// one and passes it to New for each assigned partition; workers only read
+// it (Budget and the metrics are safe for concurrent use).
+type Env struct {
+	// Writer is the lake; workers never close it.
+	Writer writers.Writer
+	// Offsets reads and commits the group's offsets.
+	Offsets Offsets
+	// DeadLetters produces to the dead-letter topic DeadLetterTopic.
+	DeadLetters     Producer
+	DeadLetterTopic string
+	// Markers answers whether an hour's marker lists a late file; nil when
+	// markers are disabled.
+	Markers Markers
+	// Health and Progress are told what the workers see (package ops).
+	Health   Health
+	Progress func(Progress)
+	Budget   *Budget
+	Metrics  *Metrics
+	Log      *slog.Logger
+	// Now is the wall clock: idle detection, commit pacing, late-file
+	// checks. Event time always comes from the records.
+	Now func() time.Time
+
+	// Fetching: the dialer (TLS, SASL), the brokers, and where a partition
+	// without a commit starts (kafka.FirstOffset or kafka.LastOffset).
+	Dialer      *kafka.Dialer
+	Brokers     []string
+	StartOffset int64
+
+	GroupID        string
+	SpoolDir       string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it
+	FileOptions    partitioner.FileOptions
+	MaxFileBytes   int64
+	IdleTimeout    time.Duration // markers.idle_partition_timeout
+	CommitInterval time.Duration // kafka.commit_interval
+	CheckInterval  time.Duration // markers.check_interval: how often a late file's marker is looked at
+	Tick           time.Duration // housekeeping interval
+}
+
+// Offsets reads and commits a group's offsets (kafkaio.Admin implements it).
+type Offsets interface {
+	// Committed returns the committed offset (-1: none) and its metadata.
+	Committed(ctx context.Context, topic string, partition int) (int64, string, error)
+	// Commit commits in a generation; Kafka refuses stale generations.
+	Commit(ctx context.Context, generation int, member, topic string, partition int, offset int64, metadata string) error
+}
+
+// Producer writes records to a topic (a *kafka.Writer); WriteMessages
+// returns once they are accepted.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Markers tells a worker about published hour markers (completion.Markers
+// implements it). See late.go for why a worker asks.
+type Markers interface {
+	// Lists returns the latest revision of the hour's marker (0: none)
+	// and whether it lists the file of topic/partition starting at first.
+	Lists(ctx context.Context, stream string, hour time.Time, topic string, partition int, first int64) (int, bool, error)
+	// Sent reports whether revision n's completion events were delivered.
+	Sent(ctx context.Context, stream string, hour time.Time, n int) (bool, error)
+}
+
+// Health receives the state of the write path as the workers see it, for
+// readiness (ops.Health implements it). Calls come from many workers at
+// once.
+type Health interface {
+	// Storage reports the outcome of an upload after a failure: err nil
+	// once it succeeded again.
+	Storage(err error)
+	// DeadLetters reports the dead-letter topic's state likewise.
+	DeadLetters(err error)
+	// RegistryWait reports a partition that waits for the schema registry
+	// with err; update reports a later error, end that it stopped waiting.
+	RegistryWait(err error) (update func(error), end func())
+}
+
+// Progress is what a worker reports after each commit attempt.
+type Progress struct {
+	Stream     string
+	Topic      string
+	Partition  int
+	Generation int
+	Committed  int64 // the committed offset
+	High       int64 // the partition's high watermark, as last fetched
+	Meta       ledger.Meta
+}

@@ -1,0 +1,118 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/decode"
+)
+
+// format is how one worker turns its stream's records into rows of hour
+// files. There are three:
+//
+//   - fixedFormat: JSON with a configured column list (this file);
+//   - registryFormat: Avro, Protobuf and JSON Schema in the Confluent wire
+//     format, columns from the list or from each writer schema (registry.go);
+//   - inferFormat: schemaless JSON whose columns are inferred per file
+//     (infer.go).
+//
+// The worker calls decode for every record, then fit with the open file of
+// the record's hour; when fit says the file cannot take the record, the
+// worker finishes that file and calls fit again with none. A new file gets
+// its schema and state from newFile. A format belongs to one worker and is
+// not safe for concurrent use.
+type format interface {
+	// decode checks m and returns its event time and, for formats whose
+	// columns do not depend on the file, its row. An error sends the
+	// record to the dead-letter topic (its reason from a *decode.Error),
+	// except errDraining and, once ctx has ended, errors that are not
+	// *decode.Error: those stop the worker and the record is replayed.
+	decode(ctx context.Context, m kafka.Message) ([]parquet.Value, time.Time, error)
+	// fit returns the row of m for f, the open file of its hour (nil:
+	// none), and ok false if f cannot take it. An error sends the record
+	// to the dead-letter topic. With f nil, ok is true.
+	fit(f *openFile, m kafka.Message, row []parquet.Value) (out []parquet.Value, ok bool, err error)
+	// newFile returns the Parquet schema of a new file for the record just
+	// fitted, and sets the format's state on f.
+	newFile(f *openFile) *partitioner.Schema
+	// append adds the fitted row to f.
+	append(f *openFile, row []parquet.Value, m kafka.Message, ev time.Time) error
+	// seal makes f ready to be finished (a sampling file gets its columns).
+	seal(f *openFile) error
+	// footer is f's footer metadata beyond partitioner's.
+	footer(f *openFile) map[string]string
+	// drop releases what f holds besides its FileWriter (abandoned files).
+	drop(f *openFile)
+}
+
+// newFormat builds the worker's format for its stream.
+func newFormat(w *Worker) (format, error) {
+	st := w.st
+	switch {
+	case st.Format.UsesRegistry():
+		return newRegistryFormat(w)
+	case st.infer != nil:
+		d, err := decode.New(st.spec)
+		if err != nil {
+			return nil, err
+		}
+		return &inferFormat{w: w, check: d}, nil
+	}
+	d, err := decode.New(st.spec)
+	if err != nil {
+		return nil, err
+	}
+	return &fixedFormat{dec: d, schema: st.schema}, nil
+}
+
+// isRecordError reports whether err is about the record itself rather than
+// the schema registry being unreachable.
+func isRecordError(err error) bool {
+	var de *decode.Error
+	return errors.As(err, &de)
+}
+
+// recordDecoder turns one record value into a row in column order and its
+// event time. *decode.Decoder and *confluent.Decoder implement it.
+type recordDecoder interface {
+	Decode(value []byte, recordTime time.Time) ([]parquet.Value, time.Time, error)
+}
+
+// fixedFormat is JSON decoded into the configured columns: every record of
+// an hour fits its file.
+type fixedFormat struct {
+	dec    recordDecoder
+	schema *partitioner.Schema
+}
+
+func (x *fixedFormat) decode(_ context.Context, m kafka.Message) ([]parquet.Value, time.Time, error) {
+	return x.dec.Decode(m.Value, m.Time)
+}
+
+func (x *fixedFormat) fit(_ *openFile, _ kafka.Message, row []parquet.Value) ([]parquet.Value, bool, error) {
+	return row, true, nil
+}
+
+func (x *fixedFormat) newFile(*openFile) *partitioner.Schema { return x.schema }
+
+func (x *fixedFormat) append(f *openFile, row []parquet.Value, m kafka.Message, ev time.Time) error {
+	return appendRow(f, row, m, ev)
+}
+
+func (x *fixedFormat) seal(*openFile) error               { return nil }
+func (x *fixedFormat) footer(*openFile) map[string]string { return nil }
+func (x *fixedFormat) drop(*openFile)                     {}
+
+// appendRow writes a decoded row to f's Parquet file.
+func appendRow(f *openFile, row []parquet.Value, m kafka.Message, ev time.Time) error {
+	if err := f.fw.Append(row, m.Offset, ev); err != nil {
+		return fmt.Errorf("append to %s: %w", f.spool, err)
+	}
+	return nil
+}

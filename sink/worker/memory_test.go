@@ -1,0 +1,198 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/writers"
+)
+
+func TestMemBudgetOver(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		limit, used, extr int64
+		over              bool
+	}{
+		// The target is 7/8 of the limit: 875 of 1000.
+		{"well under", 1000, 100, 0, false},
+		{"reserve applies before any measurement", 1000, 576, 0, true},
+		{"at the reserve line", 1000, 575, 0, false},
+		{"measured extra larger than the reserve", 1000, 500, 600, true},
+		{"measured extra smaller than the reserve", 1000, 550, 100, false},
+		{"measured extra, at the target", 1000, 475, 400, false},
+		{"measured extra, one byte over the target", 1000, 476, 400, true},
+		{"over the target, under the limit", 1000, 600, 300, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewBudget(tc.limit)
+			m.add(tc.used)
+			m.extra.Store(tc.extr)
+			if got := m.over(); got != tc.over {
+				t.Fatalf("over() = %v with used %d extra %d limit %d, want %v", got, tc.used, tc.extr, tc.limit, tc.over)
+			}
+		})
+	}
+}
+
+// TestMemBudgetRefresh: after a collection, extra is what the live heap
+// holds beyond the accounted bytes, and it takes the minimum of recent
+// collections so that one inflated measurement does not count.
+func TestMemBudgetRefresh(t *testing.T) {
+	m := NewBudget(1 << 40)
+	hold := make([]byte, 64<<20) // live, unaccounted
+	runtime.GC()
+	m.refresh()
+	first := m.extra.Load()
+	if first < 64<<20 {
+		t.Fatalf("extra %d after holding 64 MiB unaccounted, want >= 64 MiB", first)
+	}
+	// Account for what is held: the next measurements are lower, and the
+	// minimum follows at once.
+	m.add(int64(len(hold)))
+	runtime.GC()
+	m.refresh()
+	if got := m.extra.Load(); got > first-60<<20 {
+		t.Fatalf("extra %d after accounting 64 MiB, want about %d less than %d", got, 64<<20, first)
+	}
+	// A single higher measurement does not raise it.
+	low := m.extra.Load()
+	m.release(int64(len(hold)))
+	runtime.GC()
+	m.refresh()
+	if got := m.extra.Load(); got != low {
+		t.Fatalf("extra rose from %d to %d on one measurement", low, got)
+	}
+	runtime.KeepAlive(hold)
+	if memCheckEvery(6) != 1365 || memCheckEvery(512) != 64 || memCheckEvery(0) != 8192 {
+		t.Fatalf("memCheckEvery: %d %d %d", memCheckEvery(6), memCheckEvery(512), memCheckEvery(0))
+	}
+}
+
+// TestPageBytes: files get the configured page size while the limit has
+// room for it, and smaller pages (never below 4 KiB) when partitions ×
+// open hours × columns would not fit.
+func TestPageBytes(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name         string
+		limit        int64
+		configured   int
+		nparts, open int
+		ncols        int
+		want         int
+	}{
+		{"few partitions: the default", 512 * mib, 0, 6, 0, 11, 32 << 10},
+		{"few partitions: a configured size", 512 * mib, 64 << 10, 6, 1, 11, 64 << 10},
+		{"configured below the floor is kept", 512 * mib, 2 << 10, 6, 0, 11, 2 << 10},
+		// 224 MiB target / 512 partitions = 448 KiB a partition; / 33 = 13.6 KiB.
+		{"512 partitions, first hour", 256 * mib, 0, 512, 0, 11, 8 << 10},
+		// 448 KiB / 4 / 33 = 3.4 KiB: the floor.
+		{"512 partitions, fourth hour", 256 * mib, 0, 512, 3, 11, 4 << 10},
+		{"one column", 256 * mib, 0, 512, 0, 1, 32 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := &Env{Budget: NewBudget(tc.limit), FileOptions: partitioner.FileOptions{PageBufferBytes: tc.configured}}
+			w := &Worker{env: env, nparts: tc.nparts, files: map[int64]*openFile{}}
+			for h := range tc.open {
+				w.files[int64(h)] = nil
+			}
+			if got := w.pageBytes(tc.ncols); got != tc.want {
+				t.Fatalf("pageBytes(%d) = %d, want %d", tc.ncols, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBoundMemoryFinishesLargestFile (docs/design.md, "Bounded memory"): over the
+// limit, a worker spills and then finishes its largest open file early —
+// one file per call, uploaded with all its records — and gives its memory
+// back; under the limit it leaves its files alone.
+func TestBoundMemoryFinishesLargestFile(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour) // no hour closes
+	lake := writers.NewMemory()
+	w, _ := testWorker(t, cfg, lake)
+	ctx := context.Background()
+
+	// Three open hours holding 300, 100 and 50 records, interleaved.
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	counts := []int{300, 100, 50}
+	const total = 450
+	// Round-robin over the hours that still have records to get.
+	left := slices.Clone(counts)
+	for off := 0; off < total; {
+		for h := range left {
+			if left[h] == 0 {
+				continue
+			}
+			left[h]--
+			ts := h0.Add(time.Duration(h)*time.Hour + time.Minute).UnixMilli()
+			m := kafka.Message{Topic: "events", Offset: int64(off), HighWaterMark: total, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, ts)}
+			if err := w.process(ctx, m); err != nil {
+				t.Fatalf("process offset %d: %v", off, err)
+			}
+			off++
+		}
+	}
+	if len(w.files) != 3 {
+		t.Fatalf("%d open files, want 3", len(w.files))
+	}
+
+	w.env.Budget.limit = 1 << 40 // far under the limit: nothing happens
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.files) != 3 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 0 {
+		t.Fatalf("under the limit: %d open files, %v memory flushes; want 3, 0", len(w.files), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
+	}
+
+	held := w.memHeld
+	w.env.Budget.limit = 1 // over
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.files) != 2 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 1 {
+		t.Fatalf("over the limit: %d open files, %v memory flushes; want 2, 1", len(w.files), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
+	}
+	if _, open := w.files[h0.UnixMilli()]; open {
+		t.Error("the largest file (first hour, 300 records) is still open")
+	}
+	if w.memHeld >= held {
+		t.Errorf("worker holds %d bytes after finishing a file, %d before", w.memHeld, held)
+	}
+	objs, err := lake.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records int64
+	for _, o := range objs {
+		rc, err := lake.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _, err := partitioner.ReadFileInfo(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("footer of %s: %v", o.Key, err)
+		}
+		records += info.Records
+	}
+	if len(objs) != 1 || records != 300 {
+		t.Fatalf("lake has %d objects with %d records, want the one file of 300", len(objs), records)
+	}
+}

@@ -1,0 +1,106 @@
+package worker
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the partition workers' collectors (docs/operations.md lists
+// every metric), shared by all workers of a process. Create them once per
+// registry with NewMetrics.
+type Metrics struct {
+	RecordsConsumed     prometheus.Counter
+	RecordsWritten      *prometheus.CounterVec
+	RecordsSkipped      prometheus.Counter
+	FilesCommitted      prometheus.Counter
+	BytesCommitted      prometheus.Counter
+	DeadLetters         *prometheus.CounterVec
+	DeadLetterFailures  prometheus.Counter
+	LateRecords         *prometheus.CounterVec
+	UploadRetries       prometheus.Counter
+	OffsetCommits       prometheus.Counter
+	OffsetCommitErrors  prometheus.Counter
+	SpoolBytes          prometheus.Gauge
+	MemoryFlushes       prometheus.Counter
+	ConsumerLag         *prometheus.GaugeVec
+	CommittedOffset     *prometheus.GaugeVec
+	PartitionHighOffset *prometheus.GaugeVec
+	// Watermark is set by the worker owning the partition, at each commit:
+	// each instance reports the partitions it owns.
+	Watermark *prometheus.GaugeVec
+}
+
+// NewMetrics creates the workers' collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		RecordsConsumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_records_consumed_total",
+			Help: "Records read from Kafka (including replays after a restart).",
+		}),
+		RecordsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_records_written_total",
+			Help: "Records in data files committed to the lake.",
+		}, []string{"stream"}),
+		RecordsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_records_replay_skipped_total",
+			Help: "Records read again after a restart that were already durable and were skipped.",
+		}),
+		FilesCommitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_files_committed_total",
+			Help: "Data files committed to the lake.",
+		}),
+		BytesCommitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_bytes_committed_total",
+			Help: "Bytes of data files committed to the lake.",
+		}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_dead_letter_records_total",
+			Help: "Records sent to the dead-letter topic, by reason.",
+		}, []string{"reason"}),
+		DeadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_dead_letter_errors_total",
+			Help: "Failed writes to the dead-letter topic (retried; the partition waits).",
+		}),
+		LateRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_late_records_total",
+			Help: "Records for an hour the partition had already closed.",
+		}, []string{"stream"}),
+		UploadRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_upload_retries_total",
+			Help: "Data file uploads retried after an error.",
+		}),
+		OffsetCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_offset_commits_total",
+			Help: "Offset commits accepted by Kafka.",
+		}),
+		OffsetCommitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_offset_commit_errors_total",
+			Help: "Offset commits that failed.",
+		}),
+		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lakesink_spool_bytes",
+			Help: "Bytes the open files and partition readers hold in memory, counted against files.memory_limit (not spool disk use).",
+		}),
+		MemoryFlushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_memory_limit_flushes_total",
+			Help: "Files finished early because files.memory_limit was reached.",
+		}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_consumer_lag",
+			Help: "Records between the partition's high watermark and the committed offset.",
+		}, []string{"topic", "partition"}),
+		CommittedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_committed_offset",
+			Help: "Last offset committed for the partition.",
+		}, []string{"topic", "partition"}),
+		PartitionHighOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_partition_high_watermark",
+			Help: "High watermark of the partition last seen.",
+		}, []string{"topic", "partition"}),
+		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_watermark_timestamp_seconds",
+			Help: "Committed event-time watermark of a partition this instance owns (unix seconds).",
+		}, []string{"stream", "topic", "partition"}),
+	}
+	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.BytesCommitted,
+		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
+		m.SpoolBytes, m.MemoryFlushes, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
+	return m
+}

@@ -1,0 +1,473 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ledger"
+	"github.com/lakesink/lakesink/sink/retry"
+)
+
+// openFile is a data file being written for one hour of one partition.
+type openFile struct {
+	hour  time.Time // in the stream's location
+	first int64
+	fw    *partitioner.FileWriter
+	spool string
+	// schemaID is the registry id of the writer schema of the file's
+	// records (registry formats); 0 otherwise.
+	schemaID int
+	inf      *inferFile // schema: infer streams (infer.go); else nil
+}
+
+// Generation identifies the consumer-group generation a worker runs in.
+type Generation struct {
+	ID     int
+	Member string
+	// Partitions is how many partitions this member owns in it: it sizes
+	// the fetch buffers and the memory checks.
+	Partitions int
+}
+
+// Worker owns one partition for the lifetime of one group generation. It is
+// not safe for concurrent use; the sink runs one goroutine per worker.
+type Worker struct {
+	env       *Env
+	st        *Stream
+	topic     string
+	partition int
+	gen       Generation
+	log       *slog.Logger
+
+	format format
+	drain  <-chan struct{}
+	led    *ledger.Ledger
+	files  map[int64]*openFile // by hour start, unix ms
+	dlq    []kafka.Message
+	lastC  int64 // last committed offset
+	lastCM string
+	lastCT time.Time
+	hwm    int64
+	nowMs  int64 // wall clock at the start of the current tick, unix ms
+	nparts int   // partitions of this member: sizes the fetch buffers
+
+	memHeld  int64 // bytes this worker has counted in env.Budget
+	appended int   // records since the last memory check
+	memEvery int   // memCheckEvery(nparts), on the hot path
+	plabel   string
+}
+
+// New returns the worker of topic's partition of stream st in generation
+// gen. It does not start; Run does.
+func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Worker, error) {
+	w := &Worker{
+		env: env, st: st, topic: topic, partition: partition,
+		gen: gen, nparts: max(gen.Partitions, 1),
+		memEvery: memCheckEvery(gen.Partitions),
+		log:      env.Log.With("topic", topic, "partition", partition),
+		files:    map[int64]*openFile{},
+		lastC:    -1,
+		plabel:   strconv.Itoa(partition),
+	}
+	f, err := newFormat(w)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", st.Name, err)
+	}
+	w.format = f
+	return w, nil
+}
+
+// errRevoked stops a worker whose generation ended; its open files are
+// abandoned and the next owner replays them from the committed offset.
+var errRevoked = errors.New("partition revoked")
+
+// Run consumes the partition until ctx ends (generation over: abandon open
+// files) or drain is closed (shutdown: finish files, upload, commit, call
+// drained, then wait for ctx to end). The wait matters: kafka-go ends a
+// generation as soon as any of its goroutines returns, which would cancel
+// the other partitions' final commits.
+func (w *Worker) Run(ctx context.Context, drain <-chan struct{}, drained func()) error {
+	err := w.consume(ctx, drain)
+	drained()
+	if err == nil {
+		<-ctx.Done()
+	}
+	return err
+}
+
+// start reads the partition's commit and sets up the ledger.
+func (w *Worker) start(ctx context.Context) (int64, error) {
+	start, raw, err := w.env.Offsets.Committed(ctx, w.topic, w.partition)
+	if err != nil {
+		return 0, err
+	}
+	meta, _, err := ledger.Parse(raw)
+	if err != nil {
+		w.log.Warn("ignoring foreign commit metadata", "err", err)
+	}
+	w.led = ledger.New(start, meta, w.st.Lateness.Milliseconds())
+	w.lastC = start
+	w.lastCT = w.env.Now()
+	w.cleanSpool()
+	w.log.Info("partition assigned", "start_offset", start, "watermark", fmtMs(meta.RW))
+	return start, nil
+}
+
+func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
+	w.drain = drain
+	start, err := w.start(ctx)
+	if err != nil {
+		return err
+	}
+	if start < 0 {
+		// No commit yet: the fetcher resolves FirstOffset/LastOffset.
+		start = w.env.StartOffset
+	}
+	f := kafkaio.StartFetcher(ctx, kafkaio.FetcherConfig{
+		Dialer:    w.env.Dialer,
+		Brokers:   w.env.Brokers,
+		Topic:     w.topic,
+		Partition: w.partition,
+		MaxBytes:  w.env.Budget.FetchBytes(w.nparts),
+		MaxWait:   250 * time.Millisecond,
+		Queue:     queueCapacity(w.nparts),
+		Log:       w.log,
+	}, start)
+	defer f.Stop()
+
+	defer w.abandonAll()
+	defer func() { w.env.Budget.release(w.memHeld) }()
+	tick := time.NewTicker(w.env.Tick)
+	defer tick.Stop()
+	records := f.Records()
+	for {
+		// One clock read per tick, not per record; housekeeping (idle
+		// flush, commits) runs on every tick, busy or not: select picks
+		// among ready cases at random.
+		w.nowMs = w.env.Now().UnixMilli()
+	chunks:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-drain:
+				return w.finishAll(ctx)
+			case <-tick.C:
+				break chunks
+			case chunk := <-records:
+				w.env.Metrics.RecordsConsumed.Add(float64(len(chunk)))
+				for _, m := range chunk {
+					if err := w.process(ctx, m); err != nil {
+						if errors.Is(err, errDraining) {
+							return w.finishAll(ctx)
+						}
+						return err
+					}
+				}
+				f.Recycle(chunk)
+			}
+		}
+		if err := w.housekeep(ctx); err != nil {
+			if errors.Is(err, errRevoked) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// process takes one record on its way: decode, skip what a replay already
+// made durable, apply the late policy, then into its hour's file (the
+// format decides whether the open file can take it), or to the dead-letter
+// topic; then the hours its event time closes are finished.
+//
+// The caller counts records consumed (per chunk: a shared counter updated
+// per record costs cache-line traffic between the cores).
+func (w *Worker) process(ctx context.Context, m kafka.Message) error {
+	now := w.nowMs
+	w.hwm = max(w.hwm, m.HighWaterMark)
+	w.led.Seen(m.Offset)
+	row, ev, err := w.format.decode(ctx, m)
+	if err != nil {
+		if errors.Is(err, errDraining) || (ctx.Err() != nil && !isRecordError(err)) {
+			return err // shutting down or revoked; the record is replayed
+		}
+		w.deadLetter(m, err)
+		return nil
+	}
+	hour := partitioner.HourOf(ev, w.st.Loc)
+	hms := hour.UnixMilli()
+	if w.led.DurableAlready(hms, m.Offset) {
+		w.env.Metrics.RecordsSkipped.Inc()
+		w.led.Skipped(m.Offset, now)
+		return nil
+	}
+	if w.led.IsClosed(hms) {
+		w.env.Metrics.LateRecords.WithLabelValues(w.st.Name).Inc()
+		var drop bool
+		if hour, hms, drop = w.applyLatePolicy(m, hour); drop {
+			return nil
+		}
+	}
+	f := w.files[hms]
+	row, ok, err := w.format.fit(f, m, row)
+	if err == nil && !ok {
+		if err := w.finish(ctx, hms); err != nil {
+			return err
+		}
+		f = nil
+		row, _, err = w.format.fit(nil, m, row)
+	}
+	if err != nil {
+		w.deadLetter(m, err)
+		return nil
+	}
+	if f == nil {
+		if f, err = w.openFile(hour, m.Offset); err != nil {
+			return err
+		}
+	}
+	if err := w.format.append(f, row, m, ev); err != nil {
+		return err
+	}
+	oldWM := w.led.RawWM()
+	w.led.Read(m.Offset, ev.UnixMilli(), now)
+	if w.appended++; w.appended >= w.memEvery {
+		if err := w.boundMemory(ctx); err != nil {
+			return err
+		}
+	}
+	if f.fw.EstimatedBytes() >= w.env.MaxFileBytes {
+		if err := w.finish(ctx, hms); err != nil {
+			return err
+		}
+	}
+	if w.led.RawWM() > oldWM {
+		// Close the hours this record's event time has just closed. Files of
+		// hours closed earlier (late data) wait for the next housekeeping
+		// tick, so that a burst of late records shares one file.
+		lat := w.st.Lateness.Milliseconds()
+		for h := range w.files {
+			if end := h + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
+				if err := w.finish(ctx, h); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// openFile starts the spool file of hour whose first record is at offset
+// first, with the schema the format gives for the record just fitted.
+func (w *Worker) openFile(hour time.Time, first int64) (*openFile, error) {
+	dir := w.spoolDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool dir: %w", err)
+	}
+	of := &openFile{hour: hour, first: first, spool: filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))}
+	schema := w.format.newFile(of)
+	fw, err := partitioner.NewFileWriter(of.spool, schema, w.fileOptions(schema))
+	if err != nil {
+		return nil, fmt.Errorf("open spool file: %w", err)
+	}
+	of.fw = fw
+	w.files[hour.UnixMilli()] = of
+	w.led.Opened(hour.UnixMilli(), first)
+	return of, nil
+}
+
+func (w *Worker) spoolDir() string {
+	return filepath.Join(w.env.SpoolDir, w.env.GroupID, fmt.Sprintf("%s-%d", w.topic, w.partition))
+}
+
+// cleanSpool removes spool files left by an earlier owner of this partition
+// in this process or a crashed one; their records are replayed.
+func (w *Worker) cleanSpool() {
+	_ = os.RemoveAll(w.spoolDir())
+}
+
+// finish closes the file of hour, uploads it (retrying until it succeeds or
+// the generation ends) and marks its records durable.
+func (w *Worker) finish(ctx context.Context, hms int64) error {
+	f := w.files[hms]
+	if f == nil {
+		return nil
+	}
+	if err := w.format.seal(f); err != nil {
+		return err
+	}
+	info, err := f.fw.Finish(partitioner.FileMeta{
+		Stream: w.st.Name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
+		Extra: w.format.footer(f),
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", f.spool, err)
+	}
+	key := w.st.Path.FileKey(w.st.Name, f.hour, w.topic, w.partition, f.first)
+	if err := w.upload(ctx, key, f.spool, info.Bytes); err != nil {
+		return err
+	}
+	_ = os.Remove(f.spool)
+	delete(w.files, hms)
+	w.led.MadeDurable(hms, info.LastOffset)
+	w.noteAmend(ctx, f.hour, f.first)
+	m := w.env.Metrics
+	m.FilesCommitted.Inc()
+	m.BytesCommitted.Add(float64(info.Bytes))
+	m.RecordsWritten.WithLabelValues(w.st.Name).Add(float64(info.Records))
+	w.log.Info("file committed", "key", key, "records", info.Records, "bytes", info.Bytes,
+		"first_offset", info.FirstOffset, "last_offset", info.LastOffset)
+	return nil
+}
+
+// upload puts a finished spool file into the lake, retrying with capped
+// exponential backoff and jitter until it succeeds or ctx ends. The
+// partition waits meanwhile: nothing is committed past records that are not
+// durable.
+func (w *Worker) upload(ctx context.Context, key, path string, size int64) error {
+	failed := false
+	err := retry.Until(ctx, retry.NewBackoff(100*time.Millisecond, 10*time.Second), func(ctx context.Context) error {
+		return w.putFile(ctx, key, path, size)
+	}, func(attempt int, err error) {
+		failed = true
+		w.env.Metrics.UploadRetries.Inc()
+		w.env.Health.Storage(err)
+		w.log.Warn("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
+	})
+	if err == nil && failed {
+		w.env.Health.Storage(nil)
+	}
+	return err
+}
+
+func (w *Worker) putFile(ctx context.Context, key, path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open spool file: %w", err)
+	}
+	defer f.Close()
+	if err := w.env.Writer.Put(ctx, key, f, size); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// housekeep runs between fetch ticks: flush idle partitions' files, bound the
+// done list, send dead letters and commit.
+func (w *Worker) housekeep(ctx context.Context) error {
+	now := w.env.Now()
+	// Idle means caught up and quiet: a worker that is merely starved of CPU
+	// with records still waiting must not cut its files short.
+	la := w.led.LastRead()
+	idle := la > 0 && now.Sub(time.UnixMilli(la)) >= w.env.IdleTimeout && w.led.Next() >= w.hwm
+	if err := w.boundMemory(ctx); err != nil {
+		return err
+	}
+	all := idle || w.led.TooManyDone()
+	for h := range w.files {
+		if all || w.led.IsClosed(h) {
+			if err := w.finish(ctx, h); err != nil {
+				return err
+			}
+		}
+	}
+	w.pruneAmends(ctx)
+	if now.Sub(w.lastCT) >= w.env.CommitInterval || idle {
+		return w.commit(ctx)
+	}
+	return nil
+}
+
+// commit sends pending dead letters, then commits the ledger's commit point
+// with its metadata (kafkaio.Admin.Commit says why not kafka-go's helpers).
+// Dead letters go first so that a commit never passes a record that is
+// neither in the lake nor on the dead-letter topic.
+func (w *Worker) commit(ctx context.Context) error {
+	if err := w.flushDeadLetters(ctx); err != nil {
+		return err
+	}
+	w.lastCT = w.env.Now()
+	c, meta := w.led.CommitPoint()
+	if c < 0 {
+		return nil // nothing read yet
+	}
+	enc := meta.Encode()
+	if c == w.lastC && enc == w.lastCM {
+		w.report(c, meta)
+		return nil
+	}
+	if err := w.env.Offsets.Commit(ctx, w.gen.ID, w.gen.Member, w.topic, w.partition, c, enc); err != nil {
+		w.env.Metrics.OffsetCommitErrors.Inc()
+		if kafkaio.IsGenerationError(err) {
+			return errRevoked
+		}
+		w.log.Warn("commit offset", "offset", c, "err", err)
+		return nil
+	}
+	w.env.Metrics.OffsetCommits.Inc()
+	w.lastC, w.lastCM = c, enc
+	w.led.Committed(c)
+	w.report(c, meta)
+	return nil
+}
+
+// report sets the partition's gauges and tells Progress.
+func (w *Worker) report(c int64, meta ledger.Meta) {
+	if w.env.Progress != nil {
+		w.env.Progress(Progress{Stream: w.st.Name, Topic: w.topic, Partition: w.partition, Generation: w.gen.ID,
+			Committed: c, High: w.hwm, Meta: meta})
+	}
+	m := w.env.Metrics
+	m.CommittedOffset.WithLabelValues(w.topic, w.plabel).Set(float64(c))
+	if w.hwm > 0 {
+		m.PartitionHighOffset.WithLabelValues(w.topic, w.plabel).Set(float64(w.hwm))
+		m.ConsumerLag.WithLabelValues(w.topic, w.plabel).Set(float64(max(w.hwm-c, 0)))
+	}
+	if meta.WM > 0 {
+		m.Watermark.WithLabelValues(w.st.Name, w.topic, w.plabel).Set(float64(meta.WM) / 1000)
+	}
+}
+
+// finishAll is the graceful end: every open file is uploaded and the final
+// offsets committed while the generation is still ours.
+func (w *Worker) finishAll(ctx context.Context) error {
+	for h := range w.files {
+		if err := w.finish(ctx, h); err != nil {
+			return err
+		}
+	}
+	w.lastCT = time.Time{}
+	if err := w.commit(ctx); err != nil && !errors.Is(err, errRevoked) {
+		return err
+	}
+	return nil
+}
+
+// abandonAll throws away files that were not uploaded; their records are
+// above the committed offset and will be replayed by the next owner.
+func (w *Worker) abandonAll() {
+	for h, f := range w.files {
+		w.format.drop(f)
+		_ = f.fw.Abort()
+		w.led.Abandoned(h)
+		delete(w.files, h)
+	}
+}
+
+func fmtMs(ms int64) string {
+	if ms <= 0 {
+		return "none"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
