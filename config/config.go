@@ -319,9 +319,11 @@ type Markers struct {
 type Webhook struct {
 	URL     string            `yaml:"url"`
 	Headers map[string]string `yaml:"headers"`
-	// Body is a Go text/template over the completion event (sink.Event)
-	// rendering the request body; empty means the built-in body for
-	// Airflow's POST /api/v2/assets/events.
+	// Body is a Go text/template over the completion event
+	// (completion.Event) rendering the request body; empty means the event
+	// as JSON (completion.DefaultWebhookBody). Airflow's POST
+	// /api/v2/assets/events needs a body naming the asset_id
+	// (docs/airflow.md).
 	Body string `yaml:"body"`
 	// Timeout bounds one delivery attempt; failed attempts are retried with
 	// exponential backoff and jitter until they succeed.
