@@ -8,8 +8,7 @@ import (
 )
 
 // ErrSizeMismatch is returned (wrapped) when a Put's reader yields fewer or
-// more bytes than the size the caller announced. Retrying never helps;
-// WithRetry does not retry it.
+// more bytes than the size the caller announced. Retrying never helps.
 var ErrSizeMismatch = errors.New("content size differs from announced size")
 
 // ExactReader returns a reader that yields exactly the first size bytes of r

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrInvalidKey is returned (wrapped) for a key or list prefix a backend
-// refuses. Retrying never helps; WithRetry does not retry it.
+// refuses. Retrying never helps.
 var ErrInvalidKey = errors.New("invalid key")
 
 // ValidateKey reports whether key is a well-formed, portable object key:

@@ -19,8 +19,7 @@ func TestAcceptanceMemoryDecorated(t *testing.T) {
 	m := writers.NewMetrics(nil)
 	writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer {
 		w := writers.WithPrefix(writers.NewMemory(), "tenant/"+t.Name())
-		w = writers.WithMetrics(w, m)
-		return writers.WithRetry(w, fastRetry(), nil)
+		return writers.WithMetrics(w, m)
 	})
 }
 

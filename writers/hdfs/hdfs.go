@@ -39,7 +39,7 @@
 // RetriableException. Several NameNodes (HA) are given in
 // Config.Namenodes; the client fails over between them. Writing the
 // content itself is not retried inside one call (the caller's reader can
-// only be read once); writers.WithRetry retries whole Puts.
+// only be read once); the sink's upload loop retries whole Puts.
 //
 // colinmarc/hdfs takes no contexts: a context's deadline becomes the I/O
 // deadline of the transfers, and cancellation is noticed between reads of
