@@ -72,6 +72,7 @@ FUZZTIME ?= 15s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAgainstStdlib$$' -fuzztime $(FUZZTIME) ./sink/decode
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzMeta$$' -fuzztime $(FUZZTIME) ./sink/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFileInfo$$' -fuzztime $(FUZZTIME) ./partitioner
 	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
 	$(GO) test -run '^$$' -fuzz '^FuzzProtobufDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -485,6 +486,33 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) = %v, want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+// TestLoadOversized: a file over MaxFileBytes (or an endless one such as
+// /dev/zero) is rejected without being read whole; one at the limit is
+// read (and then judged as YAML).
+func TestLoadOversized(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("#\n"), MaxFileBytes/2+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(big)
+	if err == nil || !strings.Contains(err.Error(), big+": larger than 4 MiB") {
+		t.Errorf("Load(%d bytes) = %v, want it rejected as too large", MaxFileBytes+2, err)
+	}
+	atLimit := filepath.Join(dir, "limit.yaml")
+	if err := os.WriteFile(atLimit, bytes.Repeat([]byte("#\n"), MaxFileBytes/2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(atLimit); err == nil || strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load(at the limit) = %v, want it read and found empty", err)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if _, err := Load("/dev/zero"); err == nil || !strings.Contains(err.Error(), "larger than 4 MiB") {
+			t.Errorf("Load(/dev/zero) = %v, want it rejected as too large", err)
+		}
 	}
 }
 

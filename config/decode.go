@@ -20,9 +20,9 @@ import (
 // from the process environment. Every *Error in the result carries the file
 // name.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, MaxFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	c, err := Parse(data, os.LookupEnv)
 	if err != nil {
@@ -36,6 +36,28 @@ func Load(path string) (*Config, error) {
 		return nil, joinProblems(probs)
 	}
 	return c, nil
+}
+
+// MaxFileBytes bounds a config file: a larger one (a wrong path such as
+// /dev/zero, a log file) is rejected at once instead of read whole.
+const MaxFileBytes = 4 << 20
+
+// readLimited reads path, failing for a file of more than limit bytes
+// without reading past the limit.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("read config %s: larger than %d MiB; is this the config file?", path, limit>>20)
+	}
+	return data, nil
 }
 
 // Parse turns YAML text into a validated Config: it expands environment

@@ -255,6 +255,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	var workersDone, active sync.WaitGroup
 	go func() {
 		<-ctx.Done()
+		s.log.Info("shutting down: finishing, uploading and committing open files", "timeout", time.Duration(s.cfg.ShutdownTimeout))
 		drainOnce.Do(func() { close(drain) })
 	}()
 

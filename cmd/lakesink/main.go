@@ -70,7 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "lakesink %s (commit %s, %s)\n", version, commit, runtime.Version())
+		v, c := buildVersion()
+		fmt.Fprintf(stdout, "lakesink %s (commit %s, %s)\n", v, c, runtime.Version())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -79,6 +80,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lakesink: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// buildVersion returns the version and commit: the -ldflags values when
+// set (make build, the Dockerfile), else what the Go toolchain stamped into
+// the binary — a plain `go build` in a git checkout records the module
+// version and the VCS revision ("-dirty" with uncommitted changes).
+func buildVersion() (string, string) {
+	v, c := version, commit
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v, c
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	if c == "none" {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" {
+			c = rev[:min(12, len(rev))]
+			if dirty {
+				c += "-dirty"
+			}
+		}
+	}
+	return v, c
 }
 
 // configFlag registers -c and its long form --config on fs.
@@ -167,6 +201,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	v, c := buildVersion()
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lakesink_build_info",
+		Help: "Always 1; the labels name the running build.",
+	}, []string{"version", "revision", "goversion"})
+	info.WithLabelValues(v, c, runtime.Version()).Set(1)
+	reg.MustRegister(info)
 	// Recent warnings and errors for the status page.
 	ring := ops.NewLogRing(50)
 	log = slog.New(ring.Handler(log.Handler()))
@@ -209,7 +250,7 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 			ready(ln.Addr().String())
 		}
 	}
-	log.Info("lakesink starting", "version", version, "commit", commit, "go", runtime.Version(), "config", cfg.Redacted().Summary())
+	log.Info("lakesink starting", "version", v, "commit", c, "go", runtime.Version(), "config", cfg.Redacted().Summary())
 	hctx, stopHealth := context.WithCancel(ctx)
 	healthDone := make(chan struct{})
 	go func() { defer close(healthDone); s.RunHealthChecks(hctx) }()

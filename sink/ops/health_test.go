@@ -4,6 +4,9 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/lakesink/lakesink/writers"
 )
 
 // TestHealthReasons: each problem a stage reports shows in readiness until
@@ -42,5 +45,36 @@ func TestHealthReasons(t *testing.T) {
 	h.SetJoined(false, "rebalancing")
 	if r := h.reasons(); !slices.Equal(r, []string{"consumer group not joined: rebalancing"}) {
 		t.Fatalf("after recovery: %q", r)
+	}
+}
+
+// TestReadyGauge: lakesink_ready follows /readyz.
+func TestReadyGauge(t *testing.T) {
+	now := time.Now()
+	o, reg := newTestOps(t, writers.NewMemory(), &now)
+	ready := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "lakesink_ready" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no lakesink_ready")
+		return -1
+	}
+	if got := ready(); got != 0 {
+		t.Errorf("lakesink_ready before joining = %v, want 0", got)
+	}
+	o.Health.SetJoined(true, "")
+	if got := ready(); got != 1 {
+		t.Errorf("lakesink_ready when ready = %v, want 1", got)
+	}
+	o.Health.Storage(errors.New("put x: read-only file system"))
+	if got := ready(); got != 0 {
+		t.Errorf("lakesink_ready with storage failing = %v, want 0", got)
 	}
 }

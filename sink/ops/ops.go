@@ -68,7 +68,16 @@ func New(o Options) *Ops {
 		Name: "lakesink_consumer_lag_seconds",
 		Help: "Wall time minus the event time of the last committed record, while records wait (0 when caught up).",
 	}, []string{"topic", "partition"})}
-	o.Registry.MustRegister(ops.lagSeconds)
+	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lakesink_ready",
+		Help: "1 while /readyz answers 200, else 0.",
+	}, func() float64 {
+		if ok, _ := ops.Readiness(); ok {
+			return 1
+		}
+		return 0
+	})
+	o.Registry.MustRegister(ops.lagSeconds, ready)
 	return ops
 }
 

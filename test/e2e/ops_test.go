@@ -177,6 +177,17 @@ func TestOperations(t *testing.T) {
 			t.Errorf("watermark %v outside [%v, %v]", time.Unix(int64(v), 0), from.Add(2*time.Hour), now)
 		}
 	}
+	if got := m.sum("lakesink_ready", ""); got != 1 {
+		t.Errorf("lakesink_ready = %v while /readyz answers 200, want 1", got)
+	}
+	// A plain `go build` in a git checkout: build_info names the revision
+	// the toolchain stamped, not "none".
+	if head, err := exec.Command("git", "-C", testenv.RepoRoot(), "rev-parse", "HEAD").Output(); err == nil {
+		rev := `revision="` + strings.TrimSpace(string(head))[:12]
+		if got := m.values("lakesink_build_info", rev); len(got) != 1 || got[0] != 1 {
+			t.Errorf("lakesink_build_info with %s\": %v (series: %v)", rev, got, m.values("lakesink_build_info", ""))
+		}
+	}
 	if m.sum("process_resident_memory_bytes", "") <= 0 || m.sum("go_goroutines", "") <= 0 {
 		t.Error("no Go runtime or process metrics")
 	}
