@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/registry"
+	"github.com/lakesink/lakesink/sink/retry"
 	"github.com/lakesink/lakesink/sink/worker"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -121,7 +123,8 @@ func New(opts Options) (*Sink, error) {
 		Streams: cstreams, Writer: opts.Writer, Topics: s.admin, DeadLetterTopic: cfg.DeadLetter.Topic,
 		HealthCheckInterval: time.Duration(cfg.HTTP.HealthCheckInterval),
 		CommitStallTimeout:  time.Duration(cfg.HTTP.CommitStallTimeout),
-		Now:                 now, Logs: opts.RecentLogs, Registry: reg,
+		Now:                 now, Logs: opts.RecentLogs, Registry: reg, Log: s.log,
+		SpoolDir: filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID),
 	})
 	startOffset := kafka.FirstOffset
 	if cfg.Kafka.StartOffset == config.StartLatest {
@@ -227,8 +230,13 @@ func (s *Sink) Run(ctx context.Context) error {
 		SessionTimeout:        time.Duration(s.cfg.Kafka.SessionTimeout),
 		RebalanceTimeout:      time.Duration(s.cfg.Kafka.RebalanceTimeout),
 		JoinGroupBackoff:      time.Second,
-		Logger:                kafka.LoggerFunc(func(f string, a ...any) { s.log.Debug(fmt.Sprintf(f, a...)) }),
-		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { s.log.Warn(fmt.Sprintf(f, a...)) }),
+		// kafka-go's lines are unstructured and may span lines: one line
+		// each, its errors counted and logged as Kafka faults (once when
+		// they start, at most once a minute while they last).
+		Logger: kafka.LoggerFunc(func(f string, a ...any) { s.log.Debug(oneLine(fmt.Sprintf(f, a...)), "component", "kafka-go") }),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			s.ops.Health.Kafka(errors.New(oneLine(fmt.Sprintf(f, a...))))
+		}),
 	})
 	if err != nil {
 		return fmt.Errorf("consumer group: %w", err)
@@ -260,22 +268,23 @@ func (s *Sink) Run(ctx context.Context) error {
 	}()
 
 	health := s.ops.Health
+	joinWait := retry.NewBackoff(time.Second, 30*time.Second)
 	var runErr error
 generations:
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, kafka.ErrGroupClosed) {
-				s.log.Warn("join group", "err", err)
+				health.Kafka(fmt.Errorf("join group %s: %w", s.cfg.Kafka.GroupID, err))
 				health.SetJoined(false, err.Error())
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Second):
+				if retry.Sleep(ctx, joinWait.Next()) {
 					continue
 				}
 			}
 			break
 		}
+		joinWait.Reset()
+		health.Kafka(nil)
 		s.metrics.Rebalances.Inc()
 		n := 0
 		for _, as := range gen.Assignments {
@@ -342,4 +351,9 @@ func (s *Sink) ensureTopics(ctx context.Context) error {
 		return fmt.Errorf("create dead-letter topic %s: %w", topic, err)
 	}
 	return nil
+}
+
+// oneLine folds a multi-line log message into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -153,7 +153,7 @@ func TestSinkMarkers(t *testing.T) {
 		t.Errorf("hours completed = %v, want at least 3", got)
 	}
 	_, body := get(t, srv.URL+"/metrics")
-	for _, name := range []string{"lakesink_consumer_lag", "lakesink_records_consumed_total", "lakesink_files_committed_total", "lakesink_dead_letter_records_total", "lakesink_watermark_timestamp_seconds"} {
+	for _, name := range []string{"lakesink_consumer_lag_records", "lakesink_records_consumed_total", "lakesink_files_committed_total", "lakesink_dead_letter_records_total", "lakesink_watermark_timestamp_seconds"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)
 		}

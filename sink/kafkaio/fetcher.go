@@ -47,6 +47,8 @@ type Fetcher struct {
 	maxWait   time.Duration
 	chunkCap  int
 	log       *slog.Logger
+	report    func(error)
+	failing   bool // the last fetch or dial failed
 
 	out    chan []kafka.Message
 	free   chan []kafka.Message // chunks the worker has finished with
@@ -64,6 +66,9 @@ type FetcherConfig struct {
 	MaxWait   time.Duration // fetch.max.wait.ms: how long the broker may hold an empty fetch
 	Queue     int           // records queued for the worker
 	Log       *slog.Logger
+	// Report, if set, is told every fetch or dial error, and nil once
+	// records are fetched again after one (the worker's Health.Kafka).
+	Report func(error)
 }
 
 // bufferedDialer returns a copy of d whose plain TCP connections are read
@@ -112,7 +117,7 @@ func StartFetcher(ctx context.Context, c FetcherConfig, offset int64) *Fetcher {
 	depth := max(c.Queue/chunk, 1)
 	f := &Fetcher{
 		dialer: bufferedDialer(c.Dialer, min(256<<10, c.MaxBytes/4)), brokers: c.Brokers, topic: c.Topic, partition: c.Partition,
-		maxBytes: c.MaxBytes, maxWait: c.MaxWait, chunkCap: chunk, log: c.Log,
+		maxBytes: c.MaxBytes, maxWait: c.MaxWait, chunkCap: chunk, log: c.Log, report: c.Report,
 		out:  make(chan []kafka.Message, depth),
 		free: make(chan []kafka.Message, depth+2),
 	}
@@ -178,12 +183,25 @@ func (f *Fetcher) run(ctx context.Context, offset int64) {
 	}
 }
 
+// logErr logs a fetch or dial error at debug level and reports it: the
+// first attempts after a leader change fail routinely, and Report's owner
+// decides how often a lasting fault is worth a line.
 func (f *Fetcher) logErr(attempt int, what string, err error) {
-	lvl := slog.LevelDebug
-	if attempt >= 3 {
-		lvl = slog.LevelWarn
+	f.log.Debug(what, "err", err, "attempt", attempt+1)
+	f.failing = true
+	if f.report != nil {
+		f.report(fmt.Errorf("%s %s/%d: %w", what, f.topic, f.partition, err))
 	}
-	f.log.Log(context.Background(), lvl, what, "err", err, "attempt", attempt+1)
+}
+
+// fetched notes records fetched: a fault reported before is over.
+func (f *Fetcher) fetched() {
+	if f.failing {
+		f.failing = false
+		if f.report != nil {
+			f.report(nil)
+		}
+	}
 }
 
 func (f *Fetcher) dial(ctx context.Context) (*kafka.Conn, error) {
@@ -223,6 +241,7 @@ func (f *Fetcher) readLoop(ctx context.Context, conn *kafka.Conn, offset int64) 
 		offset, err = f.readBatch(ctx, conn, offset)
 		switch {
 		case err == nil, errors.Is(err, io.EOF):
+			f.fetched()
 			continue
 		case ctx.Err() != nil:
 			return offset, nil

@@ -2,27 +2,132 @@ package ops
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Health is the state /readyz reports, as the stages see it: group
-// membership (the group loop), storage and the dead-letter topic (uploads,
-// dead-letter writes and the probes), partitions waiting for the schema
-// registry, and partition workers that stopped with an error. Safe for
-// concurrent use. It implements worker.Health.
+// Dependencies, as named in lakesink_dependency_errors_total and the logs.
+const (
+	DepKafka           = "kafka"
+	DepStorage         = "storage"
+	DepSpool           = "spool"
+	DepSchemaRegistry  = "schema_registry"
+	DepDeadLetterTopic = "dead_letter_topic"
+	DepCompletionTopic = "completion_topic"
+	DepWebhook         = "webhook"
+)
+
+// faultLogEvery is how often a fault that lasts is logged again.
+const faultLogEvery = time.Minute
+
+// Health is the state /readyz reports, as the stages see it, and the log of
+// faults: group membership (the group loop), Kafka, storage, the spool
+// disk and the dead-letter topic (uploads, spool writes, dead-letter writes
+// and the probes), partitions waiting for the schema registry, completion
+// events that cannot be delivered, and partition workers that stopped with
+// an error. Safe for concurrent use. It implements worker.Health.
+//
+// Each report of an error counts in lakesink_dependency_errors_total. A
+// fault is logged when it starts (with the error), at most once a minute
+// while it lasts (with the number of errors since), and once when it
+// clears — whatever the number of partitions reporting it, so an outage
+// cannot flood the log. The latest report of a dependency wins: storage is
+// healthy after an upload or a write probe succeeded.
 type Health struct {
+	log    *slog.Logger
+	now    func() time.Time
+	errors *prometheus.CounterVec
+
 	mu         sync.Mutex
 	joined     bool
 	joinReason string
-	storageErr error
-	dlqErr     error
-	regWaiting int // partitions waiting for the registry
-	regErr     error
-	stopped    map[string]error // "topic/partition" -> why its worker stopped
+	faults     map[string]*fault // by key: dependency, or dependency + detail
+	regWaiting int               // partitions waiting for the registry
+	stopped    map[string]error  // "topic/partition" -> why its worker stopped
 }
 
-func newHealth() *Health { return &Health{stopped: map[string]error{}} }
+// fault is one failing dependency (or one stream's events).
+type fault struct {
+	dep     string
+	err     error // nil: healthy
+	reason  string
+	since   time.Time
+	logged  time.Time // last log line about it; zero: none yet
+	errs    int       // errors since the last log line
+	blocks  bool      // counts against readiness
+	started bool      // its start was logged
+}
+
+func newHealth(log *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Health {
+	h := &Health{log: log, now: now, faults: map[string]*fault{}, stopped: map[string]error{},
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_dependency_errors_total",
+			Help: "Errors of calls to other systems (and the local spool disk), by dependency.",
+		}, []string{"dependency"})}
+	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook} {
+		h.errors.WithLabelValues(d)
+	}
+	reg.MustRegister(h.errors)
+	return h
+}
+
+// report records the state of key (a dependency, or a dependency and what
+// of it failed) and logs transitions; reason prefixes the readiness reason
+// while err is not nil.
+func (h *Health) report(dep, key, reason string, blocks bool, err error) {
+	if err != nil {
+		h.errors.WithLabelValues(dep).Inc()
+	}
+	now := h.now()
+	h.mu.Lock()
+	f := h.faults[key]
+	if f == nil {
+		if err == nil {
+			h.mu.Unlock()
+			return
+		}
+		f = &fault{dep: dep}
+		h.faults[key] = f
+	}
+	was := f.err
+	f.err, f.reason, f.blocks = err, reason, blocks
+	var logStart, logOngoing, logClear bool
+	var errs int
+	var since time.Time
+	switch {
+	case err != nil && was == nil:
+		f.since, f.errs = now, 1
+		// A fault that comes back within a minute of the last line about
+		// it is counted, not logged again (flapping must not flood).
+		if f.logged.IsZero() || now.Sub(f.logged) >= faultLogEvery {
+			logStart, f.logged, f.errs, f.started = true, now, 0, true
+		} else {
+			f.started = false
+		}
+	case err != nil:
+		f.errs++
+		if now.Sub(f.logged) >= faultLogEvery {
+			logOngoing, errs, since, f.logged, f.errs = true, f.errs, f.since, now, 0
+			f.started = true
+		}
+	case was != nil:
+		logClear, since = f.started, f.since
+		f.started = false
+	}
+	h.mu.Unlock()
+	switch {
+	case logStart:
+		h.log.Warn(reason, "dependency", dep, "err", err)
+	case logOngoing:
+		h.log.Warn(reason+" (still failing)", "dependency", dep, "err", err, "since", since.UTC().Format(time.RFC3339), "errors", errs)
+	case logClear:
+		h.log.Info("recovered: "+reason, "dependency", dep, "after", now.Sub(since).Round(time.Second).String())
+	}
+}
 
 // SetJoined reports group membership; reason says why not joined.
 func (h *Health) SetJoined(ok bool, reason string) {
@@ -31,18 +136,45 @@ func (h *Health) SetJoined(ok bool, reason string) {
 	h.mu.Unlock()
 }
 
-// Storage reports the write path's state: err nil when it works.
-func (h *Health) Storage(err error) {
-	h.mu.Lock()
-	h.storageErr = err
-	h.mu.Unlock()
+// Kafka reports the outcome of a call to the brokers: err nil when it
+// worked. Kafka faults are logged and counted; readiness follows group
+// membership (SetJoined) and commit stalls rather than single calls.
+func (h *Health) Kafka(err error) {
+	h.report(DepKafka, DepKafka, "kafka unreachable", false, err)
 }
+
+// Storage reports the write path's state: err nil after an upload or a
+// write probe succeeded.
+func (h *Health) Storage(err error) {
+	h.report(DepStorage, DepStorage, "storage unreachable", true, err)
+}
+
+// Spool reports the spool disk's state: err nil after a spool file was
+// written or the spool probe succeeded.
+func (h *Health) Spool(err error) { h.report(DepSpool, DepSpool, "spool disk failing", true, err) }
 
 // DeadLetters reports the dead-letter topic's state: err nil when it works.
 func (h *Health) DeadLetters(err error) {
+	h.report(DepDeadLetterTopic, DepDeadLetterTopic, "dead-letter topic unavailable", true, err)
+}
+
+// Events reports delivery of stream's completion events to dep
+// (DepCompletionTopic or DepWebhook): err nil once delivered. While they
+// fail the stream's later markers wait, so the sink is not ready.
+func (h *Health) Events(stream, dep string, err error) {
+	h.report(dep, dep+"/"+stream, fmt.Sprintf("completion events of stream %s not delivered (%s)", stream, dep), true, err)
+}
+
+// EventsFailing reports whether stream's completion events are failing.
+func (h *Health) EventsFailing(stream string) bool {
 	h.mu.Lock()
-	h.dlqErr = err
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	for _, d := range []string{DepCompletionTopic, DepWebhook} {
+		if f := h.faults[d+"/"+stream]; f != nil && f.err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // RegistryWait counts a partition that waits for the schema registry with
@@ -50,24 +182,26 @@ func (h *Health) DeadLetters(err error) {
 func (h *Health) RegistryWait(err error) (update func(error), end func()) {
 	h.mu.Lock()
 	h.regWaiting++
-	h.regErr = err
 	h.mu.Unlock()
+	h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, err)
 	var once sync.Once
 	return func(err error) {
-			h.mu.Lock()
-			h.regErr = err
-			h.mu.Unlock()
+			h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, err)
 		}, func() {
 			once.Do(func() {
 				h.mu.Lock()
 				h.regWaiting--
+				last := h.regWaiting == 0
 				h.mu.Unlock()
+				if last {
+					h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, nil)
+				}
 			})
 		}
 }
 
-// WorkerStopped reports that the worker of topic/partition stopped with err:
-// the partition is not consumed until it is assigned again.
+// WorkerStopped reports that the worker of topic/partition stopped with err
+// and waits to run again.
 func (h *Health) WorkerStopped(topic string, partition int, err error) {
 	h.mu.Lock()
 	h.stopped[fmt.Sprintf("%s/%d", topic, partition)] = err
@@ -93,15 +227,19 @@ func (h *Health) reasons() []string {
 		}
 		out = append(out, r)
 	}
-	if h.storageErr != nil {
-		out = append(out, "storage unreachable: "+h.storageErr.Error())
+	var faults []string
+	for _, f := range h.faults {
+		if f.err == nil || !f.blocks {
+			continue
+		}
+		r := f.reason + ": " + f.err.Error()
+		if f.dep == DepSchemaRegistry {
+			r = fmt.Sprintf("%s (%d partitions waiting): %s", f.reason, h.regWaiting, f.err)
+		}
+		faults = append(faults, r)
 	}
-	if h.dlqErr != nil {
-		out = append(out, "dead-letter topic unavailable: "+h.dlqErr.Error())
-	}
-	if h.regWaiting > 0 {
-		out = append(out, fmt.Sprintf("schema registry unreachable (%d partitions waiting): %s", h.regWaiting, h.regErr))
-	}
+	sort.Strings(faults)
+	out = append(out, faults...)
 	var stopped []string
 	for tp, err := range h.stopped {
 		stopped = append(stopped, fmt.Sprintf("partition worker stopped: %s: %v", tp, err))

@@ -11,6 +11,7 @@ package ops
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,11 @@ type Options struct {
 	Now func() time.Time
 	// Logs is the ring of recent warnings and errors; nil: none shown.
 	Logs *LogRing
+	// Log receives fault transitions (see Health); nil: discarded.
+	Log *slog.Logger
+	// SpoolDir is the folder whose disk the spool probe writes to and
+	// measures (files.spool_dir/<group>); empty: no spool probe.
+	SpoolDir string
 	// Registry gets the lag-in-seconds gauge; nil: a private registry.
 	Registry prometheus.Registerer
 }
@@ -52,8 +58,11 @@ type Ops struct {
 	Health *Health
 	parts  partitions
 	hours  hourCache
-	// lagSeconds is lakesink_consumer_lag_seconds.
+	id     string // instance id, names the probe objects
+	// lagSeconds is lakesink_consumer_lag_seconds; spoolBytes is
+	// lakesink_spool_disk_bytes.
 	lagSeconds *prometheus.GaugeVec
+	spoolBytes prometheus.Gauge
 }
 
 // New returns the Ops of o.
@@ -64,10 +73,19 @@ func New(o Options) *Ops {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	ops := &Ops{o: o, Health: newHealth(), lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "lakesink_consumer_lag_seconds",
-		Help: "Wall time minus the event time of the last committed record, while records wait (0 when caught up).",
-	}, []string{"topic", "partition"})}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	ops := &Ops{o: o, id: newID(), Health: newHealth(o.Log, o.Now, o.Registry),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_consumer_lag_seconds",
+			Help: "Wall time minus the largest event time the partition has read, as committed, while records wait (0 when caught up).",
+		}, []string{"topic", "partition"}),
+		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lakesink_spool_disk_bytes",
+			Help: "Bytes of spool files on disk (files.spool_dir), measured at each health check.",
+		}),
+	}
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lakesink_ready",
 		Help: "1 while /readyz answers 200, else 0.",
@@ -77,7 +95,7 @@ func New(o Options) *Ops {
 		}
 		return 0
 	})
-	o.Registry.MustRegister(ops.lagSeconds, ready)
+	o.Registry.MustRegister(ops.lagSeconds, ops.spoolBytes, ready)
 	return ops
 }
 

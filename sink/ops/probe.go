@@ -2,18 +2,37 @@ package ops
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
-// probeKey is looked up (not written) to check that storage answers.
-const probeKey = "_lakesink/probe"
+// ProbePrefix is the reserved prefix of the storage write probe's objects:
+// _lakesink/probe/<instance id>. Nothing else is written there; a probe
+// object left by a crash is overwritten by nobody and is safe to delete.
+const ProbePrefix = "_lakesink/probe/"
 
-// RunHealthChecks probes storage and the dead-letter topic every
-// http.health_check_interval until ctx ends, feeding Readiness: storage is
-// unreachable while a lookup of a key fails, and the dead-letter topic
-// unavailable while the brokers report it missing or without a leader.
-// Uploads feed the same storage state. Run it in its own goroutine; it
-// returns when ctx ends.
+// RunHealthChecks probes the write path every http.health_check_interval
+// until ctx ends, feeding Readiness:
+//
+//   - storage: a small object is put under ProbePrefix and deleted again.
+//     Why a write: a lake that answers lookups but refuses writes (a full
+//     disk, read-only credentials) must not look healthy. Uploads feed the
+//     same state, so storage is healthy when the last upload or probe
+//     succeeded;
+//   - the spool disk: a small file is written, synced and removed in the
+//     group's spool folder, and the bytes under it are measured
+//     (lakesink_spool_disk_bytes);
+//   - the dead-letter topic: it must exist with a leader for every
+//     partition.
+//
+// Each probe has the interval as its deadline. Run it in its own goroutine;
+// it returns when ctx ends.
 func (ops *Ops) RunHealthChecks(ctx context.Context) {
 	every := ops.o.HealthCheckInterval
 	if every <= 0 {
@@ -34,12 +53,75 @@ func (ops *Ops) RunHealthChecks(ctx context.Context) {
 func (ops *Ops) checkOnce(ctx context.Context, timeout time.Duration) {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := ops.o.Writer.Exists(pctx, probeKey)
+	err := ops.probeStorage(pctx)
 	if ctx.Err() != nil {
 		return
 	}
 	ops.Health.Storage(err)
+	if ops.o.SpoolDir != "" {
+		ops.Health.Spool(ops.probeSpool())
+		ops.spoolBytes.Set(float64(dirBytes(ops.o.SpoolDir)))
+	}
 	if err := ops.o.Topics.CheckTopic(pctx, ops.o.DeadLetterTopic); ctx.Err() == nil {
 		ops.Health.DeadLetters(err)
 	}
+}
+
+// probeStorage puts and deletes the probe object.
+func (ops *Ops) probeStorage(ctx context.Context) error {
+	key := ProbePrefix + ops.id
+	body := ops.o.Now().UTC().Format(time.RFC3339Nano)
+	if err := ops.o.Writer.Put(ctx, key, strings.NewReader(body), int64(len(body))); err != nil {
+		return fmt.Errorf("write probe: put %s: %w", key, err)
+	}
+	if err := ops.o.Writer.Delete(ctx, key); err != nil {
+		return fmt.Errorf("write probe: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// probeSpool writes, syncs and removes a small file in the spool folder.
+func (ops *Ops) probeSpool() error {
+	if err := os.MkdirAll(ops.o.SpoolDir, 0o755); err != nil {
+		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
+	}
+	p := filepath.Join(ops.o.SpoolDir, ".probe-"+ops.id)
+	f, err := os.Create(p)
+	if err != nil {
+		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
+	}
+	_, err = f.Write(make([]byte, 4096))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	_ = os.Remove(p)
+	if err != nil {
+		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
+	}
+	return nil
+}
+
+// dirBytes is the size of the files below dir (0 if it cannot be read).
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// newID returns a random instance id for probe names.
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -168,17 +168,40 @@ func TestCommitStall(t *testing.T) {
 // failingLake fails every call while down is set.
 type failingLake struct {
 	writers.Writer
-	mu   sync.Mutex
-	down bool
+	mu       sync.Mutex
+	down     bool
+	readOnly bool
 }
 
 func (f *failingLake) Exists(ctx context.Context, key string) (bool, error) {
+	if err := f.err(); err != nil {
+		return false, err
+	}
+	return f.Writer.Exists(ctx, key)
+}
+
+// Put fails while down or, with readOnly, always: a lake that answers
+// lookups but refuses writes.
+func (f *failingLake) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	f.mu.Lock()
+	ro := f.readOnly
+	f.mu.Unlock()
+	if ro {
+		return errors.New("put: AccessDenied: read-only credentials")
+	}
+	if err := f.err(); err != nil {
+		return err
+	}
+	return f.Writer.Put(ctx, key, r, size)
+}
+
+func (f *failingLake) err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
-		return false, errors.New("dial tcp 127.0.0.1:9: connection refused")
+		return errors.New("dial tcp 127.0.0.1:9: connection refused")
 	}
-	return f.Writer.Exists(ctx, key)
+	return nil
 }
 
 func TestStorageProbe(t *testing.T) {
@@ -205,7 +228,7 @@ func TestStorageProbe(t *testing.T) {
 	lake.down = true
 	lake.mu.Unlock()
 	s.checkOnce(ctx, time.Second)
-	if r := storage(); !strings.Contains(r, "storage unreachable: dial tcp 127.0.0.1:9: connection refused") {
+	if r := storage(); !strings.HasPrefix(r, "storage unreachable: write probe: put _lakesink/probe/") || !strings.HasSuffix(r, "dial tcp 127.0.0.1:9: connection refused") {
 		t.Fatalf("storage reason while down: %q", r)
 	}
 	lake.mu.Lock()
@@ -214,6 +237,25 @@ func TestStorageProbe(t *testing.T) {
 	s.checkOnce(ctx, time.Second)
 	if r := storage(); r != "" {
 		t.Fatalf("storage reason after recovery: %s", r)
+	}
+	// Reads work, writes do not (full disk, read-only credentials): not
+	// ready, and the probe object is gone once writes work again.
+	lake.mu.Lock()
+	lake.readOnly = true
+	lake.mu.Unlock()
+	s.checkOnce(ctx, time.Second)
+	if r := storage(); !strings.Contains(r, "storage unreachable: write probe: put _lakesink/probe/") || !strings.Contains(r, "AccessDenied") {
+		t.Fatalf("storage reason with a read-only lake: %q", r)
+	}
+	lake.mu.Lock()
+	lake.readOnly = false
+	lake.mu.Unlock()
+	s.checkOnce(ctx, time.Second)
+	if r := storage(); r != "" {
+		t.Fatalf("storage reason after writes work again: %s", r)
+	}
+	if objs, _ := lake.List(ctx, ProbePrefix); len(objs) != 0 {
+		t.Errorf("probe objects left: %v", objs)
 	}
 	_, reasons := s.Readiness()
 	if !strings.Contains(strings.Join(reasons, ";"), "dead-letter topic unavailable") {

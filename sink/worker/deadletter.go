@@ -39,7 +39,7 @@ func (w *Worker) flushDeadLetters(ctx context.Context) error {
 	}, func(_ int, err error) {
 		w.env.Metrics.DeadLetterFailures.Inc()
 		w.env.Health.DeadLetters(err)
-		w.log.Warn("dead-letter write failed, partition paused", "topic", w.env.DeadLetterTopic, "err", err)
+		w.log.Debug("dead-letter write failed, partition paused", "topic", w.env.DeadLetterTopic, "err", err)
 	})
 	if err != nil {
 		return err

@@ -79,15 +79,26 @@ type Markers interface {
 // Health receives the state of the write path as the workers see it, for
 // readiness (ops.Health implements it). Calls come from many workers at
 // once.
+//
+// The worker reports every failure as it happens; Health decides what to
+// log (a fault once when it starts, rarely while it lasts, once when it
+// clears) and what readiness says.
 type Health interface {
-	// Storage reports the outcome of an upload after a failure: err nil
-	// once it succeeded again.
+	// Kafka reports a fetch or commit-offset read: err nil when it worked.
+	Kafka(err error)
+	// Storage reports an upload: err nil when it succeeded.
 	Storage(err error)
-	// DeadLetters reports the dead-letter topic's state likewise.
+	// Spool reports a write to the spool disk: err nil when it worked.
+	Spool(err error)
+	// DeadLetters reports a write to the dead-letter topic likewise.
 	DeadLetters(err error)
 	// RegistryWait reports a partition that waits for the schema registry
 	// with err; update reports a later error, end that it stopped waiting.
 	RegistryWait(err error) (update func(error), end func())
+	// WorkerStopped reports a worker that stopped with err and will run
+	// again after a backoff; WorkerStarted that it runs again.
+	WorkerStopped(topic string, partition int, err error)
+	WorkerStarted(topic string, partition int)
 }
 
 // Progress is what a worker reports after each commit attempt.

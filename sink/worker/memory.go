@@ -185,7 +185,7 @@ func (w *Worker) boundMemory(ctx context.Context) error {
 	b := w.env.Budget
 	b.refresh()
 	w.account()
-	w.env.Metrics.SpoolBytes.Set(float64(b.Used()))
+	w.env.Metrics.MemoryHeld.Set(float64(b.Used()))
 	if !b.over() || len(w.files) == 0 {
 		return nil
 	}

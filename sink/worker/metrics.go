@@ -17,7 +17,7 @@ type Metrics struct {
 	UploadRetries       prometheus.Counter
 	OffsetCommits       prometheus.Counter
 	OffsetCommitErrors  prometheus.Counter
-	SpoolBytes          prometheus.Gauge
+	MemoryHeld          prometheus.Gauge
 	MemoryFlushes       prometheus.Counter
 	ConsumerLag         *prometheus.GaugeVec
 	CommittedOffset     *prometheus.GaugeVec
@@ -74,8 +74,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_offset_commit_errors_total",
 			Help: "Offset commits that failed.",
 		}),
-		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lakesink_spool_bytes",
+		MemoryHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lakesink_memory_held_bytes",
 			Help: "Bytes the open files and partition readers hold in memory, counted against files.memory_limit (not spool disk use).",
 		}),
 		MemoryFlushes: prometheus.NewCounter(prometheus.CounterOpts{
@@ -83,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Files finished early because files.memory_limit was reached.",
 		}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lakesink_consumer_lag",
+			Name: "lakesink_consumer_lag_records",
 			Help: "Records between the partition's high watermark and the committed offset.",
 		}, []string{"topic", "partition"}),
 		CommittedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -101,6 +101,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.BytesCommitted,
 		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
-		m.SpoolBytes, m.MemoryFlushes, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
+		m.MemoryHeld, m.MemoryFlushes, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
 	return m
 }

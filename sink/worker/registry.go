@@ -82,10 +82,10 @@ func (x *registryFormat) waitRegistry(ctx context.Context, m kafka.Message, err 
 	}()
 	wait := retry.NewBackoff(100*time.Millisecond, 10*time.Second)
 	failed := func(attempt int, err error) {
-		update(err)
-		w.log.Warn("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
+		update(err) // logs the fault, rate-limited
+		w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
 	}
-	failed(1, err)
+	w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", 1, "err", err)
 	var row []parquet.Value
 	var ev time.Time
 	var recErr error

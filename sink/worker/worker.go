@@ -61,6 +61,7 @@ type Worker struct {
 	nowMs  int64 // wall clock at the start of the current tick, unix ms
 	nparts int   // partitions of this member: sizes the fetch buffers
 
+	stopped  bool  // Run is restarting it after a failure
 	memHeld  int64 // bytes this worker has counted in env.Budget
 	appended int   // records since the last memory check
 	memEvery int   // memCheckEvery(nparts), on the hot path
@@ -96,19 +97,61 @@ var errRevoked = errors.New("partition revoked")
 // drained, then wait for ctx to end). The wait matters: kafka-go ends a
 // generation as soon as any of its goroutines returns, which would cancel
 // the other partitions' final commits.
+//
+// A worker that fails — its spool disk is full or read-only, the brokers
+// could not be asked for its commit — does not return: it abandons its open
+// files, reports itself stopped (readiness names the partition and the
+// error), waits with a jittered backoff and starts again from the
+// committed offset. Returning would end the generation of every partition
+// of this member and rejoin the group, over and over while the fault lasts;
+// pausing keeps the member and its other partitions where they are. Run
+// returns an error only if the drain's final upload or commit failed.
 func (w *Worker) Run(ctx context.Context, drain <-chan struct{}, drained func()) error {
-	err := w.consume(ctx, drain)
-	drained()
-	if err == nil {
-		<-ctx.Done()
+	wait := retry.NewBackoff(time.Second, time.Minute)
+	for {
+		err := w.consume(ctx, drain)
+		if err == nil || ctx.Err() != nil || closed(drain) {
+			drained()
+			if err == nil {
+				<-ctx.Done()
+			}
+			return err
+		}
+		w.env.Health.WorkerStopped(w.topic, w.partition, err)
+		w.stopped = true
+		select {
+		case <-ctx.Done():
+		case <-drain:
+		case <-time.After(wait.Next()):
+		}
 	}
-	return err
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// running notes that a worker that had stopped runs again.
+func (w *Worker) running() {
+	if w.stopped {
+		w.stopped = false
+		w.env.Health.WorkerStarted(w.topic, w.partition)
+	}
 }
 
 // start reads the partition's commit and sets up the ledger.
 func (w *Worker) start(ctx context.Context) (int64, error) {
 	start, raw, err := w.env.Offsets.Committed(ctx, w.topic, w.partition)
 	if err != nil {
+		if ctx.Err() == nil {
+			w.env.Health.Kafka(err)
+		}
 		return 0, err
 	}
 	meta, _, err := ledger.Parse(raw)
@@ -125,6 +168,8 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 
 func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	w.drain = drain
+	clear(w.dlq) // a restart reads them again
+	w.dlq = w.dlq[:0]
 	start, err := w.start(ctx)
 	if err != nil {
 		return err
@@ -142,6 +187,7 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 		MaxWait:   250 * time.Millisecond,
 		Queue:     queueCapacity(w.nparts),
 		Log:       w.log,
+		Report:    w.env.Health.Kafka,
 	}, start)
 	defer f.Stop()
 
@@ -175,6 +221,7 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 					}
 				}
 				f.Recycle(chunk)
+				w.running()
 			}
 		}
 		if err := w.housekeep(ctx); err != nil {
@@ -182,6 +229,9 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 				return nil
 			}
 			return err
+		}
+		if w.led.Next() >= w.hwm {
+			w.running() // caught up: nothing waits that could fail
 		}
 	}
 }
@@ -238,7 +288,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	if err := w.format.append(f, row, m, ev); err != nil {
-		return err
+		return w.spoolFailed(err)
 	}
 	oldWM := w.led.RawWM()
 	w.led.Read(m.Offset, ev.UnixMilli(), now)
@@ -273,14 +323,15 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 func (w *Worker) openFile(hour time.Time, first int64) (*openFile, error) {
 	dir := w.spoolDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("spool dir: %w", err)
+		return nil, w.spoolFailed(fmt.Errorf("spool dir %s: %w", dir, err))
 	}
 	of := &openFile{hour: hour, first: first, spool: filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))}
 	schema := w.format.newFile(of)
 	fw, err := partitioner.NewFileWriter(of.spool, schema, w.fileOptions(schema))
 	if err != nil {
-		return nil, fmt.Errorf("open spool file: %w", err)
+		return nil, w.spoolFailed(fmt.Errorf("open spool file: %w", err))
 	}
+	w.env.Health.Spool(nil)
 	of.fw = fw
 	w.files[hour.UnixMilli()] = of
 	w.led.Opened(hour.UnixMilli(), first)
@@ -289,6 +340,12 @@ func (w *Worker) openFile(hour time.Time, first int64) (*openFile, error) {
 
 func (w *Worker) spoolDir() string {
 	return filepath.Join(w.env.SpoolDir, w.env.GroupID, fmt.Sprintf("%s-%d", w.topic, w.partition))
+}
+
+// spoolFailed reports an error writing the spool disk and returns it.
+func (w *Worker) spoolFailed(err error) error {
+	w.env.Health.Spool(err)
+	return err
 }
 
 // cleanSpool removes spool files left by an earlier owner of this partition
@@ -305,14 +362,14 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 		return nil
 	}
 	if err := w.format.seal(f); err != nil {
-		return err
+		return w.spoolFailed(err)
 	}
 	info, err := f.fw.Finish(partitioner.FileMeta{
 		Stream: w.st.Name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
 		Extra: w.format.footer(f),
 	})
 	if err != nil {
-		return fmt.Errorf("finish %s: %w", f.spool, err)
+		return w.spoolFailed(fmt.Errorf("finish %s: %w", f.spool, err))
 	}
 	key := w.st.Path.FileKey(w.st.Name, f.hour, w.topic, w.partition, f.first)
 	if err := w.upload(ctx, key, f.spool, info.Bytes); err != nil {
@@ -342,8 +399,8 @@ func (w *Worker) upload(ctx context.Context, key, path string, size int64) error
 	}, func(attempt int, err error) {
 		failed = true
 		w.env.Metrics.UploadRetries.Inc()
-		w.env.Health.Storage(err)
-		w.log.Warn("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
+		w.env.Health.Storage(err) // logs the fault, rate-limited
+		w.log.Debug("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
 	})
 	if err == nil && failed {
 		w.env.Health.Storage(nil)

@@ -32,13 +32,24 @@ func testConfig() *config.Config {
 type testHealth struct {
 	mu         sync.Mutex
 	storage    error
+	spool      error
 	dlq        error
+	stops      []error
+	starts     int
 	regWaiting int
 	regErr     error
 }
 
-func (h *testHealth) Storage(err error)     { h.mu.Lock(); h.storage = err; h.mu.Unlock() }
-func (h *testHealth) DeadLetters(err error) { h.mu.Lock(); h.dlq = err; h.mu.Unlock() }
+func (h *testHealth) Kafka(error)       {}
+func (h *testHealth) Spool(err error)   { h.mu.Lock(); h.spool = err; h.mu.Unlock() }
+func (h *testHealth) Storage(err error) { h.mu.Lock(); h.storage = err; h.mu.Unlock() }
+func (h *testHealth) WorkerStopped(_ string, _ int, err error) {
+	h.mu.Lock()
+	h.stops = append(h.stops, err)
+	h.mu.Unlock()
+}
+func (h *testHealth) WorkerStarted(string, int) { h.mu.Lock(); h.starts++; h.mu.Unlock() }
+func (h *testHealth) DeadLetters(err error)     { h.mu.Lock(); h.dlq = err; h.mu.Unlock() }
 func (h *testHealth) RegistryWait(err error) (func(error), func()) {
 	h.mu.Lock()
 	h.regWaiting++

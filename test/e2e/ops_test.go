@@ -138,7 +138,7 @@ func TestOperations(t *testing.T) {
 		if got := m.sum("lakesink_records_written_total", `stream="clickstream"`); got != nValid {
 			return fmt.Errorf("records written %v, want %d", got, nValid)
 		}
-		if got := m.sum("lakesink_consumer_lag", `topic="clickstream"`); got != 0 {
+		if got := m.sum("lakesink_consumer_lag_records", `topic="clickstream"`); got != 0 {
 			return fmt.Errorf("lag %v", got)
 		}
 		return nil

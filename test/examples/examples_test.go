@@ -225,8 +225,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	// What the issue asks the dashboard to show.
-	for _, m := range []string{"lakesink_consumer_lag", "lakesink_consumer_lag_seconds", "lakesink_records_consumed_total",
-		"lakesink_marker_delay_seconds_bucket", "lakesink_upload_duration_seconds_bucket", "lakesink_dead_letter_records_total", "lakesink_spool_bytes"} {
+	for _, m := range []string{"lakesink_consumer_lag_records", "lakesink_consumer_lag_seconds", "lakesink_records_consumed_total",
+		"lakesink_marker_delay_seconds_bucket", "lakesink_upload_duration_seconds_bucket", "lakesink_dead_letter_records_total", "lakesink_memory_held_bytes"} {
 		if !regexp.MustCompile(`\b` + m + `\b`).MatchString(all.String()) {
 			t.Errorf("dashboard does not show %s", m)
 		}
