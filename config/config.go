@@ -43,8 +43,13 @@ type Kafka struct {
 	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
 	// RebalanceTimeout bounds how long members have to rejoin in a rebalance.
 	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
-	TLS              TLS      `yaml:"tls"`
-	SASL             SASL     `yaml:"sasl"`
+	// StartupTimeout bounds how long `lakesink run` waits for the brokers
+	// at start-up before it exits with an error; 0 (the default) waits as
+	// long as it takes. Why wait at all: a Kafka maintenance window during
+	// a rollout should not become a crash loop; /readyz says why meanwhile.
+	StartupTimeout Duration `yaml:"startup_timeout"`
+	TLS            TLS      `yaml:"tls"`
+	SASL           SASL     `yaml:"sasl"`
 }
 
 // StartOffset is where a partition without a committed offset starts.

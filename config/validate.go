@@ -103,6 +103,9 @@ func (c *Config) validateKafka(p *problems) {
 	oneOf("kafka.start_offset", p, k.StartOffset, StartEarliest, StartLatest)
 	p.positiveSize("kafka.max_record_bytes", k.MaxRecordBytes)
 	p.positiveDuration("kafka.commit_interval", k.CommitInterval)
+	if k.StartupTimeout < 0 {
+		p.add("kafka.startup_timeout", "must not be negative (0 waits as long as it takes), got %s", k.StartupTimeout)
+	}
 	p.positiveDuration("kafka.session_timeout", k.SessionTimeout)
 	p.positiveDuration("kafka.heartbeat_interval", k.HeartbeatInterval)
 	p.positiveDuration("kafka.rebalance_timeout", k.RebalanceTimeout)

@@ -250,7 +250,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		if err != nil {
 			s.log.Error("completion events disabled", "err", err)
 		}
+		n.SetFaults(s.ops.Health)
 		o.Notifier = n
+		o.Faults = s.ops.Health
 		f := completion.NewFinalizer(o)
 		bg.Add(1)
 		go func() { defer bg.Done(); f.Run(fctx) }()

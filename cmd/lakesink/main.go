@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -216,13 +217,49 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafkaio.CheckKafka(cctx, dialer, cfg.Kafka.Brokers)
-	cancel()
-	if err != nil {
-		return err
+
+	// HTTP first, so that probes get an answer from the first moment:
+	// /healthz 200, /readyz 503 with the start-up step, /metrics; the
+	// sink's handler takes over once it exists.
+	st := &startup{}
+	st.set("starting")
+	var handler atomic.Pointer[http.Handler]
+	sh := st.handler(reg)
+	handler.Store(&sh)
+	var srv *http.Server
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		srv = &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = srv.Shutdown(sctx)
+			cancel()
+		}()
+		log.Info("http listening", "addr", ln.Addr().String())
+		if ready != nil {
+			ready(ln.Addr().String())
+		}
 	}
 
+	if err := waitKafka(ctx, cfg.Kafka, dialer, log, st); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		log.Info("lakesink stopped before it started")
+		return nil
+	}
+	st.set("connecting to storage")
 	w, err := factory.New(ctx, cfg.Storage, log, reg)
 	if err != nil {
 		return err
@@ -232,24 +269,8 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	if err != nil {
 		return err
 	}
-
-	var srv *http.Server
-	if cfg.HTTP.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
-		}
-		srv = &http.Server{Handler: s.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server", "err", err)
-			}
-		}()
-		log.Info("http listening", "addr", ln.Addr().String())
-		if ready != nil {
-			ready(ln.Addr().String())
-		}
-	}
+	sinkHandler := s.Handler(reg)
+	handler.Store(&sinkHandler)
 	log.Info("lakesink starting", "version", v, "commit", c, "go", runtime.Version(), "config", cfg.Redacted().Summary())
 	hctx, stopHealth := context.WithCancel(ctx)
 	healthDone := make(chan struct{})
@@ -257,11 +278,6 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	err = s.Run(ctx)
 	stopHealth()
 	<-healthDone
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
-	}
 	log.Info("lakesink stopped")
 	return err
 }

@@ -86,6 +86,8 @@ type Notifier struct {
 	webhook *webhook // nil: no webhook
 	created bool
 	storage config.Storage
+	// faults, if set, is told about failed and successful deliveries.
+	faults Faults
 	// backoff bounds between attempts (tests shorten them).
 	minBackoff, maxBackoff time.Duration
 }
@@ -122,26 +124,53 @@ func (n *Notifier) Close() {
 	}
 }
 
+// SetFaults makes the Notifier report each delivery's outcome to f.
+func (n *Notifier) SetFaults(f Faults) {
+	if n != nil {
+		n.faults = f
+	}
+}
+
+// Destinations, as reported to Faults (the names of ops' dependencies).
+const (
+	depCompletionTopic = "completion_topic"
+	depWebhook         = "webhook"
+)
+
 // Deliver sends ev to every destination, each until it is accepted
-// (retrying with jittered backoff), or until ctx ends.
+// (retrying with jittered backoff), or until ctx ends. While a destination
+// refuses, the stream's later markers wait (events go out in hour order);
+// Faults is told, so readiness and lakesink_dependency_errors_total show
+// it.
 func (n *Notifier) Deliver(ctx context.Context, ev Event) error {
 	if n.kafka != nil {
-		if err := n.retry(ctx, "kafka "+n.topic, func(ctx context.Context) error { return n.sendKafka(ctx, ev) }); err != nil {
+		if err := n.retry(ctx, ev.Stream, depCompletionTopic, func(ctx context.Context) error { return n.sendKafka(ctx, ev) }); err != nil {
 			return err
 		}
 	}
 	if n.webhook != nil {
-		if err := n.retry(ctx, "webhook", func(ctx context.Context) error { return n.webhook.send(ctx, ev) }); err != nil {
+		if err := n.retry(ctx, ev.Stream, depWebhook, func(ctx context.Context) error { return n.webhook.send(ctx, ev) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (n *Notifier) retry(ctx context.Context, what string, f func(context.Context) error) error {
-	return retry.Until(ctx, retry.NewBackoff(n.minBackoff, n.maxBackoff), f, func(attempt int, err error) {
-		n.log.Warn("completion event not delivered, retrying", "to", what, "attempt", attempt, "err", err)
+func (n *Notifier) retry(ctx context.Context, stream, dep string, f func(context.Context) error) error {
+	failed := false
+	err := retry.Until(ctx, retry.NewBackoff(n.minBackoff, n.maxBackoff), f, func(attempt int, err error) {
+		failed = true
+		if n.faults != nil {
+			n.faults.Events(stream, dep, err)
+			n.log.Debug("completion event not delivered, retrying", "to", dep, "attempt", attempt, "err", err)
+			return
+		}
+		n.log.Warn("completion event not delivered, retrying", "to", dep, "attempt", attempt, "err", err)
 	})
+	if err == nil && failed && n.faults != nil {
+		n.faults.Events(stream, dep, nil)
+	}
+	return err
 }
 
 func (n *Notifier) sendKafka(ctx context.Context, ev Event) error {

@@ -94,6 +94,19 @@ type Options struct {
 	// marker times. Event time comes from the committed watermarks.
 	Now     func() time.Time
 	Metrics *Metrics
+	// Faults is told about failing checks and event deliveries; nil: the
+	// finalizer logs each failed check itself.
+	Faults Faults
+}
+
+// Faults receives the finalizer's failures (ops.Health implements it): it
+// logs a lasting fault rarely and decides what readiness says.
+type Faults interface {
+	Kafka(err error)
+	Storage(err error)
+	// Events reports delivery of stream's completion events to dependency
+	// ("completion_topic" or "webhook"): err nil once delivered.
+	Events(stream, dependency string, err error)
 }
 
 // Stream is what the finalizer knows of a configured stream.
@@ -194,7 +207,7 @@ func (f *Finalizer) Run(ctx context.Context) {
 			}
 			if err != nil && ctx.Err() == nil {
 				f.o.Metrics.FinalizerErrors.Inc()
-				f.o.Log.Warn("finalizer", "stream", st.Name, "err", err)
+				f.fault(st, err)
 			}
 		}
 		select {
@@ -205,13 +218,35 @@ func (f *Finalizer) Run(ctx context.Context) {
 	}
 }
 
+// fault reports a failed check: to Faults (which logs a lasting fault
+// rarely) when set, else as a warning.
+func (f *Finalizer) fault(st *Stream, err error) {
+	if f.o.Faults == nil {
+		f.o.Log.Warn("finalizer", "stream", st.Name, "err", err)
+		return
+	}
+	f.o.Log.Debug("finalizer", "stream", st.Name, "err", err)
+	var ke kafkaError
+	if errors.As(err, &ke) {
+		f.o.Faults.Kafka(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
+		return
+	}
+	f.o.Faults.Storage(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
+}
+
+// kafkaError marks an error of the group-wide Kafka view.
+type kafkaError struct{ err error }
+
+func (e kafkaError) Error() string { return e.err.Error() }
+func (e kafkaError) Unwrap() error { return e.err }
+
 // streamWatermark computes the group-wide completion bound of a stream, in
 // unix ms, the earliest hour any partition has written and the partitions'
 // amend entries.
 func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamState, err error) {
 	parts, err := f.o.Offsets.GroupOffsets(ctx, st.Topics)
 	if err != nil {
-		return ss, err
+		return ss, kafkaError{err}
 	}
 	now := f.o.Now()
 	idle := f.o.IdleTimeout

@@ -42,6 +42,9 @@ func (a *Admin) Committed(ctx context.Context, topic string, partition int) (int
 	if err == nil && resp.Error != nil {
 		err = resp.Error
 	}
+	if errors.Is(err, kafka.GroupIdNotFound) {
+		return -1, "", nil // a group that never committed
+	}
 	if err != nil {
 		return 0, "", fmt.Errorf("offset fetch %s/%d: %w", topic, partition, err)
 	}
@@ -181,6 +184,17 @@ func (a *Admin) GroupOffsets(ctx context.Context, topics []string) ([]PartitionO
 	committed, err := a.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: a.group, Topics: parts})
 	if err == nil && committed.Error != nil {
 		err = committed.Error
+	}
+	if errors.Is(err, kafka.GroupIdNotFound) {
+		// A group that never committed (a new deployment): nothing is
+		// committed, which is no error.
+		committed = &kafka.OffsetFetchResponse{Topics: map[string][]kafka.OffsetFetchPartition{}}
+		for t, ps := range parts {
+			for _, p := range ps {
+				committed.Topics[t] = append(committed.Topics[t], kafka.OffsetFetchPartition{Partition: p, CommittedOffset: -1})
+			}
+		}
+		err = nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("offset fetch: %w", err)

@@ -104,7 +104,8 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 }
 
 // CheckKafka connects to the brokers with d (the first that answers wins)
-// and reads the cluster's metadata, so a wrong address, certificate or
+// and reads the cluster's metadata, within ctx's deadline (else the
+// dialer's timeout per broker), so a wrong address, certificate or
 // password fails at start-up with an error that says which setting to look
 // at, rather than as a stream of retries later. A broker that rejects SASL
 // credentials may just close the connection; the error then still names the
@@ -114,7 +115,17 @@ func CheckKafka(ctx context.Context, d *kafka.Dialer, brokers []string) error {
 	for _, b := range brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
 		if err == nil {
+			// A broker that accepts the connection but never answers
+			// must not hang start-up: the metadata request gets ctx's
+			// deadline, or the dialer's timeout.
+			deadline, ok := ctx.Deadline()
+			if !ok {
+				deadline = time.Now().Add(d.Timeout)
+			}
+			_ = conn.SetDeadline(deadline)
+			stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 			_, err = conn.Brokers()
+			stop()
 			conn.Close()
 		}
 		if err == nil {

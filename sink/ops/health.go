@@ -38,9 +38,10 @@ const faultLogEvery = time.Minute
 // cannot flood the log. The latest report of a dependency wins: storage is
 // healthy after an upload or a write probe succeeded.
 type Health struct {
-	log    *slog.Logger
-	now    func() time.Time
-	errors *prometheus.CounterVec
+	log           *slog.Logger
+	now           func() time.Time
+	errors        *prometheus.CounterVec
+	eventsFailing *prometheus.GaugeVec
 
 	mu         sync.Mutex
 	joined     bool
@@ -68,10 +69,14 @@ func newHealth(log *slog.Logger, now func() time.Time, reg prometheus.Registerer
 			Name: "lakesink_dependency_errors_total",
 			Help: "Errors of calls to other systems (and the local spool disk), by dependency.",
 		}, []string{"dependency"})}
+	h.eventsFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lakesink_completion_events_failing",
+		Help: "1 while the stream's completion events cannot be delivered (its later markers wait), else 0.",
+	}, []string{"stream"})
 	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook} {
 		h.errors.WithLabelValues(d)
 	}
-	reg.MustRegister(h.errors)
+	reg.MustRegister(h.errors, h.eventsFailing)
 	return h
 }
 
@@ -163,6 +168,11 @@ func (h *Health) DeadLetters(err error) {
 // fail the stream's later markers wait, so the sink is not ready.
 func (h *Health) Events(stream, dep string, err error) {
 	h.report(dep, dep+"/"+stream, fmt.Sprintf("completion events of stream %s not delivered (%s)", stream, dep), true, err)
+	failing := 0.0
+	if h.EventsFailing(stream) {
+		failing = 1
+	}
+	h.eventsFailing.WithLabelValues(stream).Set(failing)
 }
 
 // EventsFailing reports whether stream's completion events are failing.

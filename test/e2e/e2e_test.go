@@ -420,8 +420,13 @@ func checkDeadLetters(t *testing.T, k *testenv.Kafka, topic string, p *produced)
 				t.Errorf("dead letter at %d lacks header %s: %v", m.Offset, k, h)
 			}
 		}
-		if part, _ := strconv.Atoi(h[kafkaio.HeaderPartition]); string(m.Key) != "" && !strings.HasPrefix(string(m.Key), strconv.Itoa(part)+":") {
-			t.Errorf("dead letter key %s does not match its partition header %s", m.Key, h[kafkaio.HeaderPartition])
+		// Keyed by origin (replays carry the same key); the source key is
+		// in lakesink.key.
+		if want := h[kafkaio.HeaderTopic] + "/" + h[kafkaio.HeaderPartition] + "/" + h[kafkaio.HeaderOffset]; string(m.Key) != want {
+			t.Errorf("dead letter key %q, want its origin %q", m.Key, want)
+		}
+		if part, _ := strconv.Atoi(h[kafkaio.HeaderPartition]); h[kafkaio.HeaderKey] != "" && !strings.HasPrefix(h[kafkaio.HeaderKey], strconv.Itoa(part)+":") {
+			t.Errorf("dead letter source key %s does not match its partition header %s", h[kafkaio.HeaderKey], h[kafkaio.HeaderPartition])
 		}
 		got[h[kafkaio.HeaderStream]+"|"+h[kafkaio.HeaderReason]+"|"+string(m.Value)]++
 		// The origin headers point at the very record.
