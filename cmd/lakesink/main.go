@@ -187,6 +187,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	finished := make(chan struct{})
+	defer close(finished)
+	go exitAfterShutdownTimeout(ctx, finished, time.Duration(cfg.ShutdownTimeout)+4*time.Second, log)
 	if err := runSink(ctx, cfg, log, nil); err != nil {
 		log.Error("lakesink stopped", "err", err)
 		// Also in plain text: start-up errors (bad credentials, a missing
@@ -195,6 +198,28 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// exitAfterShutdownTimeout ends the process once ctx has been cancelled
+// (SIGTERM) for longer than limit without finished closing: a dependency
+// that hangs a library call during shutdown must not keep the process
+// alive past shutdown_timeout (Kubernetes would SIGKILL it anyway, without
+// a word). Nothing is lost: whatever was not committed is replayed by the
+// next owner, as after a crash.
+func exitAfterShutdownTimeout(ctx context.Context, finished <-chan struct{}, limit time.Duration, log *slog.Logger) {
+	select {
+	case <-finished:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-finished:
+	case <-t.C:
+		log.Error("shutdown did not finish within shutdown_timeout; exiting now, uncommitted records are replayed on restart", "waited", limit.String())
+		os.Exit(1)
+	}
 }
 
 // runSink wires storage, sink and HTTP server together and runs until ctx
