@@ -240,11 +240,15 @@ const (
 // Storage selects and configures the lake backend. Only the block named by
 // Type is used and validated.
 type Storage struct {
-	Type  StorageType  `yaml:"type"`
-	Local LocalStorage `yaml:"local"`
-	S3    S3Storage    `yaml:"s3"`
-	GCS   GCSStorage   `yaml:"gcs"`
-	HDFS  HDFSStorage  `yaml:"hdfs"`
+	Type StorageType `yaml:"type"`
+	// Timeout bounds each storage call; an upload gets Timeout plus the
+	// time to send its bytes at 1 MiB/s. A call past it fails and is
+	// retried like any other failure.
+	Timeout Duration     `yaml:"timeout"`
+	Local   LocalStorage `yaml:"local"`
+	S3      S3Storage    `yaml:"s3"`
+	GCS     GCSStorage   `yaml:"gcs"`
+	HDFS    HDFSStorage  `yaml:"hdfs"`
 }
 
 // StorageType names a storage backend.
@@ -398,11 +402,12 @@ func Default() *Config {
 			MemoryLimit:   512 * MiB,
 		},
 		Storage: Storage{
-			Type:  StorageLocal,
-			Local: LocalStorage{Root: "./lake"},
-			S3:    S3Storage{PartSize: 16 * MiB, Concurrency: 4},
-			GCS:   GCSStorage{ChunkSize: 16 * MiB},
-			HDFS:  HDFSStorage{Root: "/lake"},
+			Type:    StorageLocal,
+			Timeout: Duration(time.Minute),
+			Local:   LocalStorage{Root: "./lake"},
+			S3:      S3Storage{PartSize: 16 * MiB, Concurrency: 4},
+			GCS:     GCSStorage{ChunkSize: 16 * MiB},
+			HDFS:    HDFSStorage{Root: "/lake"},
 		},
 		Markers: Markers{
 			Enabled:              true,

@@ -349,6 +349,7 @@ func (c *Config) validateFiles(p *problems) {
 func (c *Config) validateStorage(p *problems) {
 	s := c.Storage
 	oneOf("storage.type", p, s.Type, StorageLocal, StorageS3, StorageGCS, StorageHDFS)
+	p.positiveDuration("storage.timeout", s.Timeout)
 	switch s.Type {
 	case StorageLocal:
 		if s.Local.Root == "" {

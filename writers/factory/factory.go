@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,5 +61,7 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 	if reg != nil {
 		w = writers.WithMetrics(w, writers.NewMetrics(reg))
 	}
-	return w, nil
+	// Every call gets a deadline (storage.timeout; uploads more by size),
+	// so a storage server that stops answering cannot stall the sink.
+	return writers.WithDeadline(w, time.Duration(cfg.Timeout), 1<<20), nil
 }
