@@ -4,6 +4,9 @@
 #                staticcheck) into .tools/bin, checks formatting and lint, then
 #                runs every test with -race: unit, config tables, conformance
 #                suites and end-to-end tests against real server processes.
+#   make rules   promtool checks and unit-tests the example alerting rules
+#                (examples/prometheus); part of make test. Installs Debian's
+#                promtool (package prometheus) when missing.
 #   make build   builds bin/lakesink
 #   make demo    go run ./cmd/lakesink demo
 #   make bench   end-to-end benchmark: builds bin/lakesink and the test broker,
@@ -30,7 +33,7 @@ VERSITYGW_VERSION      := v1.8.0
 FAKE_GCS_VERSION       := v1.56.1
 STATICCHECK_VERSION    := v0.8.2
 
-.PHONY: all build test unit lint tools fuzz demo docker clean bench chromium
+.PHONY: all build test unit lint tools fuzz demo docker clean bench chromium promtool rules
 
 all: build
 
@@ -62,7 +65,19 @@ lint: $(TOOLS_BIN)/staticcheck
 chromium:
 	command -v chromium || (apt-get update && apt-get install -y chromium)
 
-test: tools lint chromium fuzz
+# promtool: `make rules` checks and unit-tests the example alerting rules
+# with Debian's promtool (package prometheus); install it when missing
+# (needs root and apt).
+promtool:
+	command -v promtool || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+
+# rules: the example alerts are valid, and each one fires on its fault and
+# stays silent on healthy series (examples/prometheus/lakesink-alerts.test.yaml).
+rules: promtool
+	promtool check rules examples/prometheus/lakesink-alerts.yaml
+	promtool test rules examples/prometheus/lakesink-alerts.test.yaml
+
+test: tools lint chromium fuzz rules
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 # fuzz runs the decoders', the footer reader's and the config parser's fuzz
