@@ -209,11 +209,20 @@ func (s *Sink) Handler(gatherer prometheus.Gatherer) http.Handler { return s.ops
 // (see ops.Ops.RunHealthChecks). Run it in its own goroutine next to Run.
 func (s *Sink) RunHealthChecks(ctx context.Context) { s.ops.RunHealthChecks(ctx) }
 
-// Run consumes until ctx is cancelled, then shuts down gracefully: open files
+// Run waits for the brokers (see waitKafka), then consumes until ctx is
+// cancelled, then shuts down gracefully: open files
 // are finished, uploaded and committed (within the configured
 // shutdown_timeout), then the group is left. Run returns nil after a clean
 // shutdown.
 func (s *Sink) Run(ctx context.Context) error {
+	s.ops.Health.SetJoined(false, "waiting for kafka")
+	if err := s.waitKafka(ctx); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		s.log.Info("stopped before kafka was reachable")
+		return nil
+	}
 	if err := s.ensureTopics(ctx); err != nil {
 		return err
 	}

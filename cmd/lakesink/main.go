@@ -277,13 +277,6 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 		}
 	}
 
-	if err := waitKafka(ctx, cfg.Kafka, dialer, log, st); err != nil {
-		return err
-	}
-	if ctx.Err() != nil {
-		log.Info("lakesink stopped before it started")
-		return nil
-	}
 	st.set("connecting to storage")
 	w, err := factory.New(ctx, cfg.Storage, log, reg)
 	if err != nil {

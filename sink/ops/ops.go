@@ -12,6 +12,7 @@ package ops
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,10 @@ type Ops struct {
 	parts  partitions
 	hours  hourCache
 	id     string // instance id, names the probe objects
+	// probeSince is when the storage probe still running started (zero:
+	// none).
+	probeMu    sync.Mutex
+	probeSince time.Time
 	// lagSeconds is lakesink_consumer_lag_seconds; spoolBytes is
 	// lakesink_spool_disk_bytes.
 	lagSeconds *prometheus.GaugeVec

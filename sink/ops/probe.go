@@ -67,8 +67,36 @@ func (ops *Ops) checkOnce(ctx context.Context, timeout time.Duration) {
 	}
 }
 
-// probeStorage puts and deletes the probe object.
+// probeStorage puts and deletes the probe object. It returns by ctx's
+// deadline even if the Writer does not (a backend whose calls ignore
+// contexts, against a server that never answers); while such a call is
+// still running, later probes fail at once rather than pile up.
 func (ops *Ops) probeStorage(ctx context.Context) error {
+	ops.probeMu.Lock()
+	if !ops.probeSince.IsZero() {
+		since := ops.probeSince
+		ops.probeMu.Unlock()
+		return fmt.Errorf("write probe: the probe started at %s has not returned", since.UTC().Format(time.RFC3339))
+	}
+	ops.probeSince = ops.o.Now()
+	ops.probeMu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		err := ops.putProbe(ctx)
+		ops.probeMu.Lock()
+		ops.probeSince = time.Time{}
+		ops.probeMu.Unlock()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("write probe: %w", ctx.Err())
+	}
+}
+
+func (ops *Ops) putProbe(ctx context.Context) error {
 	key := ProbePrefix + ops.id
 	body := ops.o.Now().UTC().Format(time.RFC3339Nano)
 	if err := ops.o.Writer.Put(ctx, key, strings.NewReader(body), int64(len(body))); err != nil {

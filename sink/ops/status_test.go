@@ -355,3 +355,57 @@ func TestStatusPage(t *testing.T) {
 		t.Errorf("/nope: %d", resp.StatusCode)
 	}
 }
+
+// stuckLake's Put ignores its context and returns only when released, like
+// a backend without context support against a silent server.
+type stuckLake struct {
+	writers.Writer
+	release chan struct{}
+}
+
+func (s *stuckLake) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	<-s.release
+	return s.Writer.Put(ctx, key, r, size)
+}
+
+// TestStorageProbeHung: a probe whose Put does not return is reported as a
+// failure by its deadline, later probes fail at once instead of piling up,
+// and once the call returns the probe works again.
+func TestStorageProbeHung(t *testing.T) {
+	now := time.Now()
+	lake := &stuckLake{Writer: writers.NewMemory(), release: make(chan struct{})}
+	s, _ := newTestOps(t, lake, &now)
+	storage := func() string {
+		_, reasons := s.Readiness()
+		for _, r := range reasons {
+			if strings.HasPrefix(r, "storage") {
+				return r
+			}
+		}
+		return ""
+	}
+	start := time.Now()
+	s.checkOnce(t.Context(), 100*time.Millisecond)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("probe took %v with a 100ms deadline", d)
+	}
+	if r := storage(); !strings.Contains(r, "write probe: context deadline exceeded") {
+		t.Fatalf("reason with a hung probe: %q", r)
+	}
+	s.checkOnce(t.Context(), 100*time.Millisecond)
+	if r := storage(); !strings.Contains(r, "has not returned") {
+		t.Fatalf("reason while the hung probe lasts: %q", r)
+	}
+	close(lake.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.checkOnce(t.Context(), time.Second)
+		if storage() == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storage still failing after the call returned: %q", storage())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

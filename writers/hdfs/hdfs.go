@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path"
@@ -96,6 +97,10 @@ type Config struct {
 	Attempts        int           `yaml:"attempts"`
 	RetryBackoff    time.Duration `yaml:"retry_backoff"`
 	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	// RPCTimeout bounds one NameNode call (default 30s): a NameNode that
+	// accepts the connection and never answers fails the call instead of
+	// hanging it (colinmarc/hdfs takes no contexts for NameNode calls).
+	RPCTimeout time.Duration `yaml:"rpc_timeout"`
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +118,44 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRetryBackoff < c.RetryBackoff {
 		c.MaxRetryBackoff = max(2*time.Second, c.RetryBackoff)
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = 30 * time.Second
+	}
+}
+
+// rpcConn is a NameNode connection on which every request must be answered
+// within timeout: each write (a request) sets the deadline, and a read that
+// times out closes the connection, so that the client dials afresh for the
+// next call instead of reading the late answer of the abandoned one.
+type rpcConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *rpcConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
+func (c *rpcConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		_ = c.Conn.Close()
+	}
+	return n, err
+}
+
+// dialNamenode dials a NameNode with RPC deadlines (rpcConn).
+func dialNamenode(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &rpcConn{Conn: c, timeout: timeout}, nil
 	}
 }
 
@@ -166,7 +209,8 @@ func New(cfg Config, logger *slog.Logger) (*Writer, error) {
 	}
 	w := &Writer{cfg: cfg, logger: logger, sleep: writers.SleepContext}
 	err := w.retry(context.Background(), "connect", func() error {
-		c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: cfg.Namenodes, User: cfg.User})
+		c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: cfg.Namenodes, User: cfg.User,
+			NamenodeDialFunc: dialNamenode(cfg.RPCTimeout)})
 		w.client = c
 		return err
 	})

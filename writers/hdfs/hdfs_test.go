@@ -17,6 +17,7 @@ import (
 	"github.com/colinmarc/hdfs/v2"
 	"go.uber.org/goleak"
 
+	"github.com/lakesink/lakesink/test/faultproxy"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers"
 	"github.com/lakesink/lakesink/writers/writertest"
@@ -301,4 +302,25 @@ func cmp(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// TestNamenodeHangs: a NameNode that accepts connections and never answers
+// fails calls within RPCTimeout instead of hanging them; once it answers
+// again, calls work on a fresh connection.
+func TestNamenodeHangs(t *testing.T) {
+	h := testenv.StartHDFS(t)
+	proxy := faultproxy.New(t, h.Addr)
+	w := newTestWriter(t, proxy.Addr(), func(c *Config) { c.RPCTimeout = 500 * time.Millisecond })
+	writertest.MustPut(t, w, "before", []byte("a"))
+	proxy.SetMode(faultproxy.Blackhole)
+	start := time.Now()
+	if _, err := w.Stat(t.Context(), "before"); err == nil {
+		t.Fatal("Stat succeeded against a silent NameNode")
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Stat against a silent NameNode took %v, want the retries of 500ms calls", d)
+	}
+	proxy.SetMode(faultproxy.Pass)
+	writertest.MustPut(t, w, "after", []byte("b"))
+	writertest.RequireContent(t, w, "before", []byte("a"))
 }
