@@ -350,15 +350,22 @@ generations:
 }
 
 // ensureTopics creates the dead-letter topic if it is missing. A broker that
-// refuses (the topic may be managed elsewhere) is only a warning.
+// refuses (the topic may be managed elsewhere) is only a warning; a broker
+// that cannot answer yet (just started, leadership moving) is retried with
+// backoff, as a Kafka fault, until it answers or ctx ends.
 func (s *Sink) ensureTopics(ctx context.Context) error {
 	topic := s.cfg.DeadLetter.Topic
-	err := s.admin.CreateTopic(ctx, topic)
-	if errors.Is(err, kafkaio.ErrCreateRefused) {
-		s.log.Warn("create dead-letter topic", "topic", topic, "err", err)
-		return nil
-	}
-	if err != nil {
+	err := retry.Until(ctx, retry.NewBackoff(200*time.Millisecond, 10*time.Second), func(ctx context.Context) error {
+		err := s.admin.CreateTopic(ctx, topic)
+		if errors.Is(err, kafkaio.ErrCreateRefused) {
+			s.log.Warn("create dead-letter topic", "topic", topic, "err", err)
+			return nil
+		}
+		return err
+	}, func(_ int, err error) {
+		s.ops.Health.Kafka(fmt.Errorf("create dead-letter topic %s: %w", topic, err))
+	})
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("create dead-letter topic %s: %w", topic, err)
 	}
 	return nil

@@ -82,7 +82,9 @@ func Build(t testing.TB, pkg string) string {
 		buildDir = d
 	}
 	out := filepath.Join(buildDir, filepath.Base(pkg))
-	args := []string{"build", "-o", out}
+	// -buildvcs=auto: stamp the VCS revision as a plain `go build` in a
+	// checkout does by default, whatever GOFLAGS this machine sets.
+	args := []string{"build", "-buildvcs=auto", "-o", out}
 	if os.Getenv("LAKESINK_TEST_BUILD_RACE") == "1" {
 		args = append(args, "-race")
 	}

@@ -156,16 +156,41 @@ loop:
 
 // abort aborts a multipart upload, detached from ctx's cancellation. A
 // failure is logged: the upload then lingers until a lifecycle rule removes it.
+//
+// Why it checks and aborts again: a part whose request was cancelled on our
+// side may still be received by the server after the abort and bring the
+// upload back ("it might be necessary to abort a given multipart upload
+// multiple times", S3's AbortMultipartUpload documentation). So after each
+// abort it lists the upload's parts; while the upload still exists it waits
+// a little and aborts again, a few times.
 func (w *Writer) abort(ctx context.Context, key string, uploadID *string) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, err := w.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{
-		Bucket:   aws.String(w.cfg.Bucket),
-		Key:      w.objectKey(key),
-		UploadId: uploadID,
-	})
 	var nsu *types.NoSuchUpload
-	if err != nil && !errors.As(err, &nsu) {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		_, err = w.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{
+			Bucket:   aws.String(w.cfg.Bucket),
+			Key:      w.objectKey(key),
+			UploadId: uploadID,
+		})
+		if err != nil && !errors.As(err, &nsu) {
+			break
+		}
+		err = nil
+		if writers.SleepContext(actx, time.Duration(attempt)*100*time.Millisecond) != nil {
+			break
+		}
+		_, lerr := w.client.ListParts(actx, &awss3.ListPartsInput{
+			Bucket:   aws.String(w.cfg.Bucket),
+			Key:      w.objectKey(key),
+			UploadId: uploadID,
+		})
+		if lerr != nil {
+			return // gone (NoSuchUpload), or we cannot tell: the abort succeeded
+		}
+	}
+	if err != nil {
 		w.log.Warn("abort multipart upload: the upload stays until a lifecycle rule removes it",
 			"key", w.cfg.Prefix+key, "upload_id", aws.ToString(uploadID), "err", err)
 	}
