@@ -24,6 +24,7 @@ import (
 	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
 	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/test/faultproxy"
 	"github.com/lakesink/lakesink/test/schemaregistry"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers/local"
@@ -436,21 +437,29 @@ func checkLogical(t *testing.T, schema *parquet.Schema, name string, ok func(par
 	}
 }
 
-// TestFormatsRegistryOutage: while the schema registry answers 503, an
-// Avro partition waits on its first record — /readyz names the registry,
-// nothing is committed, nothing is dead-lettered — and once the registry is
-// back every record reaches the lake exactly once.
+// TestFormatsRegistryOutage: while the schema registry answers 503, refuses
+// connections or accepts them and never answers, an Avro partition waits
+// on its first record — /readyz names the registry, lakesink_ready is 0,
+// lakesink_dependency_errors_total{dependency="schema_registry"} rises,
+// nothing is committed, nothing is dead-lettered — and once the registry
+// is back every record reaches the lake exactly once.
 func TestFormatsRegistryOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short mode")
 	}
+	for _, mode := range []string{"http503", "refuse", "blackhole"} {
+		t.Run(mode, func(t *testing.T) { runRegistryOutage(t, mode) })
+	}
+}
+
+func runRegistryOutage(t *testing.T, mode string) {
 	k := testenv.StartKafka(t)
 	k.CreateTopic(t, "orders", 1)
 	k.CreateTopic(t, "readings", 1)
 	srv := schemaregistry.New(schemaregistry.Options{Username: "sr-user", Password: "sr-pass"})
 	v1 := srv.Register("orders-value", "AVRO", orderV1Schema)
 	var down atomic.Bool
-	down.Store(true)
+	down.Store(mode == "http503")
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
 			http.Error(w, "registry restarting", http.StatusServiceUnavailable)
@@ -459,6 +468,13 @@ func TestFormatsRegistryOutage(t *testing.T) {
 		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
+	proxy := faultproxy.New(t, hs.Listener.Addr().String())
+	switch mode {
+	case "refuse":
+		proxy.SetMode(faultproxy.Refuse)
+	case "blackhole":
+		proxy.SetMode(faultproxy.Blackhole)
+	}
 
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
 	s1 := avro.MustParse(orderV1Schema)
@@ -474,13 +490,23 @@ func TestFormatsRegistryOutage(t *testing.T) {
 	sendValues(t, k.Addr, "orders", vals)
 
 	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	root, cfgPath := formatsConfig(t, k.Addr, hs.URL, httpAddr)
+	root, cfgPath := formatsConfig(t, k.Addr, "http://"+proxy.Addr(), httpAddr)
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"),
 		testenv.Options{Env: []string{"SR_PASSWORD=sr-pass"}}, "run", "-c", cfgPath)
 
 	testenv.Eventually(t, 60*time.Second, 250*time.Millisecond, "/readyz naming the schema registry", func() error {
 		if code, body := httpGet(httpAddr, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "schema registry unreachable") {
 			return fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 30*time.Second, 250*time.Millisecond, "registry errors counted, not ready", func() error {
+		m, err := opsScrape("http://" + httpAddr)
+		if err != nil {
+			return err
+		}
+		if n := m.sum("lakesink_dependency_errors_total", `dependency="schema_registry"`); n <= 0 || m.sum("lakesink_ready", "") != 0 {
+			return fmt.Errorf("schema_registry errors %v, ready %v", n, m.sum("lakesink_ready", ""))
 		}
 		return nil
 	})
@@ -493,6 +519,7 @@ func TestFormatsRegistryOutage(t *testing.T) {
 	}
 
 	down.Store(false)
+	proxy.SetMode(faultproxy.Pass)
 	folder := fmt.Sprintf("orders/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
 	lake, m := awaitLocalManifest(t, root, folder, 60*time.Second)
 	seen := map[int64]int{}
