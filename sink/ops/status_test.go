@@ -211,15 +211,7 @@ func TestStorageProbe(t *testing.T) {
 	s.Health.SetJoined(true, "")
 	ctx := context.Background()
 	// The dead-letter check cannot reach a broker here; only look at storage.
-	storage := func() string {
-		_, reasons := s.Readiness()
-		for _, r := range reasons {
-			if strings.HasPrefix(r, "storage") {
-				return r
-			}
-		}
-		return ""
-	}
+	storage := func() string { return storageReason(s) }
 	s.checkOnce(ctx, time.Second)
 	if r := storage(); r != "" {
 		t.Fatalf("storage reason while up: %s", r)
@@ -375,15 +367,7 @@ func TestStorageProbeHung(t *testing.T) {
 	now := time.Now()
 	lake := &stuckLake{Writer: writers.NewMemory(), release: make(chan struct{})}
 	s, _ := newTestOps(t, lake, &now)
-	storage := func() string {
-		_, reasons := s.Readiness()
-		for _, r := range reasons {
-			if strings.HasPrefix(r, "storage") {
-				return r
-			}
-		}
-		return ""
-	}
+	storage := func() string { return storageReason(s) }
 	start := time.Now()
 	s.checkOnce(t.Context(), 100*time.Millisecond)
 	if d := time.Since(start); d > 2*time.Second {
@@ -408,4 +392,15 @@ func TestStorageProbeHung(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// storageReason is the readiness reason about storage ("" when none).
+func storageReason(s *Ops) string {
+	_, reasons := s.Readiness()
+	for _, r := range reasons {
+		if strings.HasPrefix(r, "storage") {
+			return r
+		}
+	}
+	return ""
 }
