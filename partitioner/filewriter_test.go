@@ -278,6 +278,8 @@ func TestNewSchemaErrors(t *testing.T) {
 		{[]Column{{Name: "", Type: TypeString}}, "empty name"},
 		{[]Column{{Name: "a", Type: TypeString}, {Name: "a", Type: TypeInt32}}, "duplicate"},
 		{[]Column{{Name: "a", Type: ColumnType(99)}}, "unsupported"},
+		{[]Column{{Name: "a", Type: TypeString, FieldID: -1}}, "negative field id -1"},
+		{[]Column{{Name: "a", Type: TypeString, FieldID: 3}, {Name: "b", Type: TypeInt32, FieldID: 3}}, `field id 3 already used by "a"`},
 	} {
 		if _, err := NewSchema("x", tt.cols); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("NewSchema(%v) error = %v, want %q", tt.cols, err, tt.want)
@@ -871,5 +873,51 @@ func BenchmarkFileWriterAppend(b *testing.B) {
 				b.ReportMetric(float64(bytesOut)/float64(records), "bytes/record")
 			}
 		})
+	}
+}
+
+// TestFieldIDs: field ids given to the columns are in the written file's
+// Parquet schema (Iceberg reads columns by id), required and optional
+// alike; columns without one have none.
+func TestFieldIDs(t *testing.T) {
+	cols := []Column{
+		{Name: "event_id", Type: TypeString, Required: true, FieldID: 1},
+		{Name: "ts", Type: TypeTimestampMicros, FieldID: 2},
+		{Name: "price", Type: TypeDouble, FieldID: 7},
+		{Name: "note", Type: TypeString},
+	}
+	s := mustSchema(t, cols)
+	path := filepath.Join(t.TempDir(), FileName("clicks", 0, 0))
+	w, err := NewFileWriter(path, s, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	row := []parquet.Value{parquet.ByteArrayValue([]byte("e1")), parquet.Int64Value(at.UnixMicro()), parquet.DoubleValue(1.5), parquet.NullValue()}
+	if err := w.Append(row, 0, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Finish(FileMeta{Stream: "clicks", Topic: "clicks", Hour: at}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"event_id": 1, "ts": 2, "price": 7, "note": 0}
+	for name, id := range want {
+		leaf, ok := pf.Schema().Lookup(name)
+		if !ok {
+			t.Fatalf("column %s not in the file", name)
+		}
+		if got := leaf.Node.ID(); got != id {
+			t.Errorf("column %s: field id %d in the file, want %d", name, got, id)
+		}
 	}
 }

@@ -48,6 +48,7 @@ func NewSchema(name string, cols []Column) (*Schema, error) {
 	}
 	group := make(parquet.Group, len(cols))
 	kinds := make([]parquet.Kind, len(cols))
+	ids := map[int]string{}
 	for i, c := range cols {
 		if c.Name == "" {
 			return nil, fmt.Errorf("column %d: empty name", i)
@@ -58,6 +59,16 @@ func NewSchema(name string, cols []Column) (*Schema, error) {
 		node, kind, err := nodeOf(c.Type)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+		switch {
+		case c.FieldID < 0:
+			return nil, fmt.Errorf("column %q: negative field id %d", c.Name, c.FieldID)
+		case c.FieldID > 0:
+			if other, dup := ids[c.FieldID]; dup {
+				return nil, fmt.Errorf("column %q: field id %d already used by %q", c.Name, c.FieldID, other)
+			}
+			ids[c.FieldID] = c.Name
+			node = parquet.FieldID(node, c.FieldID)
 		}
 		if !c.Required {
 			node = parquet.Optional(node)

@@ -54,4 +54,9 @@ type Column struct {
 	Name     string
 	Type     ColumnType
 	Required bool
+	// FieldID, when positive, is written as the column's field id in the
+	// Parquet schema: table formats such as Apache Iceberg resolve columns
+	// by id, so that renames and schema versions keep meaning the same
+	// column. 0: none (the bytes of the file are as without the field).
+	FieldID int
 }
