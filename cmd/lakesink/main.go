@@ -354,7 +354,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 // setMemoryLimit gives the Go runtime a soft memory limit of 1.3 times
 // files.memory_limit, unless GOMEMLIMIT is set. The sink keeps the live heap
 // at seven eighths of files.memory_limit (its estimates plus what the
-// collector measures, sink/memory.go); the soft limit leaves about half of
+// collector measures, sink/worker/memory.go); the soft limit leaves about half of
 // that again for garbage between collections, so the heap does not grow to
 // twice the live data as with GOGC alone, and RSS stays near the soft limit
 // plus the binary and runtime (about 35 MiB). Measured with 512 partitions ×
