@@ -1,10 +1,8 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
 	"testing"
@@ -176,21 +174,8 @@ func TestBoundMemoryFinishesLargestFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var records int64
-	for _, o := range objs {
-		rc, err := lake.Get(ctx, o.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, _, err := partitioner.ReadFileInfo(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			t.Fatalf("footer of %s: %v", o.Key, err)
-		}
-		records += info.Records
+	for _, f := range readLake(t, lake) {
+		records += int64(len(f.rows))
 	}
 	if len(objs) != 1 || records != 300 {
 		t.Fatalf("lake has %d objects with %d records, want the one file of 300", len(objs), records)
