@@ -129,6 +129,7 @@ func (c *Config) Redacted() *Config {
 	for i := range r.Streams {
 		r.Streams[i].Topics = slices.Clone(r.Streams[i].Topics)
 		r.Streams[i].Schema = slices.Clone(r.Streams[i].Schema)
+		r.Streams[i].Table = tableSecrets(r.Streams[i].Table)
 	}
 	r.Storage.HDFS.Namenodes = slices.Clone(c.Storage.HDFS.Namenodes)
 	r.Storage.S3.Endpoint = redactURL(r.Storage.S3.Endpoint)

@@ -119,6 +119,9 @@ type Stream struct {
 	// Confluent header. Empty: such values go to the dead-letter topic
 	// (bad_magic).
 	Subject string `yaml:"subject"`
+	// Table, when set, commits the stream's files to an Apache Iceberg
+	// table too (table.go, docs/iceberg.md).
+	Table *Table `yaml:"table"`
 }
 
 // StreamFormat is the serialization of a stream's record values.

@@ -137,6 +137,7 @@ func (c *Config) validateStreams(p *problems) {
 	}
 	names := map[string]string{}  // stream name → path
 	topics := map[string]string{} // topic → path of its first use
+	tables := map[string]string{} // table identifier → path of its stream
 	for i, s := range c.Streams {
 		sp := fmt.Sprintf("streams[%d]", i)
 		if s.Name == "" {
@@ -183,6 +184,7 @@ func (c *Config) validateStreams(p *problems) {
 		if !s.InferSchema && (len(s.Schema) > 0 || !s.Format.UsesRegistry()) {
 			validateSchema(p, sp, s.Schema)
 		}
+		c.validateTable(p, sp, s, tables)
 	}
 }
 
