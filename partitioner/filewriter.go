@@ -254,7 +254,8 @@ func (w *FileWriter) Path() string { return w.path }
 
 // Append adds the record at offset with event time eventTime. Offsets must
 // increase strictly. Byte slices in row may be reused by the caller once
-// Append returns. Append does not allocate in steady state.
+// Append returns. Append does not allocate in steady state. Values of
+// MillisAsMicros columns are scaled to microseconds in row itself.
 func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 	if w.err != nil {
 		return w.err
@@ -268,6 +269,12 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 	}
 	if offset < 0 || (w.records > 0 && offset <= w.last) {
 		return fmt.Errorf("append offset %d: offsets must increase (last %d)", offset, w.last)
+	}
+	for _, i := range s.scale {
+		// Values are milliseconds; the column is TIMESTAMP(MICROS).
+		if !row[i].IsNull() && row[i].Kind() == parquet.Int64 {
+			row[i] = parquet.Int64Value(row[i].Int64() * 1000)
+		}
 	}
 	need, size := 0, int64(0)
 	for i, v := range row {

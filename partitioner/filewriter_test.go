@@ -921,3 +921,56 @@ func TestFieldIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestMillisAsMicros(t *testing.T) {
+	if _, err := NewSchema("x", []Column{{Name: "n", Type: TypeInt64, MillisAsMicros: true}}); err == nil {
+		t.Error("MillisAsMicros on an int64 column: no error")
+	}
+	s := mustSchema(t, []Column{{Name: "ts", Type: TypeTimestampMillis, Required: true, MillisAsMicros: true}, {Name: "at", Type: TypeTimestampMillis, MillisAsMicros: true}})
+	path := filepath.Join(t.TempDir(), FileName("clicks", 0, 0))
+	w, err := NewFileWriter(path, s, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 25, 13, 0, 0, 5e6, time.UTC)
+	for i, second := range []parquet.Value{parquet.NullValue(), parquet.Int64Value(at.UnixMilli() + 1)} {
+		if err := w.Append([]parquet.Value{parquet.Int64Value(at.UnixMilli()), second}, int64(i), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Finish(FileMeta{Stream: "clicks", Topic: "clicks", Hour: at}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := pf.Schema().Lookup("ts")
+	if lt := leaf.Node.Type().LogicalType(); lt == nil || !strings.Contains(lt.String(), "MICROS") {
+		t.Fatalf("ts logical type %v, want TIMESTAMP(MICROS)", lt)
+	}
+	rows := make([]parquet.Row, 2)
+	n, _ := pf.RowGroups()[0].Rows().ReadRows(rows)
+	if n != 2 {
+		t.Fatalf("read %d rows", n)
+	}
+	want := [][2]int64{{at.UnixMicro(), 0}, {at.UnixMicro(), at.UnixMicro() + 1000}}
+	for i, r := range rows {
+		var got [2]int64
+		for _, v := range r {
+			if !v.IsNull() {
+				got[v.Column()] = v.Int64()
+			}
+		}
+		// parquet-go orders the group's fields by name: at, ts.
+		if got[1] != want[i][0] || got[0] != want[i][1] {
+			t.Errorf("row %d: ts, at = %d, %d; want %d, %d", i, got[1], got[0], want[i][0], want[i][1])
+		}
+	}
+}

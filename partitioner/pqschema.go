@@ -27,6 +27,9 @@ type Schema struct {
 	cols []Column
 	leaf []int          // config index -> leaf column index
 	kind []parquet.Kind // config index -> physical kind expected in Row
+	// scale lists the config indexes of timestamp_ms columns written as
+	// micros (Column.MillisAsMicros).
+	scale []int
 }
 
 // NewSchema builds the Parquet schema named name for cols:
@@ -49,6 +52,7 @@ func NewSchema(name string, cols []Column) (*Schema, error) {
 	group := make(parquet.Group, len(cols))
 	kinds := make([]parquet.Kind, len(cols))
 	ids := map[int]string{}
+	var scaled []int
 	for i, c := range cols {
 		if c.Name == "" {
 			return nil, fmt.Errorf("column %d: empty name", i)
@@ -59,6 +63,13 @@ func NewSchema(name string, cols []Column) (*Schema, error) {
 		node, kind, err := nodeOf(c.Type)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+		if c.MillisAsMicros {
+			if c.Type != TypeTimestampMillis {
+				return nil, fmt.Errorf("column %q: only timestamp_ms columns can be written as micros, not %v", c.Name, c.Type)
+			}
+			node, _, _ = nodeOf(TypeTimestampMicros)
+			scaled = append(scaled, i)
 		}
 		switch {
 		case c.FieldID < 0:
@@ -77,10 +88,11 @@ func NewSchema(name string, cols []Column) (*Schema, error) {
 		kinds[i] = kind
 	}
 	s := &Schema{
-		pq:   parquet.NewSchema(name, group),
-		cols: append([]Column(nil), cols...),
-		leaf: make([]int, len(cols)),
-		kind: kinds,
+		pq:    parquet.NewSchema(name, group),
+		cols:  append([]Column(nil), cols...),
+		leaf:  make([]int, len(cols)),
+		kind:  kinds,
+		scale: scaled,
 	}
 	for i, c := range cols {
 		leaf, ok := s.pq.Lookup(c.Name)

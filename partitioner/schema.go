@@ -59,4 +59,8 @@ type Column struct {
 	// by id, so that renames and schema versions keep meaning the same
 	// column. 0: none (the bytes of the file are as without the field).
 	FieldID int
+	// MillisAsMicros writes a timestamp_ms column as TIMESTAMP(MICROS):
+	// rows still carry milliseconds and FileWriter.Append scales them.
+	// Apache Iceberg stores timestamps in microseconds only.
+	MillisAsMicros bool
 }

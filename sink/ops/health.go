@@ -19,6 +19,7 @@ const (
 	DepDeadLetterTopic = "dead_letter_topic"
 	DepCompletionTopic = "completion_topic"
 	DepWebhook         = "webhook"
+	DepCatalog         = "catalog" // an Iceberg table's catalog
 )
 
 // faultLogEvery is how often a fault that lasts is logged again.
@@ -73,7 +74,7 @@ func newHealth(log *slog.Logger, now func() time.Time, reg prometheus.Registerer
 		Name: "lakesink_completion_events_failing",
 		Help: "1 while the stream's completion events cannot be delivered (its later markers wait), else 0.",
 	}, []string{"stream"})
-	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook} {
+	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook, DepCatalog} {
 		h.errors.WithLabelValues(d)
 	}
 	reg.MustRegister(h.errors, h.eventsFailing)
@@ -157,6 +158,13 @@ func (h *Health) Storage(err error) {
 // Spool reports the spool disk's state: err nil after a spool file was
 // written or the spool probe succeeded.
 func (h *Health) Spool(err error) { h.report(DepSpool, DepSpool, "spool disk failing", true, err) }
+
+// Catalog reports a commit to stream's Iceberg table: err nil when it
+// worked. While it fails, the stream's files wait uploaded and its offsets
+// are not committed past them, so the sink is not ready.
+func (h *Health) Catalog(stream string, err error) {
+	h.report(DepCatalog, DepCatalog+"/"+stream, fmt.Sprintf("table of stream %s: catalog commits failing", stream), true, err)
+}
 
 // DeadLetters reports the dead-letter topic's state: err nil when it works.
 func (h *Health) DeadLetters(err error) {

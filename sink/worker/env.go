@@ -90,6 +90,8 @@ type Health interface {
 	Storage(err error)
 	// Spool reports a write to the spool disk: err nil when it worked.
 	Spool(err error)
+	// Catalog reports a commit to stream's table: err nil when it worked.
+	Catalog(stream string, err error)
 	// DeadLetters reports a write to the dead-letter topic likewise.
 	DeadLetters(err error)
 	// RegistryWait reports a partition that waits for the schema registry
