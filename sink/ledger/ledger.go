@@ -123,7 +123,13 @@ type Ledger struct {
 	lateness int64   // allowed lateness, ms
 	am       []Amend // late files the hour markers do not list yet
 	checked  map[Amend]int64
+	// pending are files in the lake that a table stream has not yet
+	// committed to its table: not durable yet (Uploaded, Published).
+	pending []pendingFile
 }
+
+// pendingFile is an uploaded file waiting for its table commit.
+type pendingFile struct{ hour, first, last int64 }
 
 // New returns the ledger of a partition resuming at the committed offset
 // start (-1: none) with its commit metadata, for a stream whose allowed
@@ -212,6 +218,10 @@ func (l *Ledger) IsClosed(hour int64) bool {
 // in the lake.
 func (l *Ledger) MadeDurable(hour, lastOffset int64) {
 	delete(l.open, hour)
+	l.markDone(hour, lastOffset)
+}
+
+func (l *Ledger) markDone(hour, lastOffset int64) {
 	to := lastOffset + 1
 	merged := false
 	for i := range l.done {
@@ -225,27 +235,127 @@ func (l *Ledger) MadeDurable(hour, lastOffset int64) {
 	}
 }
 
+// Uploaded notes that the file of hour holding records first..last is in
+// the lake but, the stream having a table, not durable until the table
+// references it (Published). Until then it holds the commit point at first,
+// like an open file, and the safe watermark below the hour's close.
+func (l *Ledger) Uploaded(hour, first, last int64) {
+	delete(l.open, hour)
+	l.pending = append(l.pending, pendingFile{hour, first, last})
+}
+
+// Pending returns how many uploaded files wait for the table.
+func (l *Ledger) Pending() int { return len(l.pending) }
+
+// Published notes that the table now references every file passed to
+// Uploaded so far: they are durable.
+func (l *Ledger) Published() {
+	for _, p := range l.pending {
+		l.markDone(p.hour, p.last)
+	}
+	l.pending = l.pending[:0]
+}
+
 // Abandoned notes that the open file of hour was thrown away (revocation);
 // its records will be read again by whoever owns the partition next.
 func (l *Ledger) Abandoned(hour int64) { delete(l.open, hour) }
 
-// CommitPoint returns the offset to commit and its metadata.
-func (l *Ledger) CommitPoint() (int64, Meta) {
+// CommitPoint returns the offset to commit and its metadata. Files waiting
+// for their table commit (Uploaded) count as not durable.
+func (l *Ledger) CommitPoint() (int64, Meta) { return l.point(false) }
+
+// PublishPoint is CommitPoint as it will be once the pending files are
+// published: what a table commit of those files records as the partition's
+// progress, so that a worker resuming from the table skips them.
+func (l *Ledger) PublishPoint() (int64, Meta) { return l.point(true) }
+
+func (l *Ledger) point(published bool) (int64, Meta) {
 	c := l.next
 	safe := l.rawWM
-	for h, first := range l.open {
+	hold := func(h, first int64) {
 		c = min(c, first)
 		// An open file of an hour the watermark already closed (late data)
 		// holds the safe watermark below that hour's close.
 		safe = min(safe, h+HourMs+l.lateness-1)
 	}
+	for h, first := range l.open {
+		hold(h, first)
+	}
+	done := l.done
+	if published {
+		done = slices.Clone(l.done)
+		for _, p := range l.pending {
+			done = mergeDone(done, DoneMark{Hour: p.hour, To: p.last + 1})
+		}
+	} else {
+		for _, p := range l.pending {
+			hold(p.hour, p.first)
+		}
+	}
 	m := Meta{V: Version, WM: safe, RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am)}
-	for _, d := range l.done {
+	for _, d := range done {
 		if d.To > c {
 			m.Done = append(m.Done, d)
 		}
 	}
 	slices.SortFunc(m.Done, func(a, b DoneMark) int { return cmp.Compare(a.Hour, b.Hour) })
+	return c, m
+}
+
+// mergeDone adds d to done, keeping one mark per hour with the larger To.
+func mergeDone(done []DoneMark, d DoneMark) []DoneMark {
+	for i := range done {
+		if done[i].Hour == d.Hour {
+			done[i].To = max(done[i].To, d.To)
+			return done
+		}
+	}
+	return append(done, d)
+}
+
+// Resume combines the two records of a table stream's partition progress:
+// the Kafka commit (kc, km) and the newest progress in the table (tc, tm).
+// Each is true on its own — the table's is written by the table commit,
+// before the Kafka commit that follows it — so the partition resumes at the
+// larger offset, with the done marks of both (a table commit after the last
+// Kafka commit made more files durable than the Kafka metadata knows), the
+// amend entries of both, and, at equal offsets, the lower safe watermark.
+// tc < 0 means the table has no progress for the partition.
+func Resume(kc int64, km Meta, tc int64, tm Meta) (int64, Meta) {
+	if tc < 0 {
+		return kc, km
+	}
+	base, other, c := km, tm, kc
+	if tc > kc {
+		base, other, c = tm, km, tc
+	}
+	m := base
+	m.Done = nil
+	for _, d := range append(slices.Clone(base.Done), other.Done...) {
+		if d.To > c {
+			m.Done = mergeDone(m.Done, d)
+		}
+	}
+	slices.SortFunc(m.Done, func(a, b DoneMark) int { return cmp.Compare(a.Hour, b.Hour) })
+	if tc == kc {
+		m.WM = min(km.WM, tm.WM)
+		m.RW = max(km.RW, tm.RW)
+		m.LA = max(km.LA, tm.LA)
+	}
+	if other.FH != 0 && (m.FH == 0 || other.FH < m.FH) {
+		m.FH = other.FH
+	}
+	m.AM = slices.Clone(base.AM)
+	for _, a := range other.AM {
+		i := slices.IndexFunc(m.AM, func(b Amend) bool { return b.Hour == a.Hour })
+		switch {
+		case i < 0:
+			m.AM = append(m.AM, a)
+		case a.First > m.AM[i].First:
+			m.AM[i] = a
+		}
+	}
+	slices.SortFunc(m.AM, func(a, b Amend) int { return cmp.Compare(a.Hour, b.Hour) })
 	return c, m
 }
 

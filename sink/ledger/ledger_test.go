@@ -36,20 +36,46 @@ type simPartition struct {
 	open     map[int64]*simFile // hour -> file being written
 	openFst  map[int64]int64
 	dlqQueue []int64
+	// pendingNames are the uploaded files the next table commit adds.
+	pendingNames []string
+
+	// table, when set, makes this a table stream: uploaded files are
+	// durable once a table commit references them.
+	table *simTable
+	crash bool // set by commit when it crashed between its steps
+}
+
+// simTable is an Iceberg table: the files it references (with their
+// content when referenced) and the progress its last commit recorded.
+type simTable struct {
+	files map[string]simFile
+	c     int64 // -1: no progress yet
+	m     ledger.Meta
 }
 
 func (s *simPartition) restart() {
-	s.led = ledger.New(s.commitC, s.commitM, s.lateness)
+	c, m := s.commitC, s.commitM
+	if s.table != nil {
+		c, m = ledger.Resume(c, m, s.table.c, s.table.m)
+	}
+	s.led = ledger.New(c, m, s.lateness)
 	s.open = map[int64]*simFile{}
 	s.openFst = map[int64]int64{}
 	s.dlqQueue = nil
+	s.pendingNames = nil
+	s.crash = false
 }
 
 func (s *simPartition) close(h int64) {
 	f := s.open[h]
 	name := fmt.Sprintf("%d+%020d", h, s.openFst[h])
 	s.lake[name] = simFile{hour: h, offsets: slices.Clone(f.offsets)}
-	s.led.MadeDurable(h, f.offsets[len(f.offsets)-1])
+	if s.table != nil {
+		s.led.Uploaded(h, s.openFst[h], f.offsets[len(f.offsets)-1])
+		s.pendingNames = append(s.pendingNames, name)
+	} else {
+		s.led.MadeDurable(h, f.offsets[len(f.offsets)-1])
+	}
 	delete(s.open, h)
 	delete(s.openFst, h)
 }
@@ -59,10 +85,36 @@ func (s *simPartition) commit() {
 		s.dlqSent[o]++
 	}
 	s.dlqQueue = nil
+	// A catalog that fails leaves the files pending; the Kafka commit goes
+	// on (pending files hold it back).
+	if s.table != nil && len(s.pendingNames) > 0 && s.r.Float64() >= 0.1 {
+		if s.r.Float64() < 0.05 {
+			s.crash = true // between upload and table commit
+			return
+		}
+		c, m := s.led.PublishPoint()
+		for _, name := range s.pendingNames {
+			if _, dup := s.table.files[name]; dup {
+				s.t.Fatalf("file %s added to the table twice", name)
+			}
+			s.table.files[name] = s.lake[name]
+		}
+		s.pendingNames = s.pendingNames[:0]
+		s.table.c, s.table.m = c, m
+		s.led.Published()
+		if s.r.Float64() < 0.05 {
+			s.crash = true // between table commit and Kafka commit
+			return
+		}
+	}
 	c, m := s.led.CommitPoint()
 	// The invariant: every record below the commit is durable or dead-lettered.
 	durable := map[int64]bool{}
-	for _, f := range s.lake {
+	durableFiles := s.lake
+	if s.table != nil {
+		durableFiles = s.table.files
+	}
+	for _, f := range durableFiles {
 		for _, o := range f.offsets {
 			durable[o] = true
 		}
@@ -134,7 +186,7 @@ func (s *simPartition) run(crashProb float64) bool {
 			}
 			s.commit()
 		}
-		if s.r.Float64() < crashProb {
+		if s.crash || s.r.Float64() < crashProb {
 			return false // kill -9: open files and queued dead letters are lost
 		}
 	}
@@ -142,20 +194,38 @@ func (s *simPartition) run(crashProb float64) bool {
 		s.close(h)
 	}
 	s.commit()
-	return true
+	for !s.crash && s.table != nil && len(s.pendingNames) > 0 {
+		s.commit() // the catalog failed: try again
+	}
+	return !s.crash
 }
 
 // TestCommitProtocol runs partitions with interleaved hours through random
 // crashes and checks that (1) a commit never passes a record that is not
 // durable (checked at every commit), and (2) after the orphan rule the lake
 // holds every good record exactly once.
-func TestCommitProtocol(t *testing.T) {
+func TestCommitProtocol(t *testing.T) { testCommitProtocol(t, false) }
+
+// TestCommitProtocolTable is TestCommitProtocol for a stream with a table:
+// files are durable once a table commit references them, the table commit
+// records the partition's progress, and a worker resumes from the Kafka
+// commit and the table's progress together (Resume). Crashes also strike
+// between upload and table commit and between table commit and Kafka
+// commit. On top of the lake check, no file is added to the table twice,
+// no referenced file is overwritten with other content, and the table
+// references every good record exactly once.
+func TestCommitProtocolTable(t *testing.T) { testCommitProtocol(t, true) }
+
+func testCommitProtocol(t *testing.T, withTable bool) {
 	for seed := uint64(1); seed <= 200; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
 			n := 500 + r.IntN(3000)
 			s := &simPartition{t: t, r: r, bad: map[int64]bool{}, lake: map[string]simFile{}, dlqSent: map[int64]int{},
 				commitC: 0, commitM: ledger.Meta{WM: math.MinInt64, RW: math.MinInt64}, lateness: int64(r.IntN(3)) * 10 * 60 * 1000}
+			if withTable {
+				s.table = &simTable{files: map[string]simFile{}, c: -1}
+			}
 			// Hours advance slowly; records of the previous and next hour
 			// interleave (late and early events).
 			base := int64(1_700_000_000_000) / ledger.HourMs * ledger.HourMs
@@ -207,6 +277,23 @@ func TestCommitProtocol(t *testing.T) {
 					t.Fatalf("bad record %d never dead-lettered", o)
 				case !s.bad[o] && seen[o] != 1:
 					t.Fatalf("record %d (hour %d) in the lake %d times after %d crashes", o, s.hours[o], seen[o], crashes)
+				}
+			}
+			if s.table == nil {
+				return
+			}
+			inTable := map[int64]int{}
+			for name, f := range s.table.files {
+				if !slices.Equal(s.lake[name].offsets, f.offsets) {
+					t.Fatalf("file %s in the table holds %v, the lake now %v", name, f.offsets, s.lake[name].offsets)
+				}
+				for _, o := range f.offsets {
+					inTable[o]++
+				}
+			}
+			for o := int64(0); o < int64(n); o++ {
+				if !s.bad[o] && inTable[o] != 1 {
+					t.Fatalf("record %d (hour %d) in the table %d times after %d crashes", o, s.hours[o], inTable[o], crashes)
 				}
 			}
 		})
