@@ -1,0 +1,432 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/lakesink/lakesink/sink/ledger"
+	"github.com/lakesink/lakesink/sink/retry"
+)
+
+// ErrFenced is returned by Commit when another worker has claimed the
+// partition since the caller's claim: the caller's generation is over.
+var ErrFenced = errors.New("partition claimed by another worker")
+
+// ErrClosed is returned for requests made after or during Close.
+var ErrClosed = errors.New("table closed")
+
+// Owner is a worker: the partition it owns and the group generation and
+// member it owns it in.
+type Owner struct {
+	Topic      string
+	Partition  int
+	Generation int
+	Member     string
+}
+
+func (o Owner) key() string { return o.Topic + "/" + strconv.Itoa(o.Partition) }
+
+// Entry is a partition's progress as a snapshot summary records it.
+type Entry struct {
+	Generation int    `json:"g"`
+	Member     string `json:"m"`
+	// Offset is the commit point (-1: none yet) and Meta the commit
+	// metadata the partition has once the snapshot's files are durable.
+	Offset int64       `json:"c"`
+	Meta   ledger.Meta `json:"meta"`
+}
+
+// File is a data file ready to be added (Prepare).
+type File struct {
+	df iceberg.DataFile
+}
+
+// Path is the file's location as the table references it.
+func (f File) Path() string { return f.df.FilePath() }
+
+// Records is the file's record count.
+func (f File) Records() int64 { return f.df.Count() }
+
+// request is one caller's part of a batch.
+type request struct {
+	ctx   context.Context
+	owner Owner
+	kind  int // reqClaim, reqCommit, reqComplete
+	files []File
+	entry Entry
+	// complete: the completion point to record.
+	through time.Time
+	done    chan result
+}
+
+const (
+	reqClaim = iota
+	reqCommit
+	reqComplete
+)
+
+type result struct {
+	entry    Entry // claim: the progress before the claim
+	found    bool
+	snapshot int64
+	err      error
+}
+
+func (t *Table) do(ctx context.Context, r *request) (result, error) {
+	r.ctx = ctx
+	r.done = make(chan result, 1)
+	select {
+	case t.reqs <- r:
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	case <-t.stop:
+		return result{}, ErrClosed
+	}
+	select {
+	case res := <-r.done:
+		return res, res.err
+	case <-ctx.Done():
+		// The batch may still be applied: harmless, as for a crash after
+		// the request was sent (see the package doc).
+		return result{}, ctx.Err()
+	}
+}
+
+// Claim makes owner the partition's owner in the table and returns the
+// partition's progress before the claim (found false: none). A worker
+// claims before it reads a record; its commits are fenced by the claim.
+func (t *Table) Claim(ctx context.Context, owner Owner) (Entry, bool, error) {
+	res, err := t.do(ctx, &request{owner: owner, kind: reqClaim})
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("claim %s in table %s: %w", owner.key(), t.Ident(), err)
+	}
+	return res.entry, res.found, nil
+}
+
+// Commit adds files (uploaded to the lake) to the table in one snapshot
+// with other callers' files, recording offset and meta as the partition's
+// progress. It returns ErrFenced, wrapped, if another worker claimed the
+// partition since owner did. Idempotence comes from the caller: a worker
+// never passes a file twice (files a replay re-creates are skipped through
+// the progress Claim returned).
+func (t *Table) Commit(ctx context.Context, owner Owner, files []File, offset int64, meta ledger.Meta) error {
+	_, err := t.do(ctx, &request{owner: owner, kind: reqCommit, files: files,
+		entry: Entry{Generation: owner.Generation, Member: owner.Member, Offset: offset, Meta: meta}})
+	if err != nil {
+		return fmt.Errorf("commit %d files of %s to table %s: %w", len(files), owner.key(), t.Ident(), err)
+	}
+	return nil
+}
+
+// Complete records that the stream is complete through through (the end
+// of its newest complete hour) in lakesink.complete-through, and returns
+// the id of the snapshot that did. If the table already says so (another
+// instance, or a retry), it returns the snapshot that recorded it first.
+// Idempotent.
+func (t *Table) Complete(ctx context.Context, through time.Time) (int64, error) {
+	res, err := t.do(ctx, &request{kind: reqComplete, through: through.UTC().Truncate(time.Second)})
+	if err != nil {
+		return 0, fmt.Errorf("record completion through %s in table %s: %w", through.UTC().Format(time.RFC3339), t.Ident(), err)
+	}
+	return res.snapshot, nil
+}
+
+// CompleteThrough returns the table's lakesink.complete-through and the
+// snapshot that set it, as of the last commit or refresh (zero: none).
+func (t *Table) CompleteThrough() (time.Time, int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.complete, t.completeSnap
+}
+
+// loop applies queued requests in batches until Close.
+func (t *Table) loop() {
+	defer close(t.done)
+	var carry []*request
+	for {
+		batch := carry
+		carry = nil
+		if len(batch) == 0 {
+			select {
+			case <-t.stop:
+				t.drain()
+				return
+			case r := <-t.reqs:
+				batch = append(batch, r)
+			}
+		}
+	gather:
+		for len(batch) < 4096 {
+			select {
+			case r := <-t.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		// One request per partition in a snapshot: a claim and a commit of
+		// the same partition go in order, in separate snapshots.
+		seen := map[string]bool{}
+		var now []*request
+		for _, r := range batch {
+			if r.kind != reqComplete {
+				if seen[r.owner.key()] {
+					carry = append(carry, r)
+					continue
+				}
+				seen[r.owner.key()] = true
+			}
+			now = append(now, r)
+		}
+		t.apply(now)
+	}
+}
+
+func (t *Table) drain() {
+	for {
+		select {
+		case r := <-t.reqs:
+			r.done <- result{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// apply commits one batch: reload if needed, fence, one snapshot, retry on
+// conflict.
+func (t *Table) apply(batch []*request) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
+	defer cancel()
+	wait := retry.NewBackoff(20*time.Millisecond, 2*time.Second)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		var live []*request
+		for _, r := range batch {
+			if r.ctx.Err() != nil {
+				r.done <- result{err: r.ctx.Err()}
+				continue
+			}
+			live = append(live, r)
+		}
+		batch = live
+		if len(batch) == 0 {
+			return
+		}
+		if attempt > 0 {
+			if err := t.tbl.Refresh(ctx); err != nil {
+				t.fail(batch, fmt.Errorf("reload: %w", err))
+				return
+			}
+			t.scan()
+		}
+		batch = t.fence(batch)
+		if len(batch) == 0 {
+			return
+		}
+		snap, answers, err := t.commitOnce(ctx, batch)
+		if err == nil {
+			for i, r := range batch {
+				answers[i].snapshot = snap
+				r.done <- answers[i]
+			}
+			if t.m != nil {
+				t.m.CommitDuration.WithLabelValues(t.stream).Observe(time.Since(start).Seconds())
+			}
+			return
+		}
+		if !isConflict(err) || ctx.Err() != nil {
+			t.fail(batch, err)
+			return
+		}
+		if t.m != nil {
+			t.m.Conflicts.WithLabelValues(t.stream).Inc()
+		}
+		t.log.Debug("table commit conflict, reloading", "attempt", attempt+1, "err", err)
+		if !retry.Sleep(ctx, wait.Next()) {
+			t.fail(batch, fmt.Errorf("commit conflicts until the deadline: %w", err))
+			return
+		}
+	}
+}
+
+func (t *Table) fail(batch []*request, err error) {
+	for _, r := range batch {
+		r.done <- result{err: err}
+	}
+}
+
+// isConflict reports whether a commit lost the compare-and-swap: REST
+// catalogs answer 409 (ErrCommitFailed); the SQL catalog reports the failed
+// requirement.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "requirement failed")
+}
+
+// fence answers, with ErrFenced, the commits of partitions whose newest
+// entry is not the committing worker's, and returns the others.
+func (t *Table) fence(batch []*request) []*request {
+	kept := batch[:0]
+	for _, r := range batch {
+		if r.kind == reqCommit {
+			e, ok := t.progress[r.owner.key()]
+			if !ok || e.Generation != r.owner.Generation || e.Member != r.owner.Member {
+				if t.m != nil {
+					t.m.Fenced.WithLabelValues(t.stream).Inc()
+				}
+				r.done <- result{err: ErrFenced}
+				continue
+			}
+		}
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// commitOnce builds and commits the batch's snapshot on the current table.
+func (t *Table) commitOnce(ctx context.Context, batch []*request) (int64, []result, error) {
+	entries := map[string]Entry{}
+	answers := make([]result, len(batch))
+	var files []iceberg.DataFile
+	var through time.Time
+	for i, r := range batch {
+		switch r.kind {
+		case reqClaim:
+			prev, found := t.progress[r.owner.key()]
+			answers[i] = result{entry: prev, found: found}
+			if !found {
+				prev = Entry{Offset: -1, Meta: ledger.Empty()}
+			}
+			prev.Generation, prev.Member = r.owner.Generation, r.owner.Member
+			entries[r.owner.key()] = prev
+		case reqCommit:
+			entries[r.owner.key()] = r.entry
+			for _, f := range r.files {
+				files = append(files, f.df)
+			}
+		case reqComplete:
+			if r.through.After(through) {
+				through = r.through
+			}
+		}
+	}
+	props := iceberg.Properties{PropGroup: t.opts.Group, PropStream: t.stream}
+	if len(entries) > 0 {
+		b, err := json.Marshal(entries)
+		if err != nil {
+			return 0, nil, err
+		}
+		props[PropProgress] = string(b)
+	}
+	if !through.IsZero() && through.After(t.complete) {
+		props[PropCompleteThrough] = through.Format(time.RFC3339)
+	} else if len(entries) == 0 {
+		// Only completions, all already recorded.
+		return t.completeSnap, answers, nil
+	}
+	txn := t.tbl.NewTransaction()
+	var err error
+	if len(files) > 0 {
+		err = txn.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
+	} else {
+		// A snapshot that adds nothing and carries the summary.
+		err = txn.AddFiles(ctx, nil, props, true)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("stage snapshot: %w", err)
+	}
+	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
+		return 0, nil, fmt.Errorf("stage snapshot: %w", err)
+	}
+	nt, err := txn.Commit(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	t.tbl = nt
+	snap := nt.CurrentSnapshot()
+	for k, e := range entries {
+		t.progress[k] = e
+	}
+	if _, ok := props[PropCompleteThrough]; ok {
+		t.complete, t.completeSnap = through, snap.SnapshotID
+	}
+	t.scanned = snap.SnapshotID
+	if t.m != nil {
+		t.m.Commits.WithLabelValues(t.stream).Inc()
+		t.m.FilesAdded.WithLabelValues(t.stream).Add(float64(len(files)))
+		t.m.Snapshot.WithLabelValues(t.stream).Set(float64(snap.TimestampMs) / 1000)
+	}
+	return snap.SnapshotID, answers, nil
+}
+
+// scan brings the progress cache and the completion point up to the
+// table's current snapshot: it walks the snapshots added since the last
+// scan, newest first. If the last scanned snapshot is no longer an ancestor
+// (expired, or the table was rolled back) it rebuilds from the whole
+// history. Called with t.mu held.
+func (t *Table) scan() {
+	cur := t.tbl.CurrentSnapshot()
+	if cur == nil {
+		t.progress, t.scanned, t.complete, t.completeSnap = map[string]Entry{}, 0, time.Time{}, 0
+		return
+	}
+	if cur.SnapshotID == t.scanned {
+		return
+	}
+	md := t.tbl.Metadata()
+	chain := table.AncestorsOf(cur.SnapshotID, md.SnapshotByID)
+	stopAt := -1
+	for i, s := range chain {
+		if s.SnapshotID == t.scanned {
+			stopAt = i
+			break
+		}
+	}
+	fresh := map[string]Entry{}
+	var complete time.Time
+	var completeSnap int64
+	if stopAt < 0 { // rebuild
+		t.progress, t.complete, t.completeSnap = map[string]Entry{}, time.Time{}, 0
+		stopAt = len(chain)
+	}
+	for _, s := range chain[:stopAt] {
+		if s.Summary == nil {
+			continue
+		}
+		p := s.Summary.Properties
+		if v, ok := p[PropCompleteThrough]; ok && p[PropStream] == t.stream {
+			if at, err := time.Parse(time.RFC3339, v); err == nil && (complete.IsZero() || !at.Before(complete)) {
+				complete, completeSnap = at, s.SnapshotID // the oldest snapshot with the newest value
+			}
+		}
+		if p[PropGroup] != t.opts.Group {
+			continue
+		}
+		var entries map[string]Entry
+		if err := json.Unmarshal([]byte(p[PropProgress]), &entries); err != nil {
+			continue
+		}
+		for k, e := range entries {
+			if _, newer := fresh[k]; !newer {
+				fresh[k] = e
+			}
+		}
+	}
+	for k, e := range fresh {
+		t.progress[k] = e
+	}
+	if complete.After(t.complete) {
+		t.complete, t.completeSnap = complete, completeSnap
+	}
+	t.scanned = cur.SnapshotID
+}

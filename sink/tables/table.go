@@ -1,0 +1,436 @@
+package tables
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/catalog/glue"
+	"github.com/apache/iceberg-go/catalog/rest"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	iceio "github.com/apache/iceberg-go/io"
+	_ "github.com/apache/iceberg-go/io/gocloud/gcs" // gs:// table locations
+	_ "github.com/apache/iceberg-go/io/gocloud/s3"  // s3:// table locations
+	"github.com/apache/iceberg-go/table"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	_ "modernc.org/sqlite" // the sql catalog's SQLite driver: pure Go, no cgo
+
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/partitioner"
+)
+
+// Summary property keys of the snapshots lakesink commits.
+const (
+	PropGroup            = "lakesink.group"
+	PropProgress         = "lakesink.progress"
+	PropCompleteThrough  = "lakesink.complete-through"
+	PropStream           = "lakesink.stream"
+	hourPartitionSuffix  = "_hour"
+	defaultCommitTimeout = time.Minute
+)
+
+// Options configure Open.
+type Options struct {
+	Stream  config.Stream
+	Storage config.Storage
+	// Group is the consumer group: progress entries are scoped to it.
+	Group string
+	// Columns are the stream's lake columns in config order; Open returns
+	// them with the table's field ids.
+	Columns []partitioner.Column
+	// Timeout bounds one catalog operation (a commit with its retries);
+	// default one minute.
+	Timeout time.Duration
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// Table is one stream's Iceberg table. Safe for concurrent use; Close stops
+// it (the sink closes it after its workers have stopped).
+type Table struct {
+	opts    Options
+	stream  string
+	ident   table.Identifier
+	cat     catalog.Catalog
+	db      *sql.DB // sql catalogs: the SQLite handle, closed by Close
+	root    string  // URL of the storage root: data file paths are root + "/" + key
+	timeCol string
+	part    string // the partition field's name: <time column>_hour
+	cols    []partitioner.Column
+	log     *slog.Logger
+	m       *Metrics
+	// The table's schema, spec and properties as of Open: what Prepare
+	// reads statistics with (lakesink does not change them while it runs).
+	fileSchema *iceberg.Schema
+	fileSpec   iceberg.PartitionSpec
+	fileProps  iceberg.Properties
+
+	mu  sync.Mutex
+	tbl *table.Table
+	// progress is the newest entry per "topic/partition" of our group, as
+	// of snapshot scanned.
+	progress map[string]Entry
+	scanned  int64
+	// complete is the newest lakesink.complete-through and the snapshot
+	// that set it.
+	complete     time.Time
+	completeSnap int64
+
+	reqs      chan *request
+	stop      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// Open connects to the stream's catalog, creates the namespace and the
+// table if missing (the stream's columns, partition spec hour(<event time
+// column>)), adds columns the table lacks (as optional), checks the types of
+// the others, and starts the commit loop.
+func Open(ctx context.Context, o Options) (*Table, error) {
+	sc := o.Stream
+	if sc.Table == nil {
+		return nil, fmt.Errorf("stream %s has no table", sc.Name)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultCommitTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	t := &Table{
+		opts: o, stream: sc.Name, ident: table.Identifier{sc.Table.Namespace, sc.TableName()},
+		log: o.Log.With("table", sc.TableIdent()), m: o.Metrics,
+		progress: map[string]Entry{},
+		reqs:     make(chan *request, 1024),
+		stop:     make(chan struct{}), done: make(chan struct{}),
+	}
+	var err error
+	if t.root, err = storageRoot(o.Storage); err != nil {
+		return nil, err
+	}
+	for _, c := range sc.Schema {
+		if c.JSONPath() == sc.Time.Field {
+			t.timeCol = c.Name
+		}
+	}
+	if t.timeCol == "" {
+		return nil, fmt.Errorf("table %s: no column holds time.field %q", sc.TableIdent(), sc.Time.Field)
+	}
+	t.part = t.timeCol + hourPartitionSuffix
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	if err := t.openCatalog(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.loadOrCreate(ctx); err != nil {
+		t.closeCatalog()
+		return nil, err
+	}
+	go t.loop()
+	return t, nil
+}
+
+// Ident returns the table's identifier, "namespace.name".
+func (t *Table) Ident() string { return strings.Join(t.ident, ".") }
+
+// PartitionField is the name of the table's partition field.
+func (t *Table) PartitionField() string { return t.part }
+
+// Columns returns the stream's columns with the table's field ids, and
+// timestamp_ms columns written as micros (Iceberg's unit).
+func (t *Table) Columns() []partitioner.Column { return append([]partitioner.Column(nil), t.cols...) }
+
+// Close stops the commit loop (queued requests fail with ErrClosed) and
+// releases the catalog. Later calls return nil.
+func (t *Table) Close() error {
+	var err error
+	t.closeOnce.Do(func() {
+		close(t.stop)
+		<-t.done
+		err = t.closeCatalog()
+	})
+	return err
+}
+
+func (t *Table) closeCatalog() error {
+	var err error
+	if c, ok := t.cat.(catalog.Closer); ok {
+		err = c.Close()
+	}
+	if t.db != nil {
+		err = errors.Join(err, t.db.Close())
+	}
+	return err
+}
+
+// storageRoot returns the URL under which the lake's keys live.
+func storageRoot(s config.Storage) (string, error) {
+	switch s.Type {
+	case config.StorageLocal:
+		abs, err := filepath.Abs(s.Local.Root)
+		if err != nil {
+			return "", fmt.Errorf("storage.local.root: %w", err)
+		}
+		return abs, nil
+	case config.StorageS3:
+		return "s3://" + path.Join(s.S3.Bucket, strings.Trim(s.S3.Prefix, "/")), nil
+	case config.StorageGCS:
+		return "gs://" + path.Join(s.GCS.Bucket, strings.Trim(s.GCS.Prefix, "/")), nil
+	}
+	return "", fmt.Errorf("storage type %s cannot hold an Iceberg table", s.Type)
+}
+
+// ioProperties are the iceberg-go FileIO properties that reach the lake's
+// storage with lakesink's own storage settings.
+func ioProperties(s config.Storage) iceberg.Properties {
+	p := iceberg.Properties{}
+	switch s.Type {
+	case config.StorageS3:
+		if s.S3.Region != "" {
+			p[iceio.S3Region] = s.S3.Region
+		}
+		if s.S3.Endpoint != "" {
+			p[iceio.S3EndpointURL] = s.S3.Endpoint
+			if p[iceio.S3Region] == "" {
+				p[iceio.S3Region] = "us-east-1"
+			}
+		}
+		if s.S3.AccessKeyID != "" {
+			p[iceio.S3AccessKeyID] = s.S3.AccessKeyID
+			p[iceio.S3SecretAccessKey] = s.S3.SecretAccessKey
+		}
+		if s.S3.SessionToken != "" {
+			p[iceio.S3SessionToken] = s.S3.SessionToken
+		}
+	case config.StorageGCS:
+		if s.GCS.Endpoint != "" {
+			p[iceio.GCSEndpoint] = strings.TrimSuffix(s.GCS.Endpoint, "/") + "/storage/v1/"
+		}
+		switch {
+		case s.GCS.CredentialsFile != "":
+			p[iceio.GCSKeyPath] = s.GCS.CredentialsFile
+		case s.GCS.Endpoint != "":
+			p[iceio.GCSNoAuth] = "true" // an emulator
+		}
+	}
+	return p
+}
+
+func (t *Table) openCatalog(ctx context.Context) error {
+	c := t.opts.Stream.Table.Catalog
+	props := ioProperties(t.opts.Storage)
+	warehouse := c.Warehouse
+	if warehouse == "" && c.Type != config.CatalogREST {
+		warehouse = t.root
+	}
+	maps.Copy(props, c.Properties)
+	switch c.Type {
+	case config.CatalogSQL:
+		db, err := sql.Open("sqlite", "file:"+c.URI+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
+		}
+		props["warehouse"] = warehouse
+		cat, err := sqlcat.NewCatalog("lakesink", db, sqlcat.SQLite, props)
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
+		}
+		t.cat, t.db = cat, db
+	case config.CatalogREST:
+		opts := []rest.Option{rest.WithAdditionalProps(props)}
+		if c.Token != "" {
+			opts = append(opts, rest.WithOAuthToken(c.Token))
+		}
+		if warehouse != "" {
+			opts = append(opts, rest.WithWarehouseLocation(warehouse))
+		}
+		cat, err := rest.NewCatalog(ctx, "lakesink", c.URI, opts...)
+		if err != nil {
+			return fmt.Errorf("open rest catalog: %w", err)
+		}
+		t.cat = cat
+	case config.CatalogGlue:
+		var load []func(*awsconfig.LoadOptions) error
+		if r := props["glue.region"]; r != "" {
+			load = append(load, awsconfig.WithRegion(r))
+		}
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, load...)
+		if err != nil {
+			return fmt.Errorf("open glue catalog: aws config: %w", err)
+		}
+		props["warehouse"] = warehouse
+		cat, err := glue.NewCatalog(glue.WithAwsConfig(awsCfg), glue.WithAwsProperties(glue.AwsProperties(props)))
+		if err != nil {
+			return fmt.Errorf("open glue catalog: %w", err)
+		}
+		t.cat = cat
+	default:
+		return fmt.Errorf("catalog type %q", c.Type)
+	}
+	return nil
+}
+
+// icebergType maps a lake column type to its Iceberg type.
+func icebergType(ct partitioner.ColumnType) (iceberg.Type, error) {
+	switch ct {
+	case partitioner.TypeString, partitioner.TypeJSON:
+		return iceberg.PrimitiveTypes.String, nil
+	case partitioner.TypeInt32:
+		return iceberg.PrimitiveTypes.Int32, nil
+	case partitioner.TypeInt64:
+		return iceberg.PrimitiveTypes.Int64, nil
+	case partitioner.TypeDouble:
+		return iceberg.PrimitiveTypes.Float64, nil
+	case partitioner.TypeFloat:
+		return iceberg.PrimitiveTypes.Float32, nil
+	case partitioner.TypeBool:
+		return iceberg.PrimitiveTypes.Bool, nil
+	case partitioner.TypeTimestampMillis, partitioner.TypeTimestampMicros:
+		return iceberg.PrimitiveTypes.TimestampTz, nil
+	case partitioner.TypeDate:
+		return iceberg.PrimitiveTypes.Date, nil
+	}
+	return nil, fmt.Errorf("column type %v has no Iceberg type", ct)
+}
+
+// readable reports whether a file column of Iceberg type file can be read
+// as a table column of type tbl: equal, or a promotion Iceberg allows.
+func readable(file, tbl iceberg.Type) bool {
+	switch {
+	case file.Equals(tbl):
+		return true
+	case file.Equals(iceberg.PrimitiveTypes.Int32) && tbl.Equals(iceberg.PrimitiveTypes.Int64),
+		file.Equals(iceberg.PrimitiveTypes.Float32) && tbl.Equals(iceberg.PrimitiveTypes.Float64):
+		return true
+	}
+	return false
+}
+
+func (t *Table) schema() (*iceberg.Schema, error) {
+	fields := make([]iceberg.NestedField, len(t.opts.Columns))
+	for i, c := range t.opts.Columns {
+		typ, err := icebergType(c.Type)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+		fields[i] = iceberg.NestedField{ID: i + 1, Name: c.Name, Type: typ, Required: c.Required}
+	}
+	return iceberg.NewSchema(0, fields...), nil
+}
+
+func (t *Table) loadOrCreate(ctx context.Context) error {
+	ns := catalog.NamespaceFromIdent(t.ident)
+	if err := t.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		// A catalog may refuse namespace creation to this principal while
+		// the namespace exists: let LoadTable/CreateTable decide.
+		t.log.Debug("create namespace", "namespace", strings.Join(ns, "."), "err", err)
+	}
+	tbl, err := t.cat.LoadTable(ctx, t.ident)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		sc, serr := t.schema()
+		if serr != nil {
+			return serr
+		}
+		col, _ := sc.FindFieldByName(t.timeCol)
+		spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{col.ID}, FieldID: 1000, Name: t.part, Transform: iceberg.HourTransform{},
+		})
+		tbl, err = t.cat.CreateTable(ctx, t.ident, sc, catalog.WithPartitionSpec(&spec),
+			catalog.WithProperties(iceberg.Properties{"format-version": "2", "write.parquet.compression-codec": "zstd"}))
+		if errors.Is(err, catalog.ErrTableAlreadyExists) { // another instance won
+			tbl, err = t.cat.LoadTable(ctx, t.ident)
+		} else if err == nil {
+			t.log.Info("table created", "location", tbl.Location())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("load table %s: %w", t.Ident(), err)
+	}
+	if tbl, err = t.evolve(ctx, tbl); err != nil {
+		return err
+	}
+	if err := t.checkSpec(tbl); err != nil {
+		return err
+	}
+	t.fileSchema, t.fileSpec, t.fileProps = tbl.Schema(), tbl.Spec(), tbl.Properties()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tbl = tbl
+	t.scan()
+	return nil
+}
+
+// evolve adds the stream's columns that the table lacks (optional: files
+// written before have none), checks the others, and sets the field ids of
+// t.cols from the table.
+func (t *Table) evolve(ctx context.Context, tbl *table.Table) (*table.Table, error) {
+	var missing []partitioner.Column
+	for _, c := range t.opts.Columns {
+		f, ok := tbl.Schema().FindFieldByNameCaseInsensitive(c.Name)
+		if !ok {
+			missing = append(missing, c)
+			continue
+		}
+		typ, err := icebergType(c.Type)
+		if err != nil {
+			return nil, err
+		}
+		if !readable(typ, f.Type) {
+			return nil, fmt.Errorf("table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", t.Ident(), c.Name, f.Type, typ, c.Type)
+		}
+	}
+	if len(missing) > 0 {
+		txn := tbl.NewTransaction()
+		u := txn.UpdateSchema(false, false)
+		var names []string
+		for _, c := range missing {
+			typ, _ := icebergType(c.Type)
+			u = u.AddColumn([]string{c.Name}, typ, "", false, nil)
+			names = append(names, c.Name)
+		}
+		if err := u.Commit(); err != nil {
+			return nil, fmt.Errorf("table %s: add columns %s: %w", t.Ident(), strings.Join(names, ", "), err)
+		}
+		nt, err := txn.Commit(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: add columns %s: %w", t.Ident(), strings.Join(names, ", "), err)
+		}
+		t.log.Info("table columns added", "columns", names)
+		tbl = nt
+	}
+	t.cols = make([]partitioner.Column, len(t.opts.Columns))
+	for i, c := range t.opts.Columns {
+		f, _ := tbl.Schema().FindFieldByNameCaseInsensitive(c.Name)
+		c.FieldID = f.ID
+		c.MillisAsMicros = c.Type == partitioner.TypeTimestampMillis
+		t.cols[i] = c
+	}
+	return tbl, nil
+}
+
+// checkSpec requires the table's partition spec to be hour(<time column>):
+// each file lies in one hour, and its partition value is read from its
+// statistics.
+func (t *Table) checkSpec(tbl *table.Table) error {
+	spec := tbl.Spec()
+	col, _ := tbl.Schema().FindFieldByNameCaseInsensitive(t.timeCol)
+	if spec.NumFields() == 1 {
+		f := spec.Field(0)
+		if _, ok := f.Transform.(iceberg.HourTransform); ok && len(f.SourceIDs) == 1 && f.SourceIDs[0] == col.ID {
+			t.part = f.Name
+			return nil
+		}
+	}
+	return fmt.Errorf("table %s: partition spec %s, want hour(%s) alone: lakesink's files each hold one hour of %s", t.Ident(), spec.String(), t.timeCol, t.timeCol)
+}
