@@ -22,6 +22,7 @@ import (
 	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/registry"
 	"github.com/lakesink/lakesink/sink/retry"
+	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/sink/worker"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -61,6 +62,8 @@ type Sink struct {
 	env      *worker.Env
 	ops      *ops.Ops
 	finalize *completion.Options // nil when markers are disabled
+
+	tableMetrics *tables.Metrics
 }
 
 // New checks the configuration and builds a Sink. It does not connect yet.
@@ -89,6 +92,7 @@ func New(opts Options) (*Sink, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg)
+	s.tableMetrics = tables.NewMetrics(reg)
 
 	tmpl, err := partitioner.ParsePathTemplate(cfg.Partitioning.Path)
 	if err != nil {
@@ -227,6 +231,16 @@ func (s *Sink) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.dlqW.Close()
+	closeTables, err := s.openTables(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			s.log.Info("stopped before the tables were open")
+			return nil
+		}
+		return err
+	}
+	// Closed after the workers and the finalizer have stopped.
+	defer closeTables()
 
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    s.cfg.Kafka.GroupID,

@@ -116,6 +116,22 @@ type Stream struct {
 	Loc      *time.Location // hours are in this zone
 	Lateness time.Duration  // allowed_lateness
 	Path     *partitioner.PathTemplate
+	// Table is the stream's Iceberg table; nil without one. Set before
+	// the finalizer runs.
+	Table Table
+}
+
+// Table is a stream's Iceberg table as the finalizer uses it
+// (tables.Table implements it).
+type Table interface {
+	Ident() string
+	// PartitionField names the table's hour partition field.
+	PartitionField() string
+	// Complete records that the stream is complete through the given
+	// time and returns the snapshot that did (idempotent).
+	Complete(ctx context.Context, through time.Time) (int64, error)
+	// Current reloads the table and returns its current snapshot id.
+	Current(ctx context.Context) (int64, error)
 }
 
 // GroupOffsets is the group-wide view of the stream's partitions that the
@@ -505,6 +521,21 @@ func (f *Finalizer) buildAndClean(ctx context.Context, st *Stream, folder string
 			return m, fmt.Errorf("delete orphan %s: %w", o.Path, err)
 		}
 		f.o.Log.Info("orphan removed", "key", o.Path, "first_offset", o.FirstOffset, "last_offset", o.LastOffset)
+	}
+	if st.Table != nil {
+		// The hour's files are in the table: workers add them before
+		// their commits let the watermark pass the hour.
+		var snap int64
+		if rev == 1 {
+			snap, err = st.Table.Complete(ctx, hour.Add(time.Hour))
+		} else {
+			snap, err = st.Table.Current(ctx)
+		}
+		if err != nil {
+			return m, err
+		}
+		m.Table, m.SnapshotID = st.Table.Ident(), snap
+		m.TablePartition = map[string]int64{st.Table.PartitionField(): hour.Unix() / 3600}
 	}
 	return m, nil
 }

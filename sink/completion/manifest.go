@@ -27,6 +27,14 @@ type Manifest struct {
 	CompletedAt string         `json:"completed_at"`
 	Records     int64          `json:"records"`
 	Files       []ManifestFile `json:"files"`
+	// Table is the stream's Iceberg table, "namespace.name"; absent
+	// without one. SnapshotID is the table's snapshot that made the hour
+	// complete (revision 1: the one recording lakesink.complete-through;
+	// later revisions: the current one, which references the late files),
+	// and TablePartition the hour's partition value (hours since 1970).
+	Table          string           `json:"table,omitempty"`
+	SnapshotID     int64            `json:"snapshot_id,omitempty"`
+	TablePartition map[string]int64 `json:"table_partition,omitempty"`
 }
 
 // ManifestFile is one data file of an hour.

@@ -139,6 +139,22 @@ func (t *Table) Complete(ctx context.Context, through time.Time) (int64, error) 
 	return res.snapshot, nil
 }
 
+// Current reloads the table and returns its current snapshot id (0: none).
+func (t *Table) Current(ctx context.Context) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
+	defer cancel()
+	if err := t.tbl.Refresh(ctx); err != nil {
+		return 0, fmt.Errorf("reload table %s: %w", t.Ident(), err)
+	}
+	t.scan()
+	if s := t.tbl.CurrentSnapshot(); s != nil {
+		return s.SnapshotID, nil
+	}
+	return 0, nil
+}
+
 // CompleteThrough returns the table's lakesink.complete-through and the
 // snapshot that set it, as of the last commit or refresh (zero: none).
 func (t *Table) CompleteThrough() (time.Time, int64) {

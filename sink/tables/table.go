@@ -140,6 +140,15 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 	return t, nil
 }
 
+// errIncompatible marks an Open error that waiting does not fix: the
+// table exists and cannot take the stream's files.
+var errIncompatible = errors.New("incompatible table")
+
+// Retryable reports whether an Open error may go away (the catalog or the
+// storage did not answer) rather than being a table that cannot take the
+// stream's files.
+func Retryable(err error) bool { return !errors.Is(err, errIncompatible) }
+
 // Ident returns the table's identifier, "namespace.name".
 func (t *Table) Ident() string { return strings.Join(t.ident, ".") }
 
@@ -387,7 +396,7 @@ func (t *Table) evolve(ctx context.Context, tbl *table.Table) (*table.Table, err
 			return nil, err
 		}
 		if !readable(typ, f.Type) {
-			return nil, fmt.Errorf("table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", t.Ident(), c.Name, f.Type, typ, c.Type)
+			return nil, fmt.Errorf("%w: table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", errIncompatible, t.Ident(), c.Name, f.Type, typ, c.Type)
 		}
 	}
 	if len(missing) > 0 {
@@ -432,5 +441,5 @@ func (t *Table) checkSpec(tbl *table.Table) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("table %s: partition spec %s, want hour(%s) alone: lakesink's files each hold one hour of %s", t.Ident(), spec.String(), t.timeCol, t.timeCol)
+	return fmt.Errorf("%w: table %s: partition spec %s, want hour(%s) alone: lakesink's files each hold one hour of %s", errIncompatible, t.Ident(), spec.String(), t.timeCol, t.timeCol)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lakesink/lakesink/partitioner"
 	"github.com/lakesink/lakesink/sink/ledger"
+	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -58,6 +59,21 @@ type Offsets interface {
 	Committed(ctx context.Context, topic string, partition int) (int64, string, error)
 	// Commit commits in a generation; Kafka refuses stale generations.
 	Commit(ctx context.Context, generation int, member, topic string, partition int, offset int64, metadata string) error
+}
+
+// Table is a stream's Iceberg table (tables.Table implements it); see
+// package tables for the protocol. Safe for concurrent use.
+type Table interface {
+	// Columns are the stream's columns with the table's field ids.
+	Columns() []partitioner.Column
+	// Claim makes owner the partition's writer and returns its progress
+	// in the table (found false: none).
+	Claim(ctx context.Context, owner tables.Owner) (tables.Entry, bool, error)
+	// Prepare reads the statistics of an uploaded file from its spool copy.
+	Prepare(ctx context.Context, spool, key string) (tables.File, error)
+	// Commit adds files with the partition's progress once they are
+	// durable (offset, meta); tables.ErrFenced if owner lost its claim.
+	Commit(ctx context.Context, owner tables.Owner, files []tables.File, offset int64, meta ledger.Meta) error
 }
 
 // Producer writes records to a topic (a *kafka.Writer); WriteMessages

@@ -23,6 +23,9 @@ type Stream struct {
 	// Format is json, avro, protobuf or json_schema.
 	Format config.StreamFormat
 
+	// Table is the stream's Iceberg table; nil without one (SetTable).
+	Table Table
+
 	schema *partitioner.Schema // nil when columns come from each writer schema
 	spec   decode.Spec         // json and schema: infer
 	cspec  confluent.Spec      // registry formats
@@ -70,6 +73,33 @@ func Compile(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int, sch
 		st.spec.Fields = append(st.spec.Fields, decode.Field{Column: cols[i], Path: f.Path})
 	}
 	return st, nil
+}
+
+// SetTable makes t the stream's table: its files are committed to it, and
+// their columns carry the table's field ids (and timestamps in micros).
+// Called once, before the stream's workers start; only streams with a
+// schema list can have a table (config validation).
+func (st *Stream) SetTable(t Table) error {
+	if !st.Fixed() {
+		return fmt.Errorf("stream %s: a table needs the stream's schema list", st.Name)
+	}
+	cols := t.Columns()
+	schema, err := partitioner.NewSchema(st.Name, cols)
+	if err != nil {
+		return err
+	}
+	fields := st.spec.Fields
+	if st.Format.UsesRegistry() {
+		fields = st.cspec.Fields
+	}
+	if len(fields) != len(cols) {
+		return fmt.Errorf("stream %s: table columns %d, stream columns %d", st.Name, len(cols), len(fields))
+	}
+	for i := range fields {
+		fields[i].Column = cols[i]
+	}
+	st.schema, st.Table = schema, t
+	return nil
 }
 
 // compileRegistry compiles an avro, protobuf or json_schema stream. Its

@@ -16,6 +16,7 @@ import (
 	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/sink/ledger"
 	"github.com/lakesink/lakesink/sink/retry"
+	"github.com/lakesink/lakesink/sink/tables"
 )
 
 // openFile is a data file being written for one hour of one partition.
@@ -28,6 +29,13 @@ type openFile struct {
 	// records (registry formats); 0 otherwise.
 	schemaID int
 	inf      *inferFile // schema: infer streams (infer.go); else nil
+}
+
+// pendingFile is an uploaded file of a table stream, not yet in the table.
+type pendingFile struct {
+	file  tables.File
+	hour  time.Time
+	first int64
 }
 
 // Generation identifies the consumer-group generation a worker runs in.
@@ -60,6 +68,11 @@ type Worker struct {
 	hwm    int64
 	nowMs  int64 // wall clock at the start of the current tick, unix ms
 	nparts int   // partitions of this member: sizes the fetch buffers
+
+	// pending are uploaded files waiting for the stream's table (nil
+	// without one); owner is this worker as the table knows it.
+	pending []pendingFile
+	owner   tables.Owner
 
 	stopped  bool  // Run is restarting it after a failure
 	memHeld  int64 // bytes this worker has counted in env.Budget
@@ -157,6 +170,11 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 	meta, _, err := ledger.Parse(raw)
 	if err != nil {
 		w.log.Warn("ignoring foreign commit metadata", "err", err)
+	}
+	if w.st.Table != nil {
+		if start, meta, err = w.claim(ctx, start, meta); err != nil {
+			return 0, err
+		}
 	}
 	w.led = ledger.New(start, meta, w.st.Lateness.Milliseconds())
 	w.lastC = start
@@ -375,10 +393,20 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 	if err := w.upload(ctx, key, f.spool, info.Bytes); err != nil {
 		return err
 	}
+	if w.st.Table != nil {
+		// Durable once the table references it (commit).
+		tf, err := w.st.Table.Prepare(ctx, f.spool, key)
+		if err != nil {
+			return w.spoolFailed(err)
+		}
+		w.pending = append(w.pending, pendingFile{file: tf, hour: f.hour, first: f.first})
+		w.led.Uploaded(hms, f.first, info.LastOffset)
+	} else {
+		w.led.MadeDurable(hms, info.LastOffset)
+		w.noteAmend(ctx, f.hour, f.first)
+	}
 	_ = os.Remove(f.spool)
 	delete(w.files, hms)
-	w.led.MadeDurable(hms, info.LastOffset)
-	w.noteAmend(ctx, f.hour, f.first)
 	m := w.env.Metrics
 	m.FilesCommitted.Inc()
 	m.BytesCommitted.Add(float64(info.Bytes))
@@ -454,6 +482,9 @@ func (w *Worker) commit(ctx context.Context) error {
 	if err := w.flushDeadLetters(ctx); err != nil {
 		return err
 	}
+	if err := w.publish(ctx); err != nil {
+		return err
+	}
 	w.lastCT = w.env.Now()
 	c, meta := w.led.CommitPoint()
 	if c < 0 {
@@ -514,6 +545,9 @@ func (w *Worker) finishAll(ctx context.Context) error {
 // abandonAll throws away files that were not uploaded; their records are
 // above the committed offset and will be replayed by the next owner.
 func (w *Worker) abandonAll() {
+	// Uploaded files not in the table are replayed like open ones; the
+	// next owner re-creates them under the same names.
+	w.pending = nil
 	for h, f := range w.files {
 		w.format.drop(f)
 		_ = f.fw.Abort()

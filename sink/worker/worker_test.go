@@ -38,7 +38,10 @@ type testHealth struct {
 	starts     int
 	regWaiting int
 	regErr     error
+	catalog    error
 }
+
+func (h *testHealth) Catalog(_ string, err error) { h.mu.Lock(); h.catalog = err; h.mu.Unlock() }
 
 func (h *testHealth) Kafka(error)       {}
 func (h *testHealth) Spool(err error)   { h.mu.Lock(); h.spool = err; h.mu.Unlock() }
