@@ -39,6 +39,12 @@ const (
 	defaultCommitTimeout = time.Minute
 )
 
+// SQLCatalogName is the catalog name a sql catalog keeps its tables under
+// (iceberg-go and PyIceberg store it with each row): open the SQLite file
+// with this name to see lakesink's tables, e.g. PyIceberg's
+// SqlCatalog("lakesink", uri="sqlite:///path/catalog.db").
+const SQLCatalogName = "lakesink"
+
 // Options configure Open.
 type Options struct {
 	Stream  config.Stream
@@ -250,7 +256,7 @@ func (t *Table) openCatalog(ctx context.Context) error {
 			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
 		}
 		props["warehouse"] = warehouse
-		cat, err := sqlcat.NewCatalog("lakesink", db, sqlcat.SQLite, props)
+		cat, err := sqlcat.NewCatalog(SQLCatalogName, db, sqlcat.SQLite, props)
 		if err != nil {
 			db.Close()
 			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)

@@ -20,7 +20,11 @@ var backends = []struct {
 }{{"local", localBackend}, {"s3", s3Backend}, {"gcs", gcsBackend}, {"hdfs", hdfsBackend}}
 
 func localBackend(t *testing.T) backend {
-	root := filepath.Join(t.TempDir(), "lake")
+	return localBackendAt(t, filepath.Join(t.TempDir(), "lake"))
+}
+
+// localBackendAt is a local lake at root.
+func localBackendAt(t *testing.T, root string) backend {
 	w, err := local.New(root)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +56,7 @@ func s3Backend(t *testing.T) backend {
 		srv.Region, srv.Endpoint, srv.AccessKey)
 	b.env = []string{"E2E_S3_SECRET=" + srv.SecretKey}
 	b.stop, b.restart = srv.Stop, srv.Restart
+	b.s3 = srv
 	b.check = func(t *testing.T) {
 		if n := srv.ListMultipartUploads(t, "lake"); n != 0 {
 			t.Errorf("%d multipart uploads left in the S3 server", n)

@@ -35,6 +35,7 @@ type backend struct {
 	check   func(t *testing.T)
 	stop    func() // stops the storage server (nil for local)
 	restart func() // starts it again on the same address and data
+	s3      *testenv.S3 // the S3 server of the s3 backend; else nil
 }
 
 // produced remembers what the test sent.
@@ -230,6 +231,19 @@ func runEndToEnd(t *testing.T, b backend) {
 // and iot on topics clickstream and iot-telemetry) and returns its path.
 func writeConfig(t *testing.T, broker, group, storage, httpListen string) string {
 	t.Helper()
+	return writeConfigTables(t, broker, group, storage, httpListen, "")
+}
+
+// writeConfigTables is writeConfig with table, when not empty, as the
+// table: block of both streams (%s in it is the stream name).
+func writeConfigTables(t *testing.T, broker, group, storage, httpListen, table string) string {
+	t.Helper()
+	tableOf := func(stream string) string {
+		if table == "" {
+			return ""
+		}
+		return "    table:\n" + strings.ReplaceAll(table, "%s", stream)
+	}
 	const clickTopic, iotTopic, dlqTopic = "clickstream", "iot-telemetry", "lakesink-dlq"
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "lakesink.yaml")
@@ -253,7 +267,7 @@ streams:
       - {name: price, type: double}
       - {name: quantity, type: int32}
       - {name: attrs, type: json}
-  - name: iot
+%s  - name: iot
     topics: [%s]
     time: {field: event_time, format: rfc3339, timezone: UTC}
     schema:
@@ -265,7 +279,7 @@ streams:
       - {name: online, type: bool}
       - {name: firmware, type: string}
       - {name: seq, type: int64}
-files:
+%sfiles:
   spool_dir: %q
 %smarkers:
   idle_partition_timeout: 3s
@@ -275,7 +289,7 @@ dead_letter:
 http:
   listen: %q
 log: {level: debug, format: json}
-`, broker, group, clickTopic, iotTopic, filepath.Join(dir, "spool"), storage, dlqTopic, httpListen)
+`, broker, group, clickTopic, tableOf("clickstream"), iotTopic, tableOf("iot"), filepath.Join(dir, "spool"), storage, dlqTopic, httpListen)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +300,13 @@ log: {level: debug, format: json}
 // and checks that they hold exactly the valid records produced (id -> event
 // time ms), each once, and that no data file is outside the manifests.
 func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid map[string]int64) {
+	t.Helper()
+	checkExactlyOnceUnit(t, lake, stream, valid, time.Millisecond)
+}
+
+// checkExactlyOnceUnit is checkExactlyOnce for event-time columns in unit
+// (milliseconds, or microseconds in streams with an Iceberg table).
+func checkExactlyOnceUnit(t *testing.T, lake writers.Writer, stream string, valid map[string]int64, unit time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	objs, err := lake.List(ctx, stream+"/")
@@ -306,7 +327,7 @@ func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid ma
 			if int64(len(rows)) != f.Records {
 				t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
 			}
-			checkSchema(t, stream, f.Path, schema)
+			checkSchema(t, stream, f.Path, schema, unit)
 			for _, r := range rows {
 				var id string
 				var ts int64
@@ -316,6 +337,7 @@ func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid ma
 					id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
 				}
 				seen[id]++
+				ts = ts * int64(unit) / int64(time.Millisecond)
 				if want, ok := valid[id]; !ok {
 					t.Errorf("%s: unexpected record %s", f.Path, id)
 				} else if ts != want {
@@ -379,7 +401,7 @@ func checkManifest(t *testing.T, lake writers.Writer, m completion.Manifest, key
 
 // checkSchema checks that the event-time column carries Parquet's
 // TIMESTAMP(MILLIS, UTC) logical type, so engines read it as a timestamp.
-func checkSchema(t *testing.T, stream, path string, schema *parquet.Schema) {
+func checkSchema(t *testing.T, stream, path string, schema *parquet.Schema, unit time.Duration) {
 	t.Helper()
 	col := map[string]string{"clickstream": "ts", "iot": "event_time"}[stream]
 	leaf, ok := schema.Lookup(col)
@@ -391,8 +413,9 @@ func checkSchema(t *testing.T, stream, path string, schema *parquet.Schema) {
 	if lt != nil {
 		ts, _ = lt.Value.(*format.TimestampType)
 	}
-	if ts == nil || ts.Unit.String() != "MILLIS" || !ts.IsAdjustedToUTC {
-		t.Errorf("%s: column %s has logical type %v, want TIMESTAMP(MILLIS, UTC)", path, col, lt)
+	want := map[time.Duration]string{time.Millisecond: "MILLIS", time.Microsecond: "MICROS"}[unit]
+	if ts == nil || ts.Unit.String() != want || !ts.IsAdjustedToUTC {
+		t.Errorf("%s: column %s has logical type %v, want TIMESTAMP(%s, UTC)", path, col, lt, want)
 	}
 }
 

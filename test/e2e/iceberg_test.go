@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/catalog/rest"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/lakesink/lakesink/cmd/lakesink/demo"
+	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/tables"
+	"github.com/lakesink/lakesink/test/testenv"
+)
+
+// icebergSetup is a lake with a catalog: the table: block of the config,
+// and how the test opens the same catalog to read the tables back.
+type icebergSetup struct {
+	backend
+	table string // the table: block, %s = stream name
+	open  func(t *testing.T) catalog.Catalog
+	rest  *testenv.IcebergREST // nil for sql
+	// location is the URL the table references lake key by.
+	location func(key string) string
+}
+
+// TestIceberg runs clickstream and IoT into Iceberg tables through the
+// built binary: an SQLite catalog over the local lake, and the REST catalog
+// test server over S3 (versitygw). The tables, read back with iceberg-go's
+// scan, hold every valid record exactly once; the manifests name the
+// table, the snapshot that completed the hour and its partition value.
+func TestIceberg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: not in -short mode")
+	}
+	t.Run("sqlite-local", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "lake")
+		b := localBackendAt(t, root)
+		dbPath := filepath.Join(t.TempDir(), "catalog.db")
+		runIceberg(t, icebergSetup{backend: b, location: func(key string) string { return root + "/" + key },
+			table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", dbPath),
+			open: func(t *testing.T) catalog.Catalog {
+				db, err := sql.Open("sqlite", "file:"+dbPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cat
+			}})
+	})
+	t.Run("rest-s3", func(t *testing.T) {
+		runIceberg(t, restS3Setup(t, s3Backend(t)))
+	})
+}
+
+// restS3Setup puts the REST catalog's warehouse in the S3 lake's bucket.
+func restS3Setup(t *testing.T, b backend) icebergSetup {
+	s3 := b.s3
+	props := iceberg.Properties{
+		iceio.S3EndpointURL: s3.Endpoint, iceio.S3Region: s3.Region,
+		iceio.S3AccessKeyID: s3.AccessKey, iceio.S3SecretAccessKey: s3.SecretKey,
+	}
+	rc := testenv.StartIcebergREST(t, "s3://lake/events/_warehouse", props)
+	return icebergSetup{backend: b, rest: rc, location: func(key string) string { return "s3://lake/events/" + key },
+		table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: rest, uri: %q, token: \"${E2E_ICEBERG_TOKEN}\"}\n", rc.URL),
+		open: func(t *testing.T) catalog.Catalog {
+			cat, err := rest.NewCatalog(context.Background(), "e2e", rc.URL, rest.WithOAuthToken(rc.Token), rest.WithAdditionalProps(props))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cat
+		}}
+}
+
+func runIceberg(t *testing.T, s icebergSetup) {
+	k := testenv.StartKafka(t)
+	const clickTopic, iotTopic, group = "clickstream", "iot-telemetry", "lakesink-iceberg"
+	k.CreateTopic(t, clickTopic, 4)
+	k.CreateTopic(t, iotTopic, 3)
+	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3}, 8000, from, 3, demo.Clickstream, clickID)
+	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2}, 4000, from, 3, demo.IoT, iotID)
+
+	env := s.env
+	if s.rest != nil {
+		env = append(env, "E2E_ICEBERG_TOKEN="+s.rest.Token)
+		// The first commits lose the compare-and-swap (409), as if another
+		// writer had committed: lakesink reloads and retries.
+		s.rest.FailCommits(3)
+	}
+	cfgPath := writeConfigTables(t, k.Addr, group, s.storage, "127.0.0.1:0", s.table)
+	bin := testenv.Build(t, "./cmd/lakesink")
+	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: env}, "run", "-c", cfgPath)
+
+	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
+	ctx := context.Background()
+	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
+		default:
+		}
+		for _, st := range []string{"clickstream", "iot"} {
+			for _, h := range hours {
+				key := fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", st, h.Format("2006-01-02"), h.Format("15"))
+				if ok, err := s.lake.Exists(ctx, key); err != nil || !ok {
+					return fmt.Errorf("no marker %s (%v)", key, err)
+				}
+			}
+		}
+		for topic, n := range map[string]int{clickTopic: 4, iotTopic: 3} {
+			high := k.HighWatermarks(t, topic, n)
+			committed, _, err := k.TryCommittedOffsets(group, topic, n)
+			if err != nil {
+				return err
+			}
+			for part := range n {
+				if committed[part] != high[part] {
+					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
+				}
+			}
+		}
+		return nil
+	})
+	proc.Signal(15)
+	select {
+	case <-proc.Done():
+		if err := proc.ExitErr(); err != nil {
+			t.Fatalf("lakesink exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lakesink did not stop within 30s of SIGTERM")
+	}
+
+	cat := s.open(t)
+	for _, stream := range []string{"clickstream", "iot"} {
+		checkExactlyOnceUnit(t, s.lake, stream, p.valid[stream], time.Microsecond)
+		checkTable(t, s, cat, stream, p.valid[stream], hours)
+	}
+	if s.rest != nil {
+		var commits, conflicts int
+		for _, r := range s.rest.Requests() {
+			if strings.HasPrefix(r, "POST /v1/namespaces/lake/tables/") {
+				commits++
+				if strings.HasSuffix(r, "-> 409") {
+					conflicts++
+				}
+			}
+		}
+		t.Logf("REST catalog: %d table commits, %d answered 409", commits, conflicts)
+		if conflicts != 3 {
+			t.Errorf("%d commits answered 409, want the 3 injected", conflicts)
+		}
+	}
+}
+
+// checkTable reads stream's table back: every valid record exactly once,
+// the data files exactly those the manifests list, and each manifest names
+// a snapshot of the table that records the hour's completion.
+func checkTable(t *testing.T, s icebergSetup, cat catalog.Catalog, stream string, valid map[string]int64, hours []time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := cat.LoadTable(ctx, table.Identifier{"lake", stream})
+	if err != nil {
+		t.Fatalf("load table lake.%s: %v", stream, err)
+	}
+	idCol := map[string]string{"clickstream": "event_id", "iot": "seq"}[stream]
+	at, err := tbl.Scan(table.WithSelectedFields(idCol)).ToArrowTable(ctx)
+	if err != nil {
+		t.Fatalf("scan lake.%s: %v", stream, err)
+	}
+	defer at.Release()
+	seen := map[string]int{}
+	for _, chunk := range at.Column(0).Data().Chunks() {
+		for i := 0; i < chunk.Len(); i++ {
+			seen[chunk.ValueStr(i)]++
+		}
+	}
+	lost, dup, extra := 0, 0, 0
+	for id := range valid {
+		switch seen[id] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	for id := range seen {
+		if _, ok := valid[id]; !ok {
+			extra++
+		}
+	}
+	if lost+dup+extra > 0 || int(at.NumRows()) != len(valid) {
+		t.Errorf("table lake.%s: %d rows for %d valid records: %d lost, %d duplicated, %d unexpected", stream, at.NumRows(), len(valid), lost, dup, extra)
+	}
+
+	// The table's files are the manifests' files.
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTable := map[string]bool{}
+	for _, task := range tasks {
+		p := task.File.FilePath()
+		if inTable[p] {
+			t.Errorf("table lake.%s references %s twice", stream, p)
+		}
+		inTable[p] = true
+	}
+	for _, h := range hours {
+		key := fmt.Sprintf("%s/dt=%s/hour=%s/%s", stream, h.Format("2006-01-02"), h.Format("15"), partitioner.MarkerName)
+		m := readManifest(t, s.lake, key)
+		if m.Table != "lake."+stream || m.SnapshotID == 0 || m.TablePartition[map[string]string{"clickstream": "ts_hour", "iot": "event_time_hour"}[stream]] != h.Unix()/3600 {
+			t.Errorf("%s: table %q snapshot %d partition %v", key, m.Table, m.SnapshotID, m.TablePartition)
+		}
+		snap := tbl.Metadata().SnapshotByID(m.SnapshotID)
+		if snap == nil {
+			t.Errorf("%s: snapshot %d is not in the table", key, m.SnapshotID)
+		} else if ct := snap.Summary.Properties[tables.PropCompleteThrough]; m.Revision == 1 && ct != h.Add(time.Hour).Format(time.RFC3339) {
+			t.Errorf("%s: snapshot %d says %s %q, want %s", key, m.SnapshotID, tables.PropCompleteThrough, ct, h.Add(time.Hour).Format(time.RFC3339))
+		}
+		for _, f := range m.Files {
+			if !inTable[s.location(f.Path)] {
+				t.Errorf("%s lists %s, which the table does not reference", key, f.Path)
+			}
+			delete(inTable, s.location(f.Path))
+		}
+	}
+	for p := range inTable {
+		t.Errorf("table lake.%s references %s, which no manifest lists", stream, p)
+	}
+}
