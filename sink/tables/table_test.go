@@ -177,10 +177,6 @@ func TestOpenCreatesTable(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
-}
-
 func TestClaimCommitFence(t *testing.T) {
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()

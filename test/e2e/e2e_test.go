@@ -33,8 +33,8 @@ type backend struct {
 	env     []string       // extra environment for the sink process
 	lake    writers.Writer // reads the same lake
 	check   func(t *testing.T)
-	stop    func() // stops the storage server (nil for local)
-	restart func() // starts it again on the same address and data
+	stop    func()      // stops the storage server (nil for local)
+	restart func()      // starts it again on the same address and data
 	s3      *testenv.S3 // the S3 server of the s3 backend; else nil
 }
 
