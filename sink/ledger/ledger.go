@@ -247,13 +247,15 @@ func (l *Ledger) Uploaded(hour, first, last int64) {
 // Pending returns how many uploaded files wait for the table.
 func (l *Ledger) Pending() int { return len(l.pending) }
 
-// Published notes that the table now references every file passed to
-// Uploaded so far: they are durable.
-func (l *Ledger) Published() {
-	for _, p := range l.pending {
+// Published notes that the table now references the first n files passed
+// to Uploaded and not yet published (uploads are published in order): they
+// are durable.
+func (l *Ledger) Published(n int) {
+	n = min(n, len(l.pending))
+	for _, p := range l.pending[:n] {
 		l.markDone(p.hour, p.last)
 	}
-	l.pending = l.pending[:0]
+	l.pending = append(l.pending[:0], l.pending[n:]...)
 }
 
 // Abandoned notes that the open file of hour was thrown away (revocation);

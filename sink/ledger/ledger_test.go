@@ -99,9 +99,9 @@ func (s *simPartition) commit() {
 			}
 			s.table.files[name] = s.lake[name]
 		}
-		s.pendingNames = s.pendingNames[:0]
 		s.table.c, s.table.m = c, m
-		s.led.Published()
+		s.led.Published(len(s.pendingNames))
+		s.pendingNames = s.pendingNames[:0]
 		if s.r.Float64() < 0.05 {
 			s.crash = true // between table commit and Kafka commit
 			return

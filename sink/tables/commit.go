@@ -296,6 +296,12 @@ func (t *Table) fence(batch []*request) []*request {
 	for _, r := range batch {
 		if r.kind == reqCommit {
 			e, ok := t.progress[r.owner.key()]
+			if ok && sameEntry(e, r.entry) {
+				// A retry of a commit that landed though its answer was
+				// lost (a timeout, a dropped connection): done already.
+				r.done <- result{snapshot: t.scanned}
+				continue
+			}
 			if !ok || e.Generation != r.owner.Generation || e.Member != r.owner.Member {
 				if t.m != nil {
 					t.m.Fenced.WithLabelValues(t.stream).Inc()
@@ -307,6 +313,15 @@ func (t *Table) fence(batch []*request) []*request {
 		kept = append(kept, r)
 	}
 	return kept
+}
+
+// sameEntry reports whether two progress entries are the same; a commit's
+// entry differs from every earlier one of its partition (its done marks or
+// offset advance), so finding it in the table means the commit landed.
+func sameEntry(a, b Entry) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 // commitOnce builds and commits the batch's snapshot on the current table.

@@ -215,8 +215,18 @@ func TestClaimCommitFence(t *testing.T) {
 	if err := tb.Commit(ctx, b, []File{f2}, 15, ledger.Meta{V: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// The same commit again — its answer was lost, so the worker resends
+	// it — is found in the table and not applied twice.
+	if err := tb.Commit(ctx, b, []File{f2}, 15, ledger.Meta{V: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if got := rows(t, tb); len(got) != 15 {
 		t.Errorf("table holds %d ids, want 15", len(got))
+	}
+	for id, n := range rows(t, tb) {
+		if n != 1 {
+			t.Errorf("id %s %d times after a resent commit", id, n)
+		}
 	}
 	if n := testutil.ToFloat64(tb.m.Fenced.WithLabelValues("clicks")); n != 1 {
 		t.Errorf("fenced commits %v, want 1", n)

@@ -37,22 +37,28 @@ func (w *Worker) claim(ctx context.Context, start int64, meta ledger.Meta) (int6
 // publish adds the uploaded files to the stream's table, recording the
 // progress the partition has once they are durable; then they are. A
 // failing catalog leaves them pending — the Kafka commit stays behind them
-// — and is tried again at the next commit. A worker whose claim was taken
-// over (a rebalance) stops: errRevoked.
+// — and the same commit is sent again at the next commit: a commit whose
+// answer was lost may have landed, and a different one (more files) would
+// add its files twice. A worker whose claim was taken over (a rebalance)
+// stops: errRevoked.
 func (w *Worker) publish(ctx context.Context) error {
 	if len(w.pending) == 0 {
 		return nil
 	}
-	files := make([]tables.File, len(w.pending))
-	for i, p := range w.pending {
+	if w.tried.files == 0 {
+		w.tried.files = len(w.pending)
+		w.tried.c, w.tried.meta = w.led.PublishPoint()
+	}
+	n := w.tried.files
+	files := make([]tables.File, n)
+	for i, p := range w.pending[:n] {
 		files[i] = p.file
 	}
-	c, meta := w.led.PublishPoint()
 	start := time.Now()
-	err := w.st.Table.Commit(ctx, w.owner, files, c, meta)
+	err := w.st.Table.Commit(ctx, w.owner, files, w.tried.c, w.tried.meta)
 	switch {
 	case errors.Is(err, tables.ErrFenced):
-		w.log.Warn("table commit fenced: the partition was claimed by another worker", "files", len(files))
+		w.log.Warn("table commit fenced: the partition was claimed by another worker", "files", n)
 		return errRevoked
 	case err != nil:
 		if ctx.Err() == nil {
@@ -61,12 +67,13 @@ func (w *Worker) publish(ctx context.Context) error {
 		return nil
 	}
 	w.env.Health.Catalog(w.st.Name, nil)
-	w.led.Published()
-	for _, p := range w.pending {
+	w.led.Published(n)
+	for _, p := range w.pending[:n] {
 		w.noteAmend(ctx, p.hour, p.first)
 	}
-	w.log.Debug("files added to the table", "files", len(files), "took", time.Since(start).Round(time.Millisecond))
-	clear(w.pending)
-	w.pending = w.pending[:0]
+	w.log.Debug("files added to the table", "files", n, "took", time.Since(start).Round(time.Millisecond))
+	clear(w.pending[:n])
+	w.pending = append(w.pending[:0], w.pending[n:]...)
+	w.tried.files = 0
 	return nil
 }

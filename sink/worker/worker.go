@@ -73,6 +73,15 @@ type Worker struct {
 	// without one); owner is this worker as the table knows it.
 	pending []pendingFile
 	owner   tables.Owner
+	// tried is the table commit that failed without an answer (it may
+	// have landed): its first `files` pending files and the progress sent
+	// with them. The next publish sends exactly it again; the table
+	// answers success if it finds it already there.
+	tried struct {
+		files int
+		c     int64
+		meta  ledger.Meta
+	}
 
 	stopped  bool  // Run is restarting it after a failure
 	memHeld  int64 // bytes this worker has counted in env.Budget
@@ -548,6 +557,7 @@ func (w *Worker) abandonAll() {
 	// Uploaded files not in the table are replayed like open ones; the
 	// next owner re-creates them under the same names.
 	w.pending = nil
+	w.tried.files = 0
 	for h, f := range w.files {
 		w.format.drop(f)
 		_ = f.fw.Abort()
