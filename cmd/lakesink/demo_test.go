@@ -22,7 +22,7 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"committed", "parquet files", "hour markers", "complete: _SUCCESS", lake} {
+	for _, want := range []string{"committed", "parquet files", "hour markers", "complete: _SUCCESS", lake, "Iceberg table lake.clickstream", "iceberg_scan("} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

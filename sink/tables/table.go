@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -251,6 +252,9 @@ func (t *Table) openCatalog(ctx context.Context) error {
 	maps.Copy(props, c.Properties)
 	switch c.Type {
 	case config.CatalogSQL:
+		if err := os.MkdirAll(filepath.Dir(c.URI), 0o755); err != nil {
+			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
+		}
 		db, err := sql.Open("sqlite", "file:"+c.URI+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 		if err != nil {
 			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)

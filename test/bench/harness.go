@@ -103,6 +103,10 @@ type Options struct {
 	KeepWorkDir bool
 	// Progress, if not nil, receives human-readable progress lines.
 	Progress io.Writer
+	// Table also commits the stream's files to an Apache Iceberg table in
+	// an SQLite catalog in WorkDir; the run then checks the table's record
+	// count too.
+	Table bool
 }
 
 func (o *Options) defaults() {
@@ -183,11 +187,15 @@ type Result struct {
 	LakeRecords    int64   `json:"lake_records"`
 	// Buckets is the number of (partition, hour) pairs with data;
 	// MaxFilesPerBucket the most files any of them got (1 = no splits).
-	Buckets           int    `json:"buckets"`
-	MaxFilesPerBucket int    `json:"max_files_per_bucket"`
-	ManifestRecords   int64  `json:"manifest_records"` // -1: markers not awaited
-	Verified          bool   `json:"verified"`
-	CPUProfile        string `json:"cpu_profile,omitempty"` // written profile, if any
+	Buckets           int   `json:"buckets"`
+	MaxFilesPerBucket int   `json:"max_files_per_bucket"`
+	ManifestRecords   int64 `json:"manifest_records"` // -1: markers not awaited
+	// Iceberg: the run committed to an Iceberg table (SQLite catalog);
+	// TableRecords is the table's total-records after the run.
+	Iceberg      bool   `json:"table,omitempty"`
+	TableRecords int64  `json:"table_records,omitempty"`
+	Verified     bool   `json:"verified"`
+	CPUProfile   string `json:"cpu_profile,omitempty"` // written profile, if any
 
 	Machine Machine `json:"machine"`
 	Command string  `json:"command,omitempty"` // set by the caller
@@ -424,6 +432,17 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if recs != res.Records {
 		verr = append(verr, fmt.Errorf("%d records in the lake, %d produced", recs, res.Records))
 	}
+	if o.Table {
+		res.Iceberg = true
+		n, err := tableRecords(ctx, filepath.Join(work, "catalog.db"), o.Schema)
+		res.TableRecords = n
+		switch {
+		case err != nil:
+			verr = append(verr, err)
+		case n != res.Records:
+			verr = append(verr, fmt.Errorf("%d records in the table, %d produced", n, res.Records))
+		}
+	}
 	if o.CPUProfile != "" {
 		if st, err := os.Stat(o.CPUProfile); err == nil && st.Size() > 0 {
 			res.CPUProfile = o.CPUProfile
@@ -488,6 +507,9 @@ func configYAML(o Options, broker, topic, group, work, lake string, httpPort int
       - {name: quantity, type: int32}
       - {name: attrs, type: json}
 `)
+	}
+	if o.Table {
+		fmt.Fprintf(&b, "    table: {format: iceberg, namespace: bench, catalog: {type: sql, uri: %q}}\n", filepath.Join(work, "catalog.db"))
 	}
 	fmt.Fprintf(&b, "files:\n  compression: %s\n  spool_dir: %q\n", o.Compression, filepath.Join(work, "spool"))
 	if o.MemoryLimit != "" {
@@ -611,7 +633,7 @@ func AppendJSON(path string, r Result) error {
 func (r Result) Table() string {
 	var b strings.Builder
 	row := func(k, f string, a ...any) { fmt.Fprintf(&b, "  %-28s "+f+"\n", append([]any{k}, a...)...) }
-	fmt.Fprintf(&b, "lakesink bench — %s, %s values (%.0f B/record), %s\n", r.Scenario, r.format(), float64(r.ValueBytes)/float64(max(r.Records, 1)), r.Time)
+	fmt.Fprintf(&b, "lakesink bench — %s, %s values (%.0f B/record), %s\n", r.Scenario, r.Variant(), float64(r.ValueBytes)/float64(max(r.Records, 1)), r.Time)
 	row("machine", "%d CPU, %s, %s, load1 before %.2f", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.Load1)
 	row("records", "%d %s, %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, r.format(), float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
 	row("layout", "%d partitions, %d hours (interleaved: %v), %s, memory_limit %s", r.Partitions, r.Hours, r.Interleave, r.Compression, orDefault(r.MemoryLimit))
@@ -630,11 +652,22 @@ func (r Result) Table() string {
 		mr = strconv.FormatInt(r.ManifestRecords, 10)
 	}
 	row("lake", "%d files for %d partition-hours (max %d per partition-hour), %d records", r.LakeFiles, r.Buckets, r.MaxFilesPerBucket, r.LakeRecords)
+	if r.Iceberg {
+		row("iceberg table", "%d records (SQLite catalog, committed with the files)", r.TableRecords)
+	}
 	row("verified", "%v (manifests: %s records)", r.Verified, mr)
 	if r.CPUProfile != "" {
 		row("cpu profile", "%s", r.CPUProfile)
 	}
 	return b.String()
+}
+
+// Variant names the run: its format, "+iceberg" with a table.
+func (r Result) Variant() string {
+	if r.Iceberg {
+		return r.format() + "+iceberg"
+	}
+	return r.format()
 }
 
 // format is r.Format, with results written before Avro runs existed

@@ -3,7 +3,10 @@
 // SIGKILL at random moments, the group scales out and in, the broker
 // restarts and the storage server goes away for a while. At the end every
 // record in Kafka must be in the lake exactly once, as read through the hour
-// manifests, with no orphan files.
+// manifests, with no orphan files. A second stream gets the same records
+// from a second topic and commits them to an Apache Iceberg table in a REST
+// catalog on the same S3 server; its table, read back with iceberg-go, must
+// hold every record exactly once too.
 package chaos
 
 import (
@@ -18,6 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/catalog/rest"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
@@ -31,6 +39,8 @@ import (
 
 const (
 	topic      = "clickstream"
+	iceTopic   = "clickstream-ice" // the same records, for the table stream
+	iceStream  = "clicks_ice"
 	partitions = 6
 	group      = "lakesink-chaos"
 )
@@ -42,6 +52,7 @@ type cluster struct {
 	bin     string
 	k       *testenv.Kafka
 	storage string
+	table   string // the table stream's table: block
 	env     []string
 	mu      sync.Mutex
 	running map[int]*testenv.Process
@@ -76,7 +87,19 @@ streams:
       - {name: url, type: string}
       - {name: device_id, path: device.id, type: string}
       - {name: attrs, type: json}
-files:
+  - name: %s
+    topics: [%s]
+    time: {field: ts, format: unix_ms}
+    allowed_lateness: 1m
+    schema:
+      - {name: event_id, type: string, required: true}
+      - {name: user_id, type: string}
+      - {name: ts, type: timestamp_ms}
+      - {name: url, type: string}
+      - {name: device_id, path: device.id, type: string}
+      - {name: attrs, type: json}
+    table:
+%sfiles:
   spool_dir: %q
   max_file_bytes: 192KiB
   row_group_bytes: 64KiB
@@ -86,7 +109,7 @@ files:
 http: {listen: "127.0.0.1:0"}
 shutdown_timeout: 10s
 log: {level: info, format: json}
-`, c.k.Addr, group, topic, filepath.Join(dir, "spool"), c.storage)
+`, c.k.Addr, group, topic, iceStream, iceTopic, c.table, filepath.Join(dir, "spool"), c.storage)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
@@ -137,9 +160,13 @@ type producer struct {
 }
 
 func (p *producer) run(ctx context.Context, t *testing.T, pace time.Duration) error {
-	w := &kafka.Writer{Addr: kafka.TCP(p.k.Addr), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchSize: p.batch,
-		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, MaxAttempts: 3}
-	defer w.Close()
+	var ws []*kafka.Writer
+	for _, tp := range []string{topic, iceTopic} {
+		w := &kafka.Writer{Addr: kafka.TCP(p.k.Addr), Topic: tp, Balancer: &kafka.RoundRobin{}, BatchSize: p.batch,
+			BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, MaxAttempts: 3}
+		defer w.Close()
+		ws = append(ws, w)
+	}
 	span := 10 * time.Hour
 	for i := 0; i < p.n; {
 		end := min(i+p.batch, p.n)
@@ -148,18 +175,20 @@ func (p *producer) run(ctx context.Context, t *testing.T, pace time.Duration) er
 			ts := p.from.Add(time.Duration(int64(span) * int64(j) / int64(p.n))).Add(time.Duration(p.r.IntN(20_000)) * time.Millisecond)
 			msgs = append(msgs, kafka.Message{Value: demo.Clickstream(p.r, int64(j), ts)})
 		}
-		for {
-			err := w.WriteMessages(ctx, msgs...)
-			if err == nil {
-				break
+		for _, w := range ws {
+			for {
+				err := w.WriteMessages(ctx, msgs...)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				// A failed batch may still have been written (lost ack): the
+				// check compares the lake with what is in Kafka, not with what
+				// was sent, so a duplicate in Kafka is not a false alarm.
+				time.Sleep(200 * time.Millisecond)
 			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// A failed batch may still have been written (lost ack): the
-			// check compares the lake with what is in Kafka, not with what
-			// was sent, so a duplicate in Kafka is not a false alarm.
-			time.Sleep(200 * time.Millisecond)
 		}
 		i = end
 		p.sent.Store(int64(i))
@@ -179,11 +208,17 @@ func TestChaos(t *testing.T) {
 
 	k := testenv.StartKafka(t)
 	k.CreateTopic(t, topic, partitions)
+	k.CreateTopic(t, iceTopic, partitions)
 	s3 := testenv.StartS3(t)
 	s3.CreateBucket(t, "lake")
+	s3Props := iceberg.Properties{iceio.S3EndpointURL: s3.Endpoint, iceio.S3Region: s3.Region,
+		iceio.S3AccessKeyID: s3.AccessKey, iceio.S3SecretAccessKey: s3.SecretKey}
+	rc := testenv.StartIcebergREST(t, "s3://lake/chaos/_warehouse", s3Props)
 	storage := fmt.Sprintf("storage:\n  type: s3\n  s3: {bucket: lake, prefix: chaos, region: %s, endpoint: %q, force_path_style: true, access_key_id: %s, secret_access_key: %s, part_size: 5MiB}\n",
 		s3.Region, s3.Endpoint, s3.AccessKey, s3.SecretKey)
-	c := &cluster{t: t, bin: testenv.Build(t, "./cmd/lakesink"), k: k, storage: storage, running: map[int]*testenv.Process{}}
+	c := &cluster{t: t, bin: testenv.Build(t, "./cmd/lakesink"), k: k, storage: storage, running: map[int]*testenv.Process{},
+		table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      catalog: {type: rest, uri: %q, token: \"${CHAOS_ICEBERG_TOKEN}\"}\n", rc.URL),
+		env:   []string{"CHAOS_ICEBERG_TOKEN=" + rc.Token}}
 
 	from := time.Now().UTC().Truncate(time.Hour).Add(-12 * time.Hour)
 	p := &producer{k: k, n: records, from: from, r: rand.New(rand.NewPCG(seed, 8)), batch: 1000}
@@ -252,14 +287,17 @@ func TestChaos(t *testing.T) {
 
 	// Converge: everything committed, every hour with data marked.
 	high := k.HighWatermarks(t, topic, partitions)
+	iceHigh := k.HighWatermarks(t, iceTopic, partitions)
 	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "all offsets committed", func() error {
-		committed, _, err := k.TryCommittedOffsets(group, topic, partitions)
-		if err != nil {
-			return err
-		}
-		for part := 0; part < partitions; part++ {
-			if committed[part] != high[part] {
-				return fmt.Errorf("partition %d: committed %d of %d", part, committed[part], high[part])
+		for tp, hw := range map[string]map[int]int64{topic: high, iceTopic: iceHigh} {
+			committed, _, err := k.TryCommittedOffsets(group, tp, partitions)
+			if err != nil {
+				return err
+			}
+			for part := 0; part < partitions; part++ {
+				if committed[part] != hw[part] {
+					return fmt.Errorf("%s/%d: committed %d of %d", tp, part, committed[part], hw[part])
+				}
 			}
 		}
 		return nil
@@ -277,22 +315,31 @@ func TestChaos(t *testing.T) {
 	lastHour := from.Add(10 * time.Hour)
 	testenv.Eventually(t, 2*time.Minute, 500*time.Millisecond, "markers for every hour", func() error {
 		for h := from; !h.After(lastHour); h = h.Add(time.Hour) {
-			key := fmt.Sprintf("clickstream/dt=%s/hour=%s/_SUCCESS", h.Format("2006-01-02"), h.Format("15"))
-			if ok, err := lake.Exists(context.Background(), key); err != nil || !ok {
-				return fmt.Errorf("no marker %s (%v)", key, err)
+			for _, st := range []string{"clickstream", iceStream} {
+				key := fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", st, h.Format("2006-01-02"), h.Format("15"))
+				if ok, err := lake.Exists(context.Background(), key); err != nil || !ok {
+					return fmt.Errorf("no marker %s (%v)", key, err)
+				}
 			}
 		}
 		return nil
 	})
 
-	inKafka := readTopic(t, k, high)
-	checkLake(t, lake, inKafka)
+	inKafka := readTopic(t, k, topic, high)
+	checkLake(t, lake, "clickstream", inKafka)
+	inKafkaIce := readTopic(t, k, iceTopic, iceHigh)
+	listed := checkLake(t, lake, iceStream, inKafkaIce)
+	cat, err := rest.NewCatalog(context.Background(), "chaos", rc.URL, rest.WithOAuthToken(rc.Token), rest.WithAdditionalProps(s3Props))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, cat, inKafkaIce, listed)
 	t.Logf("%d records in Kafka, %d kills, %d scale-outs, %d scale-ins, %d broker restarts, %d storage outages",
 		len(inKafka), kills, scaleOuts, scaleIns, brokerRestarts, outages)
 }
 
 // readTopic returns how many times each event id is in the topic.
-func readTopic(t *testing.T, k *testenv.Kafka, high map[int]int64) map[string]int {
+func readTopic(t *testing.T, k *testenv.Kafka, topic string, high map[int]int64) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for part := 0; part < partitions; part++ {
@@ -313,12 +360,13 @@ func readTopic(t *testing.T, k *testenv.Kafka, high map[int]int64) map[string]in
 	return out
 }
 
-// checkLake reads every manifest and every file they list and compares the
-// event ids with what is in Kafka: each record exactly once, no orphans.
-func checkLake(t *testing.T, lake writers.Writer, inKafka map[string]int) {
+// checkLake reads every manifest of stream and every file they list and
+// compares the event ids with what is in Kafka: each record exactly once,
+// no orphans. It returns the files the manifests list.
+func checkLake(t *testing.T, lake writers.Writer, stream string, inKafka map[string]int) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
-	objs, err := lake.List(ctx, "clickstream/")
+	objs, err := lake.List(ctx, stream+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +410,65 @@ func checkLake(t *testing.T, lake writers.Writer, inKafka map[string]int) {
 		}
 	}
 	if lost > 0 || dup > 0 || extra > 0 {
-		t.Errorf("lake vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", lost, dup, extra, len(inKafka))
+		t.Errorf("%s: lake vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", stream, lost, dup, extra, len(inKafka))
 	}
-	t.Logf("lake: %d data files listed by the manifests hold %d distinct records; %d orphans", len(listed), len(inLake), orphans)
+	t.Logf("%s: %d data files listed by the manifests hold %d distinct records; %d orphans", stream, len(listed), len(inLake), orphans)
+	return listed
+}
+
+// checkTable reads the table stream's table back with iceberg-go's scan:
+// each record in Kafka exactly once, and its data files exactly the files
+// the manifests list (keys relative to the storage root, under chaos/).
+func checkTable(t *testing.T, cat catalog.Catalog, inKafka map[string]int, listed map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := cat.LoadTable(ctx, table.Identifier{"lake", iceStream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := tbl.Scan(table.WithSelectedFields("event_id")).ToArrowTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	inTable := map[string]int{}
+	for _, chunk := range at.Column(0).Data().Chunks() {
+		for i := 0; i < chunk.Len(); i++ {
+			inTable[chunk.ValueStr(i)]++
+		}
+	}
+	lost, dup, extra := 0, 0, 0
+	for id, n := range inKafka {
+		switch got := inTable[id]; {
+		case got < n:
+			lost += n - got
+		case got > n:
+			dup += got - n
+		}
+	}
+	for id := range inTable {
+		if inKafka[id] == 0 {
+			extra++
+		}
+	}
+	if lost > 0 || dup > 0 || extra > 0 {
+		t.Errorf("table vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", lost, dup, extra, len(inKafka))
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]int{}
+	for _, task := range tasks {
+		refs[strings.TrimPrefix(task.File.FilePath(), "s3://lake/chaos/")]++
+	}
+	for p, n := range refs {
+		if n != 1 || !listed[p] {
+			t.Errorf("table references %s %d times; listed by a manifest: %v", p, n, listed[p])
+		}
+	}
+	if len(refs) != len(listed) {
+		t.Errorf("table references %d files, the manifests list %d", len(refs), len(listed))
+	}
+	t.Logf("table lake.%s: %d snapshots, %d files, %d rows", iceStream, len(tbl.Metadata().Snapshots()), len(refs), at.NumRows())
 }

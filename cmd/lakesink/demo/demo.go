@@ -42,6 +42,7 @@ func DefaultOptions() Options {
 const (
 	clickTopic = "clickstream"
 	iotTopic   = "iot-telemetry"
+	icebergDir = "_iceberg" // the demo's catalog and table metadata, under the lake
 )
 
 // Config returns the sink configuration the demo runs with.
@@ -53,6 +54,10 @@ func Config(broker, lake, spool, httpAddr string) *config.Config {
 	click, iot := ClickstreamStream(clickTopic), IoTStream(iotTopic)
 	click.AllowedLateness = config.Duration(time.Minute)
 	iot.AllowedLateness = config.Duration(time.Minute)
+	// The clickstream also goes into an Apache Iceberg table, in an
+	// embedded SQLite catalog under the lake.
+	click.Table = &config.Table{Format: config.TableIceberg, Namespace: "lake", Catalog: config.Catalog{
+		Type: config.CatalogSQL, URI: filepath.Join(lake, icebergDir, "catalog.db"), Warehouse: filepath.Join(lake, icebergDir)}}
 	cfg.Streams = []config.Stream{click, iot}
 	cfg.Storage.Type = config.StorageLocal
 	cfg.Storage.Local.Root = lake
@@ -90,7 +95,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return fmt.Errorf("demo config: %w", err)
 	}
 
-	fmt.Fprintf(out, "lakesink demo\n  broker     %s (embedded)\n  lake       %s\n  streams    clickstream (6 partitions), iot (3 partitions)\n", broker, lake)
+	fmt.Fprintf(out, "lakesink demo\n  broker     %s (embedded)\n  lake       %s\n  streams    clickstream (6 partitions; also Iceberg table lake.clickstream), iot (3 partitions)\n", broker, lake)
 	now := time.Now()
 	start := now.Truncate(time.Hour).Add(-time.Duration(opts.Hours) * time.Hour)
 	fmt.Fprintf(out, "  backlog    %d events per stream from %s to now, ~0.5%% malformed\n", opts.Records, start.UTC().Format("2006-01-02 15:04 MST"))
@@ -191,6 +196,7 @@ loop:
 	}
 	fmt.Fprintln(out)
 	summary(out, lake)
+	icebergSummary(ctx, out, cfg.Streams[0])
 	return nil
 }
 
@@ -261,7 +267,7 @@ func summary(out io.Writer, lake string) {
 			return nil
 		}
 		rel, _ := filepath.Rel(lake, filepath.Dir(p))
-		if strings.HasPrefix(rel, "_lakesink") {
+		if strings.HasPrefix(rel, "_lakesink") || strings.HasPrefix(rel, icebergDir) {
 			return nil
 		}
 		h := hours[rel]

@@ -2,11 +2,16 @@
 // harness in test/bench: it runs the lakesink binary against a backlog in
 // the test broker and prints records/s, MB/s, CPU seconds and peak RSS.
 //
-//	lakesink-bench -lakesink bin/lakesink -broker bin/kafkabroker            # 1M clickstream, 6 partitions, JSON then Avro
+//	lakesink-bench -lakesink bin/lakesink -broker bin/kafkabroker            # 1M clickstream, 6 partitions: JSON and Avro, each without and with an Iceberg table
 //	lakesink-bench -format avro                                              # Avro only
 //	lakesink-bench -schema iot -records 2000000
 //	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB; JSON only
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
+//
+// -table none,iceberg (the throughput scenario's default) runs each format
+// twice, without and with an Iceberg table in an SQLite catalog, and the
+// summary line of the table run gives its records/s relative to the run
+// without.
 //
 // -format is a comma-separated list of record formats, each a separate run
 // with the same options and the same records: json, and avro (the same
@@ -22,6 +27,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -55,6 +61,7 @@ func main() {
 	flag.StringVar(&o.CPUProfile, "profile", "", "ask the sink for a CPU profile at this path (env LAKESINK_CPUPROFILE; needs support in cmd/lakesink)")
 	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.StringVar(&o.WorkDir, "work-dir", "", "keep lake, spool and logs here (default: a temp folder, removed)")
+	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
 
 	o.Scenario = *scenario
@@ -62,6 +69,9 @@ func main() {
 	case "throughput":
 		if *formats == "" {
 			*formats = bench.FormatJSON + "," + bench.FormatAvro
+		}
+		if *tables == "" {
+			*tables = "none,iceberg"
 		}
 	case "memory":
 		if *formats == "" {
@@ -82,6 +92,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "lakesink-bench: unknown -scenario %q\n", *scenario)
 		os.Exit(2)
 	}
+	var withTable []bool
+	for _, v := range strings.Split(cmp.Or(*tables, "none"), ",") {
+		switch v = strings.TrimSpace(v); v {
+		case "none":
+			withTable = append(withTable, false)
+		case "iceberg":
+			withTable = append(withTable, true)
+		default:
+			fmt.Fprintf(os.Stderr, "lakesink-bench: -table %q: want none, iceberg or both comma-separated\n", v)
+			os.Exit(2)
+		}
+	}
 	var fs []string
 	for _, f := range strings.Split(*formats, ",") {
 		switch f = strings.TrimSpace(f); f {
@@ -99,30 +121,50 @@ func main() {
 
 	failed := false
 	var summary []string
-	for i, f := range fs {
+	type variant struct {
+		format string
+		table  bool
+	}
+	var vs []variant
+	for _, f := range fs {
+		for _, t := range withTable {
+			vs = append(vs, variant{f, t})
+		}
+	}
+	base := map[string]float64{} // format -> records/s without a table
+	for i, v := range vs {
 		if ctx.Err() != nil {
 			break
 		}
 		run := o
-		run.Format = f
-		if len(fs) > 1 {
+		run.Format, run.Table = v.format, v.table
+		name := v.format
+		if v.table {
+			name += "+iceberg"
+		}
+		if len(vs) > 1 {
 			// A second run in the same folder would count the first
 			// one's files in its lake.
 			if run.WorkDir != "" {
-				run.WorkDir = filepath.Join(run.WorkDir, f)
+				run.WorkDir = filepath.Join(run.WorkDir, name)
 			}
 			if run.CPUProfile != "" {
-				run.CPUProfile = strings.TrimSuffix(run.CPUProfile, filepath.Ext(run.CPUProfile)) + "-" + f + filepath.Ext(run.CPUProfile)
+				run.CPUProfile = strings.TrimSuffix(run.CPUProfile, filepath.Ext(run.CPUProfile)) + "-" + name + filepath.Ext(run.CPUProfile)
 			}
 		}
 		if i > 0 {
 			fmt.Println()
 		}
-		line, err := runOne(ctx, run, *results)
+		line, rate, err := runOne(ctx, run, *results)
+		if !v.table {
+			base[v.format] = rate
+		} else if b := base[v.format]; b > 0 && rate > 0 {
+			line += fmt.Sprintf(" — %+.1f%% vs %s without a table", (rate/b-1)*100, v.format)
+		}
 		summary = append(summary, line)
 		if err != nil {
 			failed = true
-			fmt.Fprintf(os.Stderr, "lakesink-bench: %s: %v\n", f, err)
+			fmt.Fprintf(os.Stderr, "lakesink-bench: %s: %v\n", name, err)
 		}
 	}
 	if len(summary) > 1 {
@@ -138,10 +180,10 @@ func main() {
 
 // runOne runs the benchmark once, prints its table, appends its JSON line
 // to results (if not empty) and returns its summary line.
-func runOne(ctx context.Context, o bench.Options, results string) (string, error) {
+func runOne(ctx context.Context, o bench.Options, results string) (string, float64, error) {
 	if o.WorkDir != "" {
 		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-			return o.Format + ": failed", err
+			return o.Format + ": failed", 0, err
 		}
 	}
 	res, err := bench.Run(ctx, o)
@@ -155,11 +197,11 @@ func runOne(ctx context.Context, o bench.Options, results string) (string, error
 			}
 		}
 		line = fmt.Sprintf("%s: %.0f records/s (%.0f B/record, %.1f µs CPU/record, peak RSS %.1f MiB)",
-			res.Format, res.RecordsPerSec, float64(res.ValueBytes)/float64(max(res.Records, 1)),
+			res.Variant(), res.RecordsPerSec, float64(res.ValueBytes)/float64(max(res.Records, 1)),
 			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSSMiB)
 		if err != nil {
 			line += ", NOT VERIFIED"
 		}
 	}
-	return line, err
+	return line, res.RecordsPerSec, err
 }
