@@ -29,6 +29,7 @@ type icebergSetup struct {
 	table string // the table: block, %s = stream name
 	open  func(t *testing.T) catalog.Catalog
 	rest  *testenv.IcebergREST // nil for sql
+	root  string               // a local lake's root; else ""
 	// location is the URL the table references lake key by.
 	location func(key string) string
 }
@@ -46,7 +47,7 @@ func TestIceberg(t *testing.T) {
 		root := filepath.Join(t.TempDir(), "lake")
 		b := localBackendAt(t, root)
 		dbPath := filepath.Join(t.TempDir(), "catalog.db")
-		runIceberg(t, icebergSetup{backend: b, location: func(key string) string { return root + "/" + key },
+		runIceberg(t, icebergSetup{backend: b, root: root, location: func(key string) string { return root + "/" + key },
 			table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", dbPath),
 			open: func(t *testing.T) catalog.Catalog {
 				db, err := sql.Open("sqlite", "file:"+dbPath)
@@ -146,6 +147,9 @@ func runIceberg(t *testing.T, s icebergSetup) {
 		t.Fatal("lakesink did not stop within 30s of SIGTERM")
 	}
 
+	if s.root != "" {
+		checkManifestsAgainstSchema(t, s.root)
+	}
 	cat := s.open(t)
 	for _, stream := range []string{"clickstream", "iot"} {
 		checkExactlyOnceUnit(t, s.lake, stream, p.valid[stream], time.Microsecond)

@@ -538,7 +538,8 @@ func checkManifestsAgainstSchema(t *testing.T, root string) {
 	s := manifestSchema(t)
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || (d.Name() != "_SUCCESS" && !strings.HasSuffix(d.Name(), ".json")) || strings.Contains(p, "_lakesink/finalizer") {
+		if err != nil || d.IsDir() || (d.Name() != "_SUCCESS" && !strings.HasSuffix(d.Name(), ".json")) || strings.Contains(p, "_lakesink/finalizer") ||
+			strings.HasSuffix(d.Name(), ".metadata.json") { // an Iceberg table's metadata under the lake root
 			return err
 		}
 		b, err := os.ReadFile(p)
@@ -558,10 +559,12 @@ func checkManifestsAgainstSchema(t *testing.T, root string) {
 func TestManifestSchemaRejects(t *testing.T) {
 	s := manifestSchema(t)
 	for name, doc := range map[string]string{
-		"missing revision": `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
-		"wrong version":    `{"version":2,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
-		"bad file":         `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":1,"files":[{"path":"x.parquet"}]}`,
-		"bad hour":         `{"version":1,"stream":"s","hour":"yesterday","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
+		"missing revision":       `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
+		"wrong version":          `{"version":2,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
+		"bad file":               `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":1,"files":[{"path":"x.parquet"}]}`,
+		"bad hour":               `{"version":1,"stream":"s","hour":"yesterday","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[]}`,
+		"table without snapshot": `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[],"table":"lake.s","table_partition":{"ts_hour":1}}`,
+		"bad table partition":    `{"version":1,"stream":"s","hour":"2026-11-25T13:00:00Z","revision":1,"completed_at":"2026-11-25T14:00:00Z","records":0,"files":[],"table":"lake.s","snapshot_id":5,"table_partition":{"ts_hour":"x"}}`,
 	} {
 		v, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
 		if err != nil {

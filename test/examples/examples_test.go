@@ -34,6 +34,7 @@ var env = map[string]string{
 	"AWS_ACCESS_KEY_ID":     "AKIAEXAMPLE",
 	"AWS_SECRET_ACCESS_KEY": "aws-secret",
 	"AIRFLOW_TOKEN":         "airflow-token",
+	"ICEBERG_TOKEN":         "iceberg-token",
 }
 
 func TestConfigsValidate(t *testing.T) {
@@ -41,7 +42,7 @@ func TestConfigsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"clickstream-s3.yaml": false, "iot-gcs.yaml": false, "lakesink.yaml": false}
+	want := map[string]bool{"clickstream-s3.yaml": false, "iot-gcs.yaml": false, "lakesink.yaml": false, "iceberg-s3.yaml": false}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			for k, v := range env {
@@ -62,6 +63,10 @@ func TestConfigsValidate(t *testing.T) {
 			case "iot-gcs.yaml":
 				if cfg.Storage.Type != config.StorageGCS || cfg.Streams[0].Name != "iot" {
 					t.Errorf("unexpected config: %+v", cfg.Storage)
+				}
+			case "iceberg-s3.yaml":
+				if tb := cfg.Streams[0].Table; tb == nil || tb.Catalog.Type != config.CatalogREST || tb.Catalog.Token != "iceberg-token" {
+					t.Errorf("unexpected table: %+v", tb)
 				}
 			}
 		})
