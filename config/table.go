@@ -137,10 +137,13 @@ func (c *Config) validateTable(p *problems, sp string, s Stream, seen map[string
 	// The partition spec is hour(<event time column>): the event time must
 	// be a timestamp column of the schema list.
 	switch {
-	case len(s.Schema) == 0:
-		p.add(tp, "needs the stream's schema list: the table's columns are the list's (columns derived from writer schemas or inferred are not supported with tables)")
+	case s.InferSchema:
+		p.add(tp, "not supported with schema: infer (inferred columns are best effort); give the stream a schema list")
 	case s.Time.Field == "":
 		p.add(tp, "needs time.field: the table is partitioned by hour(<event time column>), and the Kafka record timestamp is not a column")
+	case len(s.Schema) == 0:
+		// Columns from each writer schema: the time field's column must be
+		// a timestamp in the writer schemas, checked per schema at run time.
 	default:
 		i := slices.IndexFunc(s.Schema, func(col SchemaColumn) bool { return col.JSONPath() == s.Time.Field })
 		switch {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 )
@@ -21,7 +22,8 @@ func (t *Table) Location(key string) string {
 // record count, column statistics and the hour partition value, all from
 // the Parquet metadata — the lake is not read. Safe for concurrent use.
 func (t *Table) Prepare(ctx context.Context, spool, key string) (File, error) {
-	sc, spec, props := t.fileSchema, t.fileSpec, t.fileProps
+	fm := t.files.Load()
+	sc, spec, props := fm.schema, fm.spec, fm.props
 	df, err := table.FileToDataFile(ctx, spoolIO{spool}, t.Location(key), sc, spec, 0, props)
 	if err != nil {
 		return File{}, fmt.Errorf("read statistics of %s: %w", spool, err)
@@ -30,6 +32,17 @@ func (t *Table) Prepare(ctx context.Context, spool, key string) (File, error) {
 		return File{}, fmt.Errorf("read statistics of %s: no %s partition value (no event times?)", spool, t.part)
 	}
 	return File{df: df}, nil
+}
+
+// fileMeta is what a data file entry is built with.
+type fileMeta struct {
+	schema *iceberg.Schema
+	spec   iceberg.PartitionSpec
+	props  iceberg.Properties
+}
+
+func (t *Table) setFileMeta(tbl *table.Table) {
+	t.files.Store(&fileMeta{schema: tbl.Schema(), spec: tbl.Spec(), props: tbl.Properties()})
 }
 
 // spoolIO is an iceberg-go IO that opens one local file whatever name it is

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -76,11 +77,9 @@ type Table struct {
 	cols    []partitioner.Column
 	log     *slog.Logger
 	m       *Metrics
-	// The table's schema, spec and properties as of Open: what Prepare
-	// reads statistics with (lakesink does not change them while it runs).
-	fileSchema *iceberg.Schema
-	fileSpec   iceberg.PartitionSpec
-	fileProps  iceberg.Properties
+	// files is what Prepare reads statistics with: the table's schema,
+	// spec and properties as of Open or the last Evolve.
+	files atomic.Pointer[fileMeta]
 
 	mu  sync.Mutex
 	tbl *table.Table
@@ -130,6 +129,12 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 			t.timeCol = c.Name
 		}
 	}
+	if len(sc.Schema) == 0 {
+		// Columns from each writer schema, named by their dotted paths:
+		// the table starts with the event time column alone and grows
+		// with the writer schemas (Evolve).
+		t.timeCol = sc.Time.Field
+	}
 	if t.timeCol == "" {
 		return nil, fmt.Errorf("table %s: no column holds time.field %q", sc.TableIdent(), sc.Time.Field)
 	}
@@ -147,14 +152,14 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 	return t, nil
 }
 
-// errIncompatible marks an Open error that waiting does not fix: the
-// table exists and cannot take the stream's files.
-var errIncompatible = errors.New("incompatible table")
+// ErrIncompatible marks an error that waiting does not fix: the table
+// cannot take files with the stream's (or a writer schema's) columns.
+var ErrIncompatible = errors.New("incompatible with the table")
 
-// Retryable reports whether an Open error may go away (the catalog or the
-// storage did not answer) rather than being a table that cannot take the
-// stream's files.
-func Retryable(err error) bool { return !errors.Is(err, errIncompatible) }
+// Retryable reports whether an Open or Evolve error may go away (the
+// catalog or the storage did not answer) rather than being columns the
+// table cannot take.
+func Retryable(err error) bool { return !errors.Is(err, ErrIncompatible) }
 
 // Ident returns the table's identifier, "namespace.name".
 func (t *Table) Ident() string { return strings.Join(t.ident, ".") }
@@ -337,6 +342,9 @@ func readable(file, tbl iceberg.Type) bool {
 }
 
 func (t *Table) schema() (*iceberg.Schema, error) {
+	if len(t.opts.Columns) == 0 {
+		return iceberg.NewSchema(0, iceberg.NestedField{ID: 1, Name: t.timeCol, Type: iceberg.PrimitiveTypes.TimestampTz}), nil
+	}
 	fields := make([]iceberg.NestedField, len(t.opts.Columns))
 	for i, c := range t.opts.Columns {
 		typ, err := icebergType(c.Type)
@@ -376,13 +384,15 @@ func (t *Table) loadOrCreate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load table %s: %w", t.Ident(), err)
 	}
-	if tbl, err = t.evolve(ctx, tbl); err != nil {
-		return err
+	if len(t.opts.Columns) > 0 {
+		if tbl, err = t.evolve(ctx, tbl); err != nil {
+			return err
+		}
 	}
 	if err := t.checkSpec(tbl); err != nil {
 		return err
 	}
-	t.fileSchema, t.fileSpec, t.fileProps = tbl.Schema(), tbl.Spec(), tbl.Properties()
+	t.setFileMeta(tbl)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.tbl = tbl
@@ -406,7 +416,7 @@ func (t *Table) evolve(ctx context.Context, tbl *table.Table) (*table.Table, err
 			return nil, err
 		}
 		if !readable(typ, f.Type) {
-			return nil, fmt.Errorf("%w: table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", errIncompatible, t.Ident(), c.Name, f.Type, typ, c.Type)
+			return nil, fmt.Errorf("%w: table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", ErrIncompatible, t.Ident(), c.Name, f.Type, typ, c.Type)
 		}
 	}
 	if len(missing) > 0 {
@@ -451,5 +461,5 @@ func (t *Table) checkSpec(tbl *table.Table) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: table %s: partition spec %s, want hour(%s) alone: lakesink's files each hold one hour of %s", errIncompatible, t.Ident(), spec.String(), t.timeCol, t.timeCol)
+	return fmt.Errorf("%w: table %s: partition spec %s, want hour(%s) alone: lakesink's files each hold one hour of %s", ErrIncompatible, t.Ident(), spec.String(), t.timeCol, t.timeCol)
 }

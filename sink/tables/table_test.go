@@ -74,6 +74,15 @@ func (f *fixture) open(reg prometheus.Registerer) *Table {
 // at offset first, into the lake, and returns its prepared entry.
 func (f *fixture) write(tb *Table, p int, first int64, n int, h time.Time) File {
 	f.t.Helper()
+	return f.writeRows(tb, p, first, n, h, func(i int) []parquet.Value {
+		at := h.Add(time.Duration(i) * time.Second)
+		return []parquet.Value{parquet.ByteArrayValue(fmt.Appendf(nil, "%d-%d", p, first+int64(i))), parquet.Int64Value(at.UnixMilli()), parquet.Int32Value(int32(i))}
+	})
+}
+
+// writeRows is write with the rows from row, in tb.Columns() order.
+func (f *fixture) writeRows(tb *Table, p int, first int64, n int, h time.Time, row func(i int) []parquet.Value) File {
+	f.t.Helper()
 	s, err := partitioner.NewSchema("clicks", tb.Columns())
 	if err != nil {
 		f.t.Fatal(err)
@@ -89,8 +98,7 @@ func (f *fixture) write(tb *Table, p int, first int64, n int, h time.Time) File 
 	}
 	for i := range n {
 		at := h.Add(time.Duration(i) * time.Second)
-		row := []parquet.Value{parquet.ByteArrayValue(fmt.Appendf(nil, "%d-%d", p, first+int64(i))), parquet.Int64Value(at.UnixMilli()), parquet.Int32Value(int32(i))}
-		if err := w.Append(row, first+int64(i), at); err != nil {
+		if err := w.Append(row(i), first+int64(i), at); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -326,5 +334,106 @@ func TestComplete(t *testing.T) {
 	tb2 := f.open(prometheus.NewRegistry())
 	if at, s := tb2.CompleteThrough(); !at.Equal(hour10.Add(2*time.Hour)) || s != s2 {
 		t.Errorf("CompleteThrough() = %s, %d; want 12:00, %d", at, s, s2)
+	}
+}
+
+// TestEvolve grows a table with derived columns through writer schema
+// versions: added columns, a widened type, and the changes it refuses.
+func TestEvolve(t *testing.T) {
+	f := newFixture(t)
+	f.stream.Schema = nil
+	f.stream.Format = config.FormatAvro
+	f.cols = nil
+	tb := f.open(prometheus.NewRegistry())
+	ctx := context.Background()
+	if sc := tb.tbl.Schema(); len(sc.Fields()) != 1 || sc.Field(0).Name != "ts" {
+		t.Fatalf("new derived table: schema %s, want ts alone", sc)
+	}
+	v1 := []partitioner.Column{{Name: "id", Type: partitioner.TypeString, Required: true}, {Name: "ts", Type: partitioner.TypeTimestampMillis}, {Name: "n", Type: partitioner.TypeInt32}}
+	c1, err := tb.Evolve(ctx, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, c := range c1 {
+		if c.FieldID <= 0 {
+			t.Errorf("v1 column %s: no field id", c.Name)
+		}
+		ids[c.Name] = c.FieldID
+	}
+	// A file of v1 goes in and reads back.
+	a := Owner{Topic: "clicks", Partition: 0, Generation: 1, Member: "a"}
+	if _, _, err := tb.Claim(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	tbFile := func(cols []partitioner.Column, first int64) File {
+		t.Helper()
+		saved := tb.cols
+		tb.cols = cols
+		defer func() { tb.cols = saved }()
+		row := func(i int) []parquet.Value {
+			out := make([]parquet.Value, len(cols))
+			for j, c := range cols {
+				switch c.Name {
+				case "id":
+					out[j] = parquet.ByteArrayValue(fmt.Appendf(nil, "0-%d", first+int64(i)))
+				case "ts":
+					out[j] = parquet.Int64Value(hour10.Add(time.Duration(i) * time.Second).UnixMilli())
+				case "n":
+					if c.Type == partitioner.TypeInt64 {
+						out[j] = parquet.Int64Value(int64(i) << 40)
+					} else {
+						out[j] = parquet.Int32Value(int32(i))
+					}
+				default:
+					out[j] = parquet.DoubleValue(1.5)
+				}
+			}
+			return out
+		}
+		return f.writeRows(tb, 0, first, 3, hour10, row)
+	}
+	if err := tb.Commit(ctx, a, []File{tbFile(c1, 0)}, 3, ledger.Meta{V: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	// v2 widens n to long and adds extra: the table follows, ids stay.
+	v2 := []partitioner.Column{{Name: "id", Type: partitioner.TypeString, Required: true}, {Name: "ts", Type: partitioner.TypeTimestampMillis}, {Name: "n", Type: partitioner.TypeInt64}, {Name: "extra", Type: partitioner.TypeDouble}}
+	c2, err := tb.Evolve(ctx, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range c2 {
+		if old, ok := ids[c.Name]; ok && old != c.FieldID {
+			t.Errorf("column %s: id %d, was %d", c.Name, c.FieldID, old)
+		}
+	}
+	if fld, _ := tb.tbl.Schema().FindFieldByName("n"); !fld.Type.Equals(iceberg.PrimitiveTypes.Int64) {
+		t.Errorf("n is %s after v2, want long", fld.Type)
+	}
+	if fld, ok := tb.tbl.Schema().FindFieldByName("extra"); !ok || fld.Required {
+		t.Errorf("extra: %+v %v, want an optional column", fld, ok)
+	}
+	if err := tb.Commit(ctx, a, []File{tbFile(c2, 3)}, 6, ledger.Meta{V: 1, RW: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(t, tb); len(got) != 6 {
+		t.Errorf("table holds %d ids after v1 and v2 files, want 6", len(got))
+	}
+	// v1 again (an old producer still running) needs nothing new.
+	if _, err := tb.Evolve(ctx, v1); err != nil {
+		t.Errorf("v1 after v2: %v", err)
+	}
+
+	// What Iceberg cannot read as one column is refused, naming it.
+	for name, cols := range map[string][]partitioner.Column{
+		`column "id" is string`: {{Name: "id", Type: partitioner.TypeInt64}, {Name: "ts", Type: partitioner.TypeTimestampMillis}},
+		`ts is int64, not a timestamp`: {{Name: "ts", Type: partitioner.TypeInt64}},
+		`column "n" is long`: {{Name: "ts", Type: partitioner.TypeTimestampMicros}, {Name: "n", Type: partitioner.TypeInt32}, {Name: "extra", Type: partitioner.TypeString}},
+	} {
+		_, err := tb.Evolve(ctx, cols)
+		if !errors.Is(err, ErrIncompatible) || Retryable(err) {
+			t.Errorf("%s: err %v, want ErrIncompatible", name, err)
+		}
 	}
 }

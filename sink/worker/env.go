@@ -64,8 +64,13 @@ type Offsets interface {
 // Table is a stream's Iceberg table (tables.Table implements it); see
 // package tables for the protocol. Safe for concurrent use.
 type Table interface {
-	// Columns are the stream's columns with the table's field ids.
+	// Columns are the stream's columns with the table's field ids (none
+	// for columns derived from writer schemas).
 	Columns() []partitioner.Column
+	// Evolve makes the table take a file with cols (derived from a writer
+	// schema) and returns them with the table's field ids;
+	// tables.ErrIncompatible if it cannot.
+	Evolve(ctx context.Context, cols []partitioner.Column) ([]partitioner.Column, error)
 	// Claim makes owner the partition's writer and returns its progress
 	// in the table (found false: none).
 	Claim(ctx context.Context, owner tables.Owner) (tables.Entry, bool, error)

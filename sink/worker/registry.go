@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -10,8 +11,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/decode"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
 	"github.com/lakesink/lakesink/sink/retry"
+	"github.com/lakesink/lakesink/sink/tables"
 )
 
 // registryFormat is Avro, Protobuf and JSON Schema in the Confluent wire
@@ -36,6 +39,10 @@ type registryFormat struct {
 	w    *Worker
 	dec  recordDecoder      // cdec, or a stand-in in tests
 	cdec *confluent.Decoder // knows the schema of the record decoded last
+	// tableSchemas, for a stream with a table and derived columns, is the
+	// Parquet schema of each writer schema id with the table's field ids
+	// (the table evolved to take it); nil otherwise.
+	tableSchemas map[int]*partitioner.Schema
 }
 
 func newRegistryFormat(w *Worker) (*registryFormat, error) {
@@ -46,7 +53,11 @@ func newRegistryFormat(w *Worker) (*registryFormat, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &registryFormat{w: w, dec: d, cdec: d}, nil
+	x := &registryFormat{w: w, dec: d, cdec: d}
+	if w.st.Table != nil && !w.st.Fixed() {
+		x.tableSchemas = map[int]*partitioner.Schema{}
+	}
+	return x, nil
 }
 
 // errDraining ends a registry wait when the sink shuts down: the worker
@@ -56,9 +67,53 @@ var errDraining = errors.New("shutting down while waiting for the schema registr
 func (x *registryFormat) decode(ctx context.Context, m kafka.Message) ([]parquet.Value, time.Time, error) {
 	row, ev, err := x.dec.Decode(m.Value, m.Time)
 	if err != nil && !isRecordError(err) {
-		return x.waitRegistry(ctx, m, err)
+		row, ev, err = x.waitRegistry(ctx, m, err)
+	}
+	if err == nil && x.tableSchemas != nil {
+		err = x.evolveTable(ctx, m)
 	}
 	return row, ev, err
+}
+
+// evolveTable makes sure the stream's table can take a file of the writer
+// schema of the record just decoded (tables.Table.Evolve), once per schema
+// id. A writer schema the table cannot take is the record's error
+// (incompatible_schema, to the dead-letter topic, as every record of that
+// schema); a catalog that does not answer is waited for, like the registry.
+func (x *registryFormat) evolveTable(ctx context.Context, m kafka.Message) error {
+	id := x.cdec.SchemaID()
+	if _, ok := x.tableSchemas[id]; ok {
+		return nil
+	}
+	w := x.w
+	var schema *partitioner.Schema
+	var recErr error
+	err := retry.Until(ctx, retry.NewBackoff(200*time.Millisecond, 15*time.Second), func(ctx context.Context) error {
+		cols, err := w.st.Table.Evolve(ctx, x.cdec.Schema().Columns())
+		switch {
+		case err == nil:
+			schema, err = partitioner.NewSchema(w.st.Name, cols)
+			recErr = err
+			return nil
+		case !tables.Retryable(err):
+			recErr = &decode.Error{Reason: confluent.ReasonIncompatible, Detail: fmt.Sprintf("writer schema %d: %v", id, err)}
+			return nil
+		}
+		return err
+	}, func(attempt int, err error) {
+		w.env.Health.Catalog(w.st.Name, err)
+		w.log.Debug("table schema evolution failed, partition waits", "offset", m.Offset, "schema_id", id, "attempt", attempt, "err", err)
+	})
+	if err != nil {
+		return x.stopped(ctx)
+	}
+	w.env.Health.Catalog(w.st.Name, nil)
+	if recErr != nil {
+		w.log.Warn("writer schema incompatible with the table: its records go to the dead-letter topic", "schema_id", id, "err", recErr)
+		return recErr
+	}
+	x.tableSchemas[id] = schema
+	return nil
 }
 
 // waitRegistry handles a record whose schema could not be fetched (err):
@@ -123,6 +178,9 @@ func (x *registryFormat) fit(f *openFile, _ kafka.Message, row []parquet.Value) 
 
 func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
 	f.schemaID = x.cdec.SchemaID()
+	if s := x.tableSchemas[f.schemaID]; s != nil {
+		return s
+	}
 	return x.cdec.Schema()
 }
 

@@ -77,11 +77,17 @@ func Compile(sc config.Stream, tmpl *partitioner.PathTemplate, maxBytes int, sch
 
 // SetTable makes t the stream's table: its files are committed to it, and
 // their columns carry the table's field ids (and timestamps in micros).
-// Called once, before the stream's workers start; only streams with a
-// schema list can have a table (config validation).
+// Called once, before the stream's workers start; streams with a schema
+// list or a registry format can have a table (config validation).
 func (st *Stream) SetTable(t Table) error {
+	if st.infer != nil {
+		return fmt.Errorf("stream %s: a table needs the stream's schema list or a registry format", st.Name)
+	}
 	if !st.Fixed() {
-		return fmt.Errorf("stream %s: a table needs the stream's schema list", st.Name)
+		// Columns from each writer schema: the registry format evolves the
+		// table per writer schema (registry.go).
+		st.Table = t
+		return nil
 	}
 	cols := t.Columns()
 	schema, err := partitioner.NewSchema(st.Name, cols)
