@@ -427,9 +427,9 @@ func TestEvolve(t *testing.T) {
 
 	// What Iceberg cannot read as one column is refused, naming it.
 	for name, cols := range map[string][]partitioner.Column{
-		`column "id" is string`: {{Name: "id", Type: partitioner.TypeInt64}, {Name: "ts", Type: partitioner.TypeTimestampMillis}},
+		`column "id" is string`:        {{Name: "id", Type: partitioner.TypeInt64}, {Name: "ts", Type: partitioner.TypeTimestampMillis}},
 		`ts is int64, not a timestamp`: {{Name: "ts", Type: partitioner.TypeInt64}},
-		`column "n" is long`: {{Name: "ts", Type: partitioner.TypeTimestampMicros}, {Name: "n", Type: partitioner.TypeInt32}, {Name: "extra", Type: partitioner.TypeString}},
+		`column "n" is long`:           {{Name: "ts", Type: partitioner.TypeTimestampMicros}, {Name: "n", Type: partitioner.TypeInt32}, {Name: "extra", Type: partitioner.TypeString}},
 	} {
 		_, err := tb.Evolve(ctx, cols)
 		if !errors.Is(err, ErrIncompatible) || Retryable(err) {
