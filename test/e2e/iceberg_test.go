@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,11 +17,16 @@ import (
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
+	"github.com/hamba/avro/v2"
 
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/decode/confluent"
 	"github.com/lakesink/lakesink/sink/tables"
+	"github.com/lakesink/lakesink/test/schemaregistry"
 	"github.com/lakesink/lakesink/test/testenv"
+	"github.com/lakesink/lakesink/writers"
+	"github.com/lakesink/lakesink/writers/local"
 )
 
 // icebergSetup is a lake with a catalog: the table: block of the config,
@@ -248,4 +255,150 @@ func checkTable(t *testing.T, s icebergSetup, cat catalog.Catalog, stream string
 	for p := range inTable {
 		t.Errorf("table lake.%s references %s, which no manifest lists", stream, p)
 	}
+}
+
+// orderV3Schema changes id from long to string: Avro resolution would
+// refuse it, a registry with compatibility NONE accepts it, and the table
+// cannot read it as the same column.
+const orderV3Schema = `{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+  {"name": "id", "type": "string"},
+  {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+]}`
+
+// TestIcebergSchemaEvolution runs an Avro stream whose columns come from
+// each writer schema into a table: v1 and v2 (an added optional field)
+// interleaved on the same partition evolve the table, every record reads
+// back once with v1's rows null in the new column, and v3 (a type the
+// table cannot take) goes to the dead-letter topic, nothing lost.
+func TestIcebergSchemaEvolution(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: not in -short mode")
+	}
+	k := testenv.StartKafka(t)
+	k.CreateTopic(t, "orders", 1)
+	reg := testenv.StartRegistry(t, schemaregistry.Options{})
+	v1 := reg.Register("orders-value", "AVRO", orderV1Schema)
+	v2 := reg.Register("orders-value", "AVRO", orderV2Schema)
+	v3 := reg.Register("orders-value", "AVRO", orderV3Schema)
+	s1, s2, s3 := avro.MustParse(orderV1Schema), avro.MustParse(orderV2Schema), avro.MustParse(orderV3Schema)
+
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	coupons := map[int64]string{}
+	bad := map[string][]byte{}
+	var msgs [][]byte
+	for i := range int64(60) {
+		at := hour.Add(5*time.Minute + time.Duration(i)*time.Second)
+		o1 := orderV1{ID: i, CreatedAt: at, SeenUs: at, Day: at.Truncate(24 * time.Hour), Device: avroDevice{ID: "d"}}
+		var body []byte
+		var err error
+		switch i % 3 {
+		case 0:
+			body, err = avro.Marshal(s1, o1)
+			body = append(confluent.Header(v1), body...)
+		case 1:
+			c := fmt.Sprint("c-", i)
+			coupons[i] = c
+			body, err = avro.Marshal(s2, orderV2{ID: i, CreatedAt: at, SeenUs: at, Day: o1.Day, Device: o1.Device, Coupon: &c})
+			body = append(confluent.Header(v2), body...)
+		default:
+			body, err = avro.Marshal(s2, orderV2{ID: i, CreatedAt: at, SeenUs: at, Day: o1.Day, Device: o1.Device})
+			body = append(confluent.Header(v2), body...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, body)
+		if i == 30 {
+			b, err := avro.Marshal(s3, map[string]any{"id": "x-30", "created_at": at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad["incompatible_schema"] = append(confluent.Header(v3), b...)
+			msgs = append(msgs, bad["incompatible_schema"])
+		}
+	}
+	sendValues(t, k.Addr, "orders", msgs)
+
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "catalog.db")
+	root, cfgPath := writeLocalConfig(t, dir, fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group_id: lakesink-evolution
+  commit_interval: 200ms
+schema_registry: {url: %q}
+streams:
+  - name: orders
+    topics: [orders]
+    format: avro
+    time: {field: created_at}
+    allowed_lateness: 1m
+    table: {format: iceberg, namespace: lake, catalog: {type: sql, uri: %q}}
+`, k.Addr, reg.URL, dbPath), "127.0.0.1:0")
+	testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
+	folder := fmt.Sprintf("orders/dt=%s/hour=%s", hour.Format("2006-01-02"), hour.Format("15"))
+	testenv.Eventually(t, 90*time.Second, 250*time.Millisecond, "orders marker", func() error {
+		_, err := os.Stat(filepath.Join(root, folder, "_SUCCESS"))
+		return err
+	})
+	checkDeadLettered(t, k.Addr, "orders", bad)
+
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := cat.LoadTable(context.Background(), table.Identifier{"lake", "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"id", "created_at", "seen_us", "day", "device.id", "coupon"} {
+		if _, ok := tbl.Schema().FindFieldByName(col); !ok {
+			t.Errorf("table schema lacks %s: %s", col, tbl.Schema())
+		}
+	}
+	if f, _ := tbl.Schema().FindFieldByName("coupon"); f.Required {
+		t.Errorf("coupon is required in the table")
+	}
+	at, err := tbl.Scan(table.WithSelectedFields("id", "coupon")).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	seen := map[int64]int{}
+	// Columns are chunked alike: one chunk per file.
+	ids, cps := at.Column(0).Data().Chunks(), at.Column(1).Data().Chunks()
+	for c := range ids {
+		for i := 0; i < ids[c].Len(); i++ {
+			id, _ := strconv.ParseInt(ids[c].ValueStr(i), 10, 64)
+			seen[id]++
+			want, has := coupons[id]
+			got := cps[c].ValueStr(i)
+			if has && got != want || !has && !cps[c].IsNull(i) {
+				t.Errorf("order %d: coupon %q (null %v), want %q", id, got, cps[c].IsNull(i), want)
+			}
+		}
+	}
+	for i := range int64(60) {
+		if seen[i] != 1 {
+			t.Errorf("order %d in the table %d times", i, seen[i])
+		}
+	}
+	if len(seen) != 60 {
+		t.Errorf("table holds %d orders, want 60", len(seen))
+	}
+	m := readManifest(t, mustLocal(t, root), folder+"/_SUCCESS")
+	t.Logf("%d files for 60 records of 2 interleaved writer schemas; table schema %d", len(m.Files), tbl.Schema().ID)
+}
+
+func mustLocal(t *testing.T, root string) writers.Writer {
+	t.Helper()
+	w, err := local.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
