@@ -369,4 +369,9 @@ func setMemoryLimit(cfg *config.Config, log *slog.Logger) {
 	limit := int64(cfg.Files.MemoryLimit) * 13 / 10
 	debug.SetMemoryLimit(limit)
 	log.Debug("go memory limit", "bytes", limit)
+	// Package initialization (iceberg-go's table package parses substrait's
+	// extension catalogue: about 32 MB of short-lived allocations) leaves
+	// freed heap pages that the scavenger would return only slowly: give
+	// them back now, before the sink's own memory is counted.
+	debug.FreeOSMemory()
 }

@@ -74,6 +74,7 @@ func gcsBackend(t *testing.T) backend {
 	b := openLake(t, c)
 	b.storage = fmt.Sprintf("storage:\n  type: gcs\n  gcs: {bucket: lake, prefix: events, endpoint: %q}\n", srv.Endpoint)
 	b.stop, b.restart = srv.Stop, srv.Restart
+	b.gcsEndpoint = srv.Endpoint
 	return b
 }
 

@@ -36,6 +36,8 @@ type backend struct {
 	stop    func()      // stops the storage server (nil for local)
 	restart func()      // starts it again on the same address and data
 	s3      *testenv.S3 // the S3 server of the s3 backend; else nil
+	// gcsEndpoint is the GCS server's endpoint for the gcs backend.
+	gcsEndpoint string
 }
 
 // produced remembers what the test sent.

@@ -69,6 +69,27 @@ func TestIceberg(t *testing.T) {
 				return cat
 			}})
 	})
+	t.Run("sqlite-gcs", func(t *testing.T) {
+		// iceberg-go's GCS file IO writes the table metadata to
+		// fake-gcs-server, with lakesink's storage.gcs settings.
+		b := gcsBackend(t)
+		dbPath := filepath.Join(t.TempDir(), "catalog.db")
+		runIceberg(t, icebergSetup{backend: b, location: func(key string) string { return "gs://lake/events/" + key },
+			table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", dbPath),
+			open: func(t *testing.T) catalog.Catalog {
+				db, err := sql.Open("sqlite", "file:"+dbPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{
+					iceio.GCSEndpoint: b.gcsEndpoint + "/storage/v1/", iceio.GCSNoAuth: "true"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cat
+			}})
+	})
 	t.Run("rest-s3", func(t *testing.T) {
 		runIceberg(t, restS3Setup(t, s3Backend(t)))
 	})
