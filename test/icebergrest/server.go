@@ -70,6 +70,7 @@ type Server struct {
 	mu          sync.Mutex
 	reqs        []string
 	failCommits int
+	unavailable bool
 	commits     int
 	tableConfig iceberg.Properties
 }
@@ -121,6 +122,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reqs = append(s.reqs, line)
 		s.mu.Unlock()
 	}()
+	s.mu.Lock()
+	down := s.unavailable
+	s.mu.Unlock()
+	if down {
+		writeError(rec, http.StatusServiceUnavailable, "ServiceUnavailableException", "the catalog is down (SetUnavailable)")
+		return
+	}
 	if s.token != "" {
 		got := r.Header.Get("Authorization")
 		if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+s.token)) != 1 {
@@ -149,6 +157,14 @@ func (s *Server) FailCommits(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failCommits = max(n, 0)
+}
+
+// SetUnavailable makes every request answer 503 ServiceUnavailableException
+// while on is true, as a catalog in an outage would.
+func (s *Server) SetUnavailable(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unavailable = on
 }
 
 // Commits returns the number of table commits applied so far (answered 200).
