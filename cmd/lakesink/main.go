@@ -357,7 +357,8 @@ func startCPUProfile(path string) (stop func(), err error) {
 // collector measures, sink/worker/memory.go); the soft limit leaves about half of
 // that again for garbage between collections, so the heap does not grow to
 // twice the live data as with GOGC alone, and RSS stays near the soft limit
-// plus the binary and runtime (about 35 MiB). Measured with 512 partitions ×
+// plus the binary and runtime (about 60 MiB since iceberg-go is linked;
+// docs/performance.md). Measured before that with 512 partitions ×
 // 4 open hours and memory_limit 256MiB: peak RSS 366-374 MiB. 1.4x with the
 // live heap at the whole limit gave 392-415 MiB, 1.3x with it gave 377-414
 // (the collector fell behind: its CPU cap lets the heap pass the soft
