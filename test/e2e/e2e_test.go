@@ -236,8 +236,18 @@ func writeConfig(t *testing.T, broker, group, storage, httpListen string) string
 	return writeConfigTables(t, broker, group, storage, httpListen, "")
 }
 
+// eventsWithTables is the markers' kafka_topic line when the streams have
+// tables: their completion events are checked too.
+func eventsWithTables(table string) string {
+	if table == "" {
+		return ""
+	}
+	return "  kafka_topic: " + eventsTopic + "\n"
+}
+
 // writeConfigTables is writeConfig with table, when not empty, as the
-// table: block of both streams (%s in it is the stream name).
+// table: block of both streams (%s in it is the stream name), and
+// completion events on the eventsTopic.
 func writeConfigTables(t *testing.T, broker, group, storage, httpListen, table string) string {
 	t.Helper()
 	tableOf := func(stream string) string {
@@ -286,12 +296,12 @@ streams:
 %smarkers:
   idle_partition_timeout: 3s
   check_interval: 500ms
-dead_letter:
+%sdead_letter:
   topic: %s
 http:
   listen: %q
 log: {level: debug, format: json}
-`, broker, group, clickTopic, tableOf("clickstream"), iotTopic, tableOf("iot"), filepath.Join(dir, "spool"), storage, dlqTopic, httpListen)
+`, broker, group, clickTopic, tableOf("clickstream"), iotTopic, tableOf("iot"), filepath.Join(dir, "spool"), storage, eventsWithTables(table), dlqTopic, httpListen)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}

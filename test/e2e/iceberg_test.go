@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,9 +21,11 @@ import (
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	"github.com/hamba/avro/v2"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
 	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/test/schemaregistry"
@@ -180,6 +183,7 @@ func runIceberg(t *testing.T, s icebergSetup) {
 	if s.root != "" {
 		checkManifestsAgainstSchema(t, s.root)
 	}
+	checkTableEvents(t, s, k.Addr)
 	cat := s.open(t)
 	for _, stream := range []string{"clickstream", "iot"} {
 		checkExactlyOnceUnit(t, s.lake, stream, p.valid[stream], time.Microsecond)
@@ -277,6 +281,39 @@ func checkTable(t *testing.T, s icebergSetup, cat catalog.Catalog, stream string
 	}
 	for p := range inTable {
 		t.Errorf("table lake.%s references %s, which no manifest lists", stream, p)
+	}
+}
+
+// checkTableEvents reads the completion topic: every event of a stream with
+// a table names the table, its hour's partition value and the snapshot of
+// the manifest of the same hour and revision.
+func checkTableEvents(t *testing.T, s icebergSetup, broker string) {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: eventsTopic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	n := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		var ev completion.Event
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			t.Fatalf("event %s: %v", m.Value, err)
+		}
+		n++
+		man := readManifest(t, s.lake, ev.Marker)
+		if ev.Table != "lake."+ev.Stream || ev.SnapshotID == 0 || len(ev.TablePartition) != 1 {
+			t.Errorf("event %s rev %d: table %q snapshot %d partition %v", ev.Marker, ev.Revision, ev.Table, ev.SnapshotID, ev.TablePartition)
+		}
+		if ev.Revision == man.Revision && ev.SnapshotID != man.SnapshotID {
+			t.Errorf("event %s rev %d names snapshot %d, its manifest %d", ev.Marker, ev.Revision, ev.SnapshotID, man.SnapshotID)
+		}
+	}
+	if n < 6 {
+		t.Errorf("%d completion events, want at least one per stream and hour (6)", n)
 	}
 }
 
