@@ -974,3 +974,103 @@ func TestMillisAsMicros(t *testing.T) {
 		}
 	}
 }
+
+// TestEndRowGroup ends row groups of an open file under way: the file
+// reads back with every row in order, in more row groups, and the writer
+// holds less memory afterwards than with Flush alone.
+func TestEndRowGroup(t *testing.T) {
+	s := mustSchema(t, clickstreamCols)
+	dir := t.TempDir()
+	var g clickGen
+	const writers, rows = 8, 4000
+	var estimates [2]int64
+	held := func(end bool) int64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ws := make([]*FileWriter, writers)
+		for k := range ws {
+			w, err := NewFileWriter(filepath.Join(dir, fmt.Sprintf("m%v%d.parquet", end, k)), s, FileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range rows {
+				if err := w.Append(g.next(i), int64(i), hour13); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if end {
+				if err := w.EndRowGroup(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ws[k] = w
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if end {
+			estimates[1] = ws[0].BufferedBytes()
+		} else {
+			estimates[0] = ws[0].BufferedBytes()
+		}
+		for _, w := range ws {
+			_ = w.Abort()
+		}
+		return (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / writers
+	}
+	flushed, ended := held(false), held(true)
+	t.Logf("heap per open writer with %d rows: %d KiB after Flush, %d KiB after EndRowGroup; BufferedBytes %d and %d KiB",
+		rows, flushed>>10, ended>>10, estimates[0]>>10, estimates[1]>>10)
+	for i, m := range []int64{flushed, ended} {
+		if b := estimates[i]; b < m*85/100 || b > m*3/2 {
+			t.Errorf("BufferedBytes %d KiB is not within -15%%/+50%% of the measured %d KiB", b>>10, m>>10)
+		}
+	}
+	if ended >= flushed*3/4 {
+		t.Errorf("EndRowGroup frees too little: %d KiB held, %d KiB after Flush alone", ended>>10, flushed>>10)
+	}
+
+	// The rows are all there, in order, in three row groups.
+	path := filepath.Join(dir, "f.parquet")
+	w, err := NewFileWriter(path, s, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if err := w.Append(g.next(i), int64(i), hour13); err != nil {
+			t.Fatal(err)
+		}
+		if i == 999 || i == 1999 {
+			if err := w.EndRowGroup(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.EndRowGroup(); err != nil { // nothing new: no empty row group
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := w.Finish(FileMeta{Stream: "clicks", Topic: "clicks", Hour: hour13}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pf.RowGroups()); n != 3 {
+		t.Errorf("%d row groups, want 3", n)
+	}
+	if pf.NumRows() != 3000 {
+		t.Errorf("%d rows, want 3000", pf.NumRows())
+	}
+}

@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"cmp"
 	"context"
+	"maps"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -170,16 +173,23 @@ func (w *Worker) fileOptions(schema *partitioner.Schema) partitioner.FileOptions
 	return opts
 }
 
+// minRowGroupBytes is the smallest row group boundMemory ends early: below
+// it, finishing the file (one more file) frees more than a tiny row group.
+const minRowGroupBytes = 256 << 10
+
 // minPageBytes is the smallest page pageBytes chooses.
 const minPageBytes = 4 << 10
 
 // boundMemory keeps the process under files.memory_limit (docs/design.md,
 // "Bounded memory"). It updates this worker's share of the budget; when the
 // process is over the limit it first spills encoded pages of its open files
-// to the spool disk (Flush), and if that is not enough it finishes its
-// largest open file early — an extra, smaller file for that hour, uploaded
-// and committed like any other. Each worker sheds at most one file per
-// call, so the load spreads over the workers that hold the memory.
+// to the spool disk (Flush), then ends the current row groups of its open
+// files, largest first (EndRowGroup: the values being filled go into the
+// file, which stays open — one more row group, not one more file), and
+// only if that is not enough does it finish its largest open file early —
+// an extra, smaller file for that hour, uploaded and committed like any
+// other. Each worker sheds at most one file per call, so the load spreads
+// over the workers that hold the memory.
 func (w *Worker) boundMemory(ctx context.Context) error {
 	w.appended = 0
 	b := w.env.Budget
@@ -197,6 +207,27 @@ func (w *Worker) boundMemory(ctx context.Context) error {
 	w.account()
 	if !b.over() {
 		return nil
+	}
+	// End row groups, largest file first: the values being filled go into
+	// the file and the file stays open. Only row groups of some size, so
+	// that constant pressure does not make files of tiny row groups.
+	hours := slices.Collect(maps.Keys(w.files))
+	slices.SortFunc(hours, func(a, b int64) int {
+		return cmp.Compare(w.files[b].fw.BufferedBytes(), w.files[a].fw.BufferedBytes())
+	})
+	for _, h := range hours {
+		f := w.files[h]
+		if f.fw.RowGroupBytes() < minRowGroupBytes {
+			continue
+		}
+		if err := f.fw.EndRowGroup(); err != nil {
+			return w.spoolFailed(err)
+		}
+		w.env.Metrics.RowGroupEnds.Inc()
+		w.account()
+		if !b.over() {
+			return nil
+		}
 	}
 	var largest int64 = -1
 	var size int64

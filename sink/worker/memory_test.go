@@ -1,18 +1,24 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/ledger"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -179,5 +185,98 @@ func TestBoundMemoryFinishesLargestFile(t *testing.T) {
 	}
 	if len(objs) != 1 || records != 300 {
 		t.Fatalf("lake has %d objects with %d records, want the one file of 300", len(objs), records)
+	}
+}
+
+// TestBoundMemoryEndsRowGroupsFirst: over the limit, a worker ends the
+// current row group of its largest open file, and when that is enough the
+// file stays open: one file with two row groups, not two files.
+func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour)
+	lake := writers.NewMemory()
+	w, _ := testWorker(t, cfg, lake)
+	ctx := context.Background()
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	const n = 40000 // 16 B per record, random, so past minRowGroupBytes compressed
+	r := rand.New(rand.NewPCG(1, 2))
+	for off := range int64(n) {
+		ts := h0.UnixMilli() + r.Int64N(ledger.HourMs)
+		m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: n, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, r.Int64()>>1, ts)}
+		if err := w.process(ctx, m); err != nil {
+			t.Fatalf("process offset %d: %v", off, err)
+		}
+	}
+	f := w.files[h0.UnixMilli()]
+	if f == nil || f.fw.RowGroupBytes() < minRowGroupBytes {
+		t.Fatalf("open file's row group too small for the test: %v", f)
+	}
+	// No collection during the test: the budget's measured extra stays
+	// what we set, so the limit below is exact.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	b := w.env.Budget
+	b.limit = 1 << 40
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(w.env.Metrics.RowGroupEnds) != 0 {
+		t.Fatal("under the limit: a row group was ended")
+	}
+	for _, f := range w.files {
+		if err := f.fw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.account()
+	b.extra.Store(0)
+	// Just over: used + 30 % reserve > 7/8 of the limit. The readers'
+	// share depends on the limit, so settle it.
+	// With one partition a reader holds limit/8 plus its queue, so over
+	// means files + queue + limit/8 > 0.575 × limit.
+	fixed := w.heldBytes() - w.readerBytes() + int64(queueCapacity(w.nparts))<<10
+	b.limit = fixed*100/45 - 4096
+	w.account()
+	if !b.over() {
+		t.Fatalf("calibration: used %d, limit %d: not over", b.Used(), b.limit)
+	}
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(w.env.Metrics.RowGroupEnds); got != 1 {
+		t.Errorf("%v row groups ended early, want 1", got)
+	}
+	if got := testutil.ToFloat64(w.env.Metrics.MemoryFlushes); got != 0 {
+		t.Errorf("%v files finished early, want none: ending the row group was enough", got)
+	}
+	if len(w.files) != 1 || b.over() {
+		t.Fatalf("%d open files (want 1), over %v", len(w.files), b.over())
+	}
+	// More records, then the file ends for real: two row groups.
+	for off := int64(n); off < n+100; off++ {
+		m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: n + 100, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, h0.UnixMilli()+off)}
+		if err := w.process(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.finish(ctx, h0.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	files := readLake(t, lake)
+	if len(files) != 1 || len(files[0].rows) != n+100 {
+		t.Fatalf("lake: %d files, want the one with %d records", len(files), n+100)
+	}
+	objs, _ := lake.List(ctx, "")
+	rc, err := lake.Get(ctx, objs[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pf.RowGroups()) != 2 {
+		t.Errorf("the file has %d row groups, want 2 (ended early, then at the finish)", len(pf.RowGroups()))
 	}
 }

@@ -19,6 +19,7 @@ type Metrics struct {
 	OffsetCommitErrors  prometheus.Counter
 	MemoryHeld          prometheus.Gauge
 	MemoryFlushes       prometheus.Counter
+	RowGroupEnds        prometheus.Counter
 	ConsumerLag         *prometheus.GaugeVec
 	CommittedOffset     *prometheus.GaugeVec
 	PartitionHighOffset *prometheus.GaugeVec
@@ -82,6 +83,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_memory_limit_flushes_total",
 			Help: "Files finished early because files.memory_limit was reached.",
 		}),
+		RowGroupEnds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_memory_row_group_ends_total",
+			Help: "Row groups ended early because files.memory_limit was reached (the file stays open).",
+		}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lakesink_consumer_lag_records",
 			Help: "Records between the partition's high watermark and the committed offset.",
@@ -101,6 +106,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.BytesCommitted,
 		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
-		m.MemoryHeld, m.MemoryFlushes, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
+		m.MemoryHeld, m.MemoryFlushes, m.RowGroupEnds, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
 	return m
 }

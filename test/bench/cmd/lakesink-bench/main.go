@@ -6,6 +6,7 @@
 //	lakesink-bench -format avro                                              # Avro only
 //	lakesink-bench -schema iot -records 2000000
 //	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB; JSON only
+//	lakesink-bench -scenario busy                                            # the same backlog on 40 partitions
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
 // -table none,iceberg (the throughput scenario's default) runs each format
@@ -44,7 +45,7 @@ import (
 func main() {
 	var (
 		o        bench.Options
-		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked)")
+		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
 		formats  = flag.String("format", "", "json | avro | json,avro: one run per format (default json,avro; memory scenario json)")
 	)
@@ -73,14 +74,17 @@ func main() {
 		if *tables == "" {
 			*tables = "none,iceberg"
 		}
-	case "memory":
+	case "memory", "busy":
 		if *formats == "" {
 			*formats = bench.FormatJSON
 		}
 		o.Interleave = true
 		o.WaitMarkers = true
 		if o.Partitions == 0 {
-			o.Partitions = 512
+			// memory: many partitions, each with little data per open
+			// hour; busy: a backlog on few partitions, each open hour
+			// holding a lot.
+			o.Partitions = map[string]int{"memory": 512, "busy": 40}[*scenario]
 		}
 		if o.Hours == 0 {
 			o.Hours = 4
@@ -196,9 +200,9 @@ func runOne(ctx context.Context, o bench.Options, results string) (string, float
 				fmt.Fprintln(os.Stderr, "lakesink-bench: results:", err)
 			}
 		}
-		line = fmt.Sprintf("%s: %.0f records/s (%.0f B/record, %.1f µs CPU/record, peak RSS %.1f MiB)",
+		line = fmt.Sprintf("%s: %.0f records/s (%.0f B/record, %.1f µs CPU/record, peak RSS %.1f MiB, %.2f files per partition-hour)",
 			res.Variant(), res.RecordsPerSec, float64(res.ValueBytes)/float64(max(res.Records, 1)),
-			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSSMiB)
+			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSSMiB, float64(res.LakeFiles)/float64(max(res.Buckets, 1)))
 		if err != nil {
 			line += ", NOT VERIFIED"
 		}
