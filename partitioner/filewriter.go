@@ -471,7 +471,6 @@ func (w *FileWriter) BufferedBytes() int64 {
 
 var valueSize = int64(unsafe.Sizeof(parquet.Value{}))
 
-
 // Flush moves the encoded pages of the current row group from memory to the
 // spool disk. It does not end the row group, so the file's bytes and
 // EstimatedBytes are the same as without it; what stays in memory is the
