@@ -189,7 +189,14 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 	w.lastC = start
 	w.lastCT = w.env.Now()
 	w.cleanSpool()
-	w.log.Info("partition assigned", "start_offset", start, "watermark", fmtMs(meta.RW))
+	// A worker restarting after a failure (Run's backoff loop) says so at
+	// debug level: while a fault lasts, readiness and the fault log speak
+	// for it, and a line per partition per restart would flood the log.
+	level := slog.LevelInfo
+	if w.stopped {
+		level = slog.LevelDebug
+	}
+	w.log.Log(ctx, level, "partition assigned", "start_offset", start, "watermark", fmtMs(meta.RW))
 	return start, nil
 }
 
