@@ -482,8 +482,45 @@ func (w *Writer) getRange(ctx context.Context, key string, off, length int64) (i
 		}
 		return nil, mapErr(err)
 	}
-	return r, nil
+	return &replacedReader{r: r, reopen: func() (io.ReadCloser, error) {
+		return w.object(key).NewRangeReader(ctx, off, length)
+	}}, nil
 }
+
+// replacedReader reads an object and, when the object was replaced (a
+// concurrent Put of the same key) between opening it and reading its first
+// byte, so that its generation is gone, opens the new one instead. Past the
+// first byte it never switches: the caller would get a mix of two versions.
+// Data file keys are deterministic, so a replay may overwrite a file while
+// the finalizer reads its footer; a reader must see one complete version.
+type replacedReader struct {
+	r      io.ReadCloser
+	reopen func() (io.ReadCloser, error)
+	read   int64
+	tries  int
+}
+
+func (x *replacedReader) Read(p []byte) (int, error) {
+	for {
+		n, err := x.r.Read(p)
+		x.read += int64(n)
+		if err == nil || n > 0 || x.read > 0 || x.tries >= 3 || !errors.Is(err, storage.ErrObjectNotExist) {
+			if err != nil && !errors.Is(err, io.EOF) {
+				err = mapErr(err)
+			}
+			return n, err
+		}
+		x.tries++
+		r, rerr := x.reopen()
+		if rerr != nil {
+			return 0, mapErr(rerr)
+		}
+		_ = x.r.Close()
+		x.r = r
+	}
+}
+
+func (x *replacedReader) Close() error { return x.r.Close() }
 
 // Stat implements writers.Writer.
 func (w *Writer) Stat(ctx context.Context, key string) (writers.Object, error) {
