@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -103,6 +104,10 @@ type Options struct {
 	KeepWorkDir bool
 	// Progress, if not nil, receives human-readable progress lines.
 	Progress io.Writer
+	// Instances of lakesink to run in the group, on the same machine
+	// (default 1). Each gets its own spool folder, HTTP port and log; the
+	// result sums their CPU and lists each one's CPU and peak RSS.
+	Instances int
 	// Table also commits the stream's files to an Apache Iceberg table in
 	// an SQLite catalog in WorkDir; the run then checks the table's record
 	// count too.
@@ -190,6 +195,12 @@ type Result struct {
 	Buckets           int   `json:"buckets"`
 	MaxFilesPerBucket int   `json:"max_files_per_bucket"`
 	ManifestRecords   int64 `json:"manifest_records"` // -1: markers not awaited
+	// Instances is how many lakesink processes ran; InstanceCPUSeconds and
+	// InstancePeakRSSMiB are each one's at all-committed (CPUSeconds is
+	// their sum, PeakRSSMiB the largest).
+	Instances          int       `json:"instances,omitempty"`
+	InstanceCPUSeconds []float64 `json:"instance_cpu_seconds,omitempty"`
+	InstancePeakRSSMiB []float64 `json:"instance_peak_rss_mib,omitempty"`
 	// Iceberg: the run committed to an Iceberg table (SQLite catalog);
 	// TableRecords is the table's total-records after the run.
 	Iceberg      bool   `json:"table,omitempty"`
@@ -302,60 +313,43 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	fmt.Fprintf(o.Progress, "produced %d records (%.1f MB) in %.1fs\n", res.Records, float64(res.ValueBytes)/1e6, res.ProduceSeconds)
 
-	httpPort, err := freePort()
-	if err != nil {
-		return res, err
-	}
 	lake := filepath.Join(work, "lake")
-	cfgPath := filepath.Join(work, "lakesink.yaml")
 	const group = "lakesink-bench"
-	if err := os.WriteFile(cfgPath, []byte(configYAML(o, broker.addr, topic, group, work, lake, httpPort, registryURL)), 0o600); err != nil {
-		return res, err
-	}
-
 	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	sinkLog := filepath.Join(work, "lakesink.log")
-	logf, err := os.Create(sinkLog)
-	if err != nil {
-		return res, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(o.LakesinkBin, "run", "-c", cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Dir = work
-	cmd.Env = os.Environ()
-	if o.CPUProfile != "" {
-		cmd.Env = append(cmd.Env, "LAKESINK_CPUPROFILE="+o.CPUProfile)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	fmt.Fprintln(o.Progress, "starting lakesink ...")
+	n := max(o.Instances, 1)
+	res.Instances = n
+	fmt.Fprintf(o.Progress, "starting %d lakesink instance(s) ...\n", n)
 	brokerCPU0, _ := procCPUSeconds(broker.cmd.Process.Pid)
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start lakesink: %w", err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	stopSink := func() {
-		select {
-		case <-exited:
-			return
-		default:
+	procs := make([]*sinkProc, n)
+	exited := make(chan struct{}) // closed when any instance exits
+	var exitOnce sync.Once
+	for i := range procs {
+		p, err := startSink(o, work, i, n, configArgs{broker: broker.addr, topic: topic, group: group, lake: lake, registryURL: registryURL})
+		if err != nil {
+			for _, q := range procs[:i] {
+				q.stop()
+			}
+			return res, err
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+		procs[i] = p
+		go func() { <-p.exited; exitOnce.Do(func() { close(exited) }) }()
+	}
+	stopSink := func() {
+		for _, p := range procs {
+			p.stop()
 		}
 	}
 	defer stopSink()
+	sinkLog := procs[0].log
+	var urls []string
+	for _, p := range procs {
+		urls = append(urls, p.metricsURL)
+	}
 
 	m := &monitor{addr: broker.addr, group: group, topic: topic, high: high,
-		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), total: prod.records,
+		metricsURLs: urls, total: prod.records,
 		client: &http.Client{Timeout: time.Second}}
 	var firstC, allC time.Duration
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -365,7 +359,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		case <-rctx.Done():
 			return res, fmt.Errorf("offsets not all committed within %s: %s\n%s", o.Timeout, m.last, tail(sinkLog, 30))
 		case <-exited:
-			return res, fmt.Errorf("lakesink exited early: %v\n%s", waitErr, tail(sinkLog, 30))
+			return res, fmt.Errorf("lakesink exited early: %v\n%s", exitErrs(procs), tail(sinkLog, 30))
 		case <-tick.C:
 		}
 		if allC == 0 {
@@ -381,14 +375,23 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		done = m.allCommitted(rctx)
 	}
 	elapsed := time.Since(start)
-	// Read the process's counters now, before it starts shutting down.
-	cpu, cpuErr := procCPUSeconds(cmd.Process.Pid)
-	hwm, hwmErr := procPeakRSS(cmd.Process.Pid)
+	// Read the processes' counters now, before they start shutting down:
+	// CPU summed, peak RSS the largest (each instance's is listed).
+	var cpu float64
+	var hwm int64
+	for _, p := range procs {
+		c, cpuErr := procCPUSeconds(p.cmd.Process.Pid)
+		h, hwmErr := procPeakRSS(p.cmd.Process.Pid)
+		if cpuErr != nil || hwmErr != nil {
+			return res, fmt.Errorf("read /proc of lakesink: %v %v", cpuErr, hwmErr)
+		}
+		cpu += c
+		hwm = max(hwm, h)
+		res.InstanceCPUSeconds = append(res.InstanceCPUSeconds, c)
+		res.InstancePeakRSSMiB = append(res.InstancePeakRSSMiB, float64(h)/(1<<20))
+	}
 	if bc, err := procCPUSeconds(broker.cmd.Process.Pid); err == nil {
 		res.BrokerCPU = bc - brokerCPU0
-	}
-	if cpuErr != nil || hwmErr != nil {
-		return res, fmt.Errorf("read /proc of lakesink: %v %v", cpuErr, hwmErr)
 	}
 	res.Seconds = elapsed.Seconds()
 	res.RecordsPerSec = float64(res.Records) / res.Seconds
@@ -411,12 +414,14 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		}
 	}
 	stopSink()
-	if waitErr != nil {
-		verr = append(verr, fmt.Errorf("lakesink exit after SIGTERM: %v\n%s", waitErr, tail(sinkLog, 30)))
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.CPUSecondsExit = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-		res.PeakRSSMiBExit = float64(ru.Maxrss) / 1024 // KiB on Linux
+	for _, p := range procs {
+		if p.waitErr != nil {
+			verr = append(verr, fmt.Errorf("lakesink exit after SIGTERM: %v\n%s", p.waitErr, tail(p.log, 30)))
+		}
+		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.CPUSecondsExit += tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+			res.PeakRSSMiBExit = max(res.PeakRSSMiBExit, float64(ru.Maxrss)/1024) // KiB on Linux
+		}
 	}
 	ls, err := lakeCounts(lake)
 	res.LakeFiles, res.LakeRecords, res.Buckets, res.MaxFilesPerBucket = ls.files, ls.records, ls.buckets, ls.maxPerBucket
@@ -454,6 +459,82 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	return res, errors.Join(verr...)
 }
 
+// sinkProc is one running lakesink instance.
+type sinkProc struct {
+	cmd        *exec.Cmd
+	log        string
+	logf       *os.File
+	exited     chan struct{}
+	waitErr    error
+	metricsURL string
+}
+
+// startSink writes instance i's config (of n; one instance keeps the plain
+// names lakesink.yaml, spool and lakesink.log) and starts it.
+func startSink(o Options, work string, i, n int, a configArgs) (*sinkProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	suffix := ""
+	if n > 1 {
+		suffix = fmt.Sprintf("-%d", i)
+	}
+	cfgPath := filepath.Join(work, "lakesink"+suffix+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAMLSpool(o, a, work, filepath.Join(work, "spool"+suffix), port)), 0o600); err != nil {
+		return nil, err
+	}
+	p := &sinkProc{log: filepath.Join(work, "lakesink"+suffix+".log"), exited: make(chan struct{}),
+		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
+	if p.logf, err = os.Create(p.log); err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(o.LakesinkBin, "run", "-c", cfgPath)
+	p.cmd.Stdout, p.cmd.Stderr = p.logf, p.logf
+	p.cmd.Dir = work
+	p.cmd.Env = os.Environ()
+	if o.CPUProfile != "" && i == 0 {
+		p.cmd.Env = append(p.cmd.Env, "LAKESINK_CPUPROFILE="+o.CPUProfile)
+	}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		p.logf.Close()
+		return nil, fmt.Errorf("start lakesink: %w", err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); p.logf.Close(); close(p.exited) }()
+	return p, nil
+}
+
+// stop sends SIGTERM and waits (SIGKILL to the process group after 60 s).
+// Idempotent.
+func (p *sinkProc) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// exitErrs are the exit errors of the instances that have exited.
+func exitErrs(procs []*sinkProc) error {
+	var errs []error
+	for i, p := range procs {
+		select {
+		case <-p.exited:
+			errs = append(errs, fmt.Errorf("instance %d: %v", i, p.waitErr))
+		default:
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func tvSeconds(tv syscall.Timeval) float64 {
 	return float64(tv.Sec) + float64(tv.Usec)/1e6
 }
@@ -465,6 +546,17 @@ func tvSeconds(tv syscall.Timeval) float64 {
 // device.screen and attrs into more columns and so write different files.
 // Their time field is a timestamp-millis, which needs no time.format.
 func configYAML(o Options, broker, topic, group, work, lake string, httpPort int, registryURL string) string {
+	return configYAMLSpool(o, configArgs{broker: broker, topic: topic, group: group, lake: lake, registryURL: registryURL}, work, filepath.Join(work, "spool"), httpPort)
+}
+
+// configArgs are what every instance's config shares.
+type configArgs struct {
+	broker, topic, group, lake, registryURL string
+}
+
+// configYAMLSpool is configYAML with the instance's spool folder.
+func configYAMLSpool(o Options, a configArgs, work, spool string, httpPort int) string {
+	broker, topic, group, lake, registryURL := a.broker, a.topic, a.group, a.lake, a.registryURL
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %s\n", broker, group)
 	if o.Format == FormatAvro {
@@ -511,7 +603,7 @@ func configYAML(o Options, broker, topic, group, work, lake string, httpPort int
 	if o.Table {
 		fmt.Fprintf(&b, "    table: {format: iceberg, namespace: bench, catalog: {type: sql, uri: %q}}\n", filepath.Join(work, "catalog.db"))
 	}
-	fmt.Fprintf(&b, "files:\n  compression: %s\n  spool_dir: %q\n", o.Compression, filepath.Join(work, "spool"))
+	fmt.Fprintf(&b, "files:\n  compression: %s\n  spool_dir: %q\n", o.Compression, spool)
 	if o.MemoryLimit != "" {
 		fmt.Fprintf(&b, "  memory_limit: %s\n", o.MemoryLimit)
 	}
@@ -528,7 +620,7 @@ func configYAML(o Options, broker, topic, group, work, lake string, httpPort int
 type monitor struct {
 	addr, group, topic string
 	high               map[int]int64
-	metricsURL         string
+	metricsURLs        []string // one per instance
 	total              int64
 	client             *http.Client
 	kc                 *kafka.Client
@@ -570,7 +662,19 @@ func (m *monitor) allCommitted(ctx context.Context) bool {
 
 // consumed reads lakesink_records_consumed_total from the sink's /metrics.
 func (m *monitor) consumed(ctx context.Context) (int64, bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.metricsURL, nil)
+	var sum int64
+	for _, u := range m.metricsURLs {
+		n, ok := m.consumedAt(ctx, u)
+		if !ok {
+			return 0, false
+		}
+		sum += n
+	}
+	return sum, true
+}
+
+func (m *monitor) consumedAt(ctx context.Context, url string) (int64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, false
 	}
@@ -647,6 +751,11 @@ func (r Result) Table() string {
 	row("CPU seconds", "%.2f at all-committed (%.2f over the whole life); %.1f µs/record", r.CPUSeconds, r.CPUSecondsExit, r.CPUSeconds*1e6/float64(max(r.Records, 1)))
 	row("broker CPU seconds", "%.2f in the same interval (same cores)", r.BrokerCPU)
 	row("peak RSS", "%.1f MiB (VmHWM; ru_maxrss at exit %.1f MiB)", r.PeakRSSMiB, r.PeakRSSMiBExit)
+	if r.Instances > 1 {
+		for i := range r.InstanceCPUSeconds {
+			row(fmt.Sprintf("instance %d", i), "%.2f CPU-s, peak RSS %.1f MiB", r.InstanceCPUSeconds[i], r.InstancePeakRSSMiB[i])
+		}
+	}
 	mr := "not awaited"
 	if r.ManifestRecords >= 0 {
 		mr = strconv.FormatInt(r.ManifestRecords, 10)

@@ -84,6 +84,8 @@ func TestHarnessSmoke(t *testing.T) {
 		// The memory scenario in small: every hour open in every partition.
 		{"memory", Options{Scenario: "memory-smoke", Records: 20000, Partitions: 32, Hours: 4, Interleave: true,
 			MemoryLimit: "64MiB", WaitMarkers: true}},
+		// Two instances in one group, and a table.
+		{"instances", Options{Scenario: "smoke", Records: 20000, Partitions: 6, WaitMarkers: true, Instances: 2, Table: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -115,6 +117,12 @@ func TestHarnessSmoke(t *testing.T) {
 			}
 			if res.AllConsumedSeconds < res.FirstConsumedSeconds || res.AllConsumedSeconds > res.Seconds || res.FirstConsumedSeconds <= 0 {
 				t.Errorf("phases out of order: first %.3f all %.3f committed %.3f", res.FirstConsumedSeconds, res.AllConsumedSeconds, res.Seconds)
+			}
+			if n := max(o.Instances, 1); res.Instances != n || len(res.InstanceCPUSeconds) != n || len(res.InstancePeakRSSMiB) != n {
+				t.Errorf("%d instances reported (%d CPU, %d RSS figures), want %d", res.Instances, len(res.InstanceCPUSeconds), len(res.InstancePeakRSSMiB), n)
+			}
+			if o.Table && res.TableRecords != res.Records {
+				t.Errorf("%d records in the table, %d produced", res.TableRecords, res.Records)
 			}
 			if res.CPUSeconds <= 0 || res.CPUSecondsExit < res.CPUSeconds {
 				t.Errorf("cpu seconds %.2f at commit, %.2f at exit", res.CPUSeconds, res.CPUSecondsExit)
