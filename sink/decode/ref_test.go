@@ -128,14 +128,13 @@ func refLookup(top map[string]json.RawMessage, path string) (json.RawMessage, re
 			}
 			return raw, refFound
 		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			panic(err)
-		}
-		switch v.(type) {
-		case nil:
+		// Classify by the first byte: decoding the value into any would
+		// fail on numbers beyond float64 deep inside it ({"":1e1000}),
+		// which the decoder under test rightly never looks at.
+		switch t := bytes.TrimSpace(raw); {
+		case string(t) == "null":
 			return nil, refAbsent
-		case map[string]any:
+		case len(t) > 0 && t[0] == '{':
 		default:
 			return nil, refNotObject
 		}
