@@ -257,18 +257,10 @@ func (t *Table) openCatalog(ctx context.Context) error {
 	maps.Copy(props, c.Properties)
 	switch c.Type {
 	case config.CatalogSQL:
-		if err := os.MkdirAll(filepath.Dir(c.URI), 0o755); err != nil {
-			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
-		}
-		db, err := sql.Open("sqlite", "file:"+c.URI+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-		if err != nil {
-			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
-		}
 		props["warehouse"] = warehouse
-		cat, err := sqlcat.NewCatalog(SQLCatalogName, db, sqlcat.SQLite, props)
+		cat, db, err := openSQL(c.URI, props)
 		if err != nil {
-			db.Close()
-			return fmt.Errorf("open sql catalog %s: %w", c.URI, err)
+			return err
 		}
 		t.cat, t.db = cat, db
 	case config.CatalogREST:
@@ -303,6 +295,40 @@ func (t *Table) openCatalog(ctx context.Context) error {
 		return fmt.Errorf("catalog type %q", c.Type)
 	}
 	return nil
+}
+
+// OpenSQLCatalog opens the SQLite file at path as lakesink's sql catalog
+// (catalog name SQLCatalogName, WAL, a 10 s busy timeout: several
+// processes on one host may share it), creating it and its folder if
+// missing. props are catalog and FileIO properties ("warehouse", s3.*,
+// gcs.*). The caller calls close when done with the catalog: it closes the
+// database, which the catalog does not own. For tools and tests that read
+// lakesink's tables.
+func OpenSQLCatalog(path string, props iceberg.Properties) (cat *sqlcat.Catalog, close func() error, err error) {
+	cat, db, err := openSQL(path, props)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cat, db.Close, nil
+}
+
+func openSQL(path string, props iceberg.Properties) (*sqlcat.Catalog, *sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("open sql catalog %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return nil, nil, fmt.Errorf("open sql catalog %s: %w", path, err)
+	}
+	if props == nil {
+		props = iceberg.Properties{}
+	}
+	cat, err := sqlcat.NewCatalog(SQLCatalogName, db, sqlcat.SQLite, props)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open sql catalog %s: %w", path, err)
+	}
+	return cat, db, nil
 }
 
 // icebergType maps a lake column type to its Iceberg type.

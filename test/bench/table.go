@@ -2,14 +2,10 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 
-	"github.com/apache/iceberg-go"
-	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver of the sql catalog
 
 	"github.com/lakesink/lakesink/sink/tables"
 )
@@ -17,15 +13,11 @@ import (
 // tableRecords returns the total-records of the current snapshot of table
 // bench.<name> in the SQLite catalog at path: what the table references.
 func tableRecords(ctx context.Context, path, name string) (int64, error) {
-	db, err := sql.Open("sqlite", "file:"+path)
+	cat, closeCat, err := tables.OpenSQLCatalog(path, nil)
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
-	cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
-	if err != nil {
-		return 0, fmt.Errorf("open catalog %s: %w", path, err)
-	}
+	defer closeCat()
 	tbl, err := cat.LoadTable(ctx, table.Identifier{"bench", name})
 	if err != nil {
 		return 0, fmt.Errorf("load table bench.%s: %w", name, err)

@@ -395,25 +395,32 @@ func checkLake(t *testing.T, lake writers.Writer, stream string, inKafka map[str
 			t.Errorf("orphan file after the markers: %s", o.Key)
 		}
 	}
-	lost, dup, extra := 0, 0, 0
-	for id, n := range inKafka {
-		switch got := inLake[id]; {
-		case got < n:
-			lost += n - got
-		case got > n:
-			dup += got - n
-		}
-	}
-	for id := range inLake {
-		if inKafka[id] == 0 {
-			extra++
-		}
-	}
+	lost, dup, extra := compareCounts(inKafka, inLake)
 	if lost > 0 || dup > 0 || extra > 0 {
 		t.Errorf("%s: lake vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", stream, lost, dup, extra, len(inKafka))
 	}
 	t.Logf("%s: %d data files listed by the manifests hold %d distinct records; %d orphans", stream, len(listed), len(inLake), orphans)
 	return listed
+}
+
+// compareCounts compares how many times each event id is somewhere (got)
+// with how many times it is in Kafka: records missing, records more often
+// than in Kafka, and ids Kafka does not have.
+func compareCounts(inKafka, got map[string]int) (lost, dup, extra int) {
+	for id, n := range inKafka {
+		switch g := got[id]; {
+		case g < n:
+			lost += n - g
+		case g > n:
+			dup += g - n
+		}
+	}
+	for id := range got {
+		if inKafka[id] == 0 {
+			extra++
+		}
+	}
+	return lost, dup, extra
 }
 
 // checkTable reads the table stream's table back with iceberg-go's scan:
@@ -437,20 +444,7 @@ func checkTable(t *testing.T, cat catalog.Catalog, inKafka map[string]int, liste
 			inTable[chunk.ValueStr(i)]++
 		}
 	}
-	lost, dup, extra := 0, 0, 0
-	for id, n := range inKafka {
-		switch got := inTable[id]; {
-		case got < n:
-			lost += n - got
-		case got > n:
-			dup += got - n
-		}
-	}
-	for id := range inTable {
-		if inKafka[id] == 0 {
-			extra++
-		}
-	}
+	lost, dup, extra := compareCounts(inKafka, inTable)
 	if lost > 0 || dup > 0 || extra > 0 {
 		t.Errorf("table vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", lost, dup, extra, len(inKafka))
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
-	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	"github.com/hamba/avro/v2"
@@ -62,16 +60,7 @@ func TestIceberg(t *testing.T) {
 		runIceberg(t, icebergSetup{backend: b, root: root, location: func(key string) string { return root + "/" + key },
 			table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", dbPath),
 			open: func(t *testing.T) catalog.Catalog {
-				db, err := sql.Open("sqlite", "file:"+dbPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
-				cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return cat
+				return openSQLCatalog(t, dbPath, nil)
 			}})
 	})
 	t.Run("sqlite-gcs", func(t *testing.T) {
@@ -82,17 +71,7 @@ func TestIceberg(t *testing.T) {
 		runIceberg(t, icebergSetup{backend: b, location: func(key string) string { return "gs://lake/events/" + key },
 			table: fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", dbPath),
 			open: func(t *testing.T) catalog.Catalog {
-				db, err := sql.Open("sqlite", "file:"+dbPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
-				cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{
-					iceio.GCSEndpoint: b.gcsEndpoint + "/storage/v1/", iceio.GCSNoAuth: "true"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return cat
+				return openSQLCatalog(t, dbPath, iceberg.Properties{iceio.GCSEndpoint: b.gcsEndpoint + "/storage/v1/", iceio.GCSNoAuth: "true"})
 			}})
 	})
 	t.Run("rest-s3", func(t *testing.T) {
@@ -217,17 +196,7 @@ func checkTable(t *testing.T, s icebergSetup, cat catalog.Catalog, stream string
 		t.Fatalf("load table lake.%s: %v", stream, err)
 	}
 	idCol := map[string]string{"clickstream": "event_id", "iot": "seq"}[stream]
-	at, err := tbl.Scan(table.WithSelectedFields(idCol)).ToArrowTable(ctx)
-	if err != nil {
-		t.Fatalf("scan lake.%s: %v", stream, err)
-	}
-	defer at.Release()
-	seen := map[string]int{}
-	for _, chunk := range at.Column(0).Data().Chunks() {
-		for i := 0; i < chunk.Len(); i++ {
-			seen[chunk.ValueStr(i)]++
-		}
-	}
+	seen, rows := scanColumn(t, tbl, idCol)
 	lost, dup, extra := 0, 0, 0
 	for id := range valid {
 		switch seen[id] {
@@ -243,8 +212,8 @@ func checkTable(t *testing.T, s icebergSetup, cat catalog.Catalog, stream string
 			extra++
 		}
 	}
-	if lost+dup+extra > 0 || int(at.NumRows()) != len(valid) {
-		t.Errorf("table lake.%s: %d rows for %d valid records: %d lost, %d duplicated, %d unexpected", stream, at.NumRows(), len(valid), lost, dup, extra)
+	if lost+dup+extra > 0 || rows != len(valid) {
+		t.Errorf("table lake.%s: %d rows for %d valid records: %d lost, %d duplicated, %d unexpected", stream, rows, len(valid), lost, dup, extra)
 	}
 
 	// The table's files are the manifests' files.
@@ -402,15 +371,7 @@ streams:
 	})
 	checkDeadLettered(t, k.Addr, "orders", bad)
 
-	db, err := sql.Open("sqlite", "file:"+dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := openSQLCatalog(t, dbPath, nil)
 	tbl, err := cat.LoadTable(context.Background(), table.Identifier{"lake", "orders"})
 	if err != nil {
 		t.Fatal(err)
@@ -452,6 +413,35 @@ streams:
 	}
 	m := readManifest(t, mustLocal(t, root), folder+"/_SUCCESS")
 	t.Logf("%d files for 60 records of 2 interleaved writer schemas; table schema %d", len(m.Files), tbl.Schema().ID)
+}
+
+// openSQLCatalog opens lakesink's SQLite catalog at path for the test.
+func openSQLCatalog(t *testing.T, path string, props iceberg.Properties) catalog.Catalog {
+	t.Helper()
+	cat, closeCat, err := tables.OpenSQLCatalog(path, props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeCat() })
+	return cat
+}
+
+// scanColumn reads column col of the table with iceberg-go's scan and
+// returns how many times each value is there, and the row count.
+func scanColumn(t *testing.T, tbl *table.Table, col string) (map[string]int, int) {
+	t.Helper()
+	at, err := tbl.Scan(table.WithSelectedFields(col)).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatalf("scan %s: %v", col, err)
+	}
+	defer at.Release()
+	seen := map[string]int{}
+	for _, chunk := range at.Column(0).Data().Chunks() {
+		for i := 0; i < chunk.Len(); i++ {
+			seen[chunk.ValueStr(i)]++
+		}
+	}
+	return seen, int(at.NumRows())
 }
 
 func mustLocal(t *testing.T, root string) writers.Writer {
@@ -536,17 +526,7 @@ func TestIcebergCatalogOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := tbl.Scan(table.WithSelectedFields("event_id")).ToArrowTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	seen := map[string]int{}
-	for _, chunk := range at.Column(0).Data().Chunks() {
-		for i := 0; i < chunk.Len(); i++ {
-			seen[chunk.ValueStr(i)]++
-		}
-	}
+	seen, _ := scanColumn(t, tbl, "event_id")
 	for id := range p.valid["clickstream"] {
 		if seen[id] != 1 {
 			t.Errorf("record %s in the table %d times", id, seen[id])

@@ -2,13 +2,10 @@ package demo
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"path/filepath"
 
-	"github.com/apache/iceberg-go"
-	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/lakesink/lakesink/config"
@@ -19,17 +16,12 @@ import (
 // records, the completion point — and how to query it.
 func icebergSummary(ctx context.Context, out io.Writer, sc config.Stream) {
 	uri := sc.Table.Catalog.URI
-	db, err := sql.Open("sqlite", "file:"+uri)
+	cat, closeCat, err := tables.OpenSQLCatalog(uri, nil)
 	if err != nil {
 		fmt.Fprintf(out, "\nIceberg catalog %s: %v\n", uri, err)
 		return
 	}
-	defer db.Close()
-	cat, err := sqlcat.NewCatalog(tables.SQLCatalogName, db, sqlcat.SQLite, iceberg.Properties{})
-	if err != nil {
-		fmt.Fprintf(out, "\nIceberg catalog %s: %v\n", uri, err)
-		return
-	}
+	defer closeCat()
 	tbl, err := cat.LoadTable(ctx, table.Identifier{sc.Table.Namespace, sc.TableName()})
 	if err != nil {
 		fmt.Fprintf(out, "\nIceberg table %s: %v\n", sc.TableIdent(), err)
