@@ -941,37 +941,19 @@ func TestMillisAsMicros(t *testing.T) {
 	if _, err := w.Finish(FileMeta{Stream: "clicks", Topic: "clicks", Hour: at}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	pf, err := parquet.OpenFile(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, rows := readBack(t, path, s)
 	leaf, _ := pf.Schema().Lookup("ts")
 	if lt := leaf.Node.Type().LogicalType(); lt == nil || !strings.Contains(lt.String(), "MICROS") {
 		t.Fatalf("ts logical type %v, want TIMESTAMP(MICROS)", lt)
 	}
-	rows := make([]parquet.Row, 2)
-	n, _ := pf.RowGroups()[0].Rows().ReadRows(rows)
-	if n != 2 {
-		t.Fatalf("read %d rows", n)
+	if len(rows) != 2 {
+		t.Fatalf("read %d rows", len(rows))
 	}
-	want := [][2]int64{{at.UnixMicro(), 0}, {at.UnixMicro(), at.UnixMicro() + 1000}}
-	for i, r := range rows {
-		var got [2]int64
-		for _, v := range r {
-			if !v.IsNull() {
-				got[v.Column()] = v.Int64()
-			}
-		}
-		// parquet-go orders the group's fields by name: at, ts.
-		if got[1] != want[i][0] || got[0] != want[i][1] {
-			t.Errorf("row %d: ts, at = %d, %d; want %d, %d", i, got[1], got[0], want[i][0], want[i][1])
-		}
+	if got := rows[0][0].Int64(); got != at.UnixMicro() || !rows[0][1].IsNull() {
+		t.Errorf("row 0: ts %d, at %v; want %d, null", got, rows[0][1], at.UnixMicro())
+	}
+	if ts, a := rows[1][0].Int64(), rows[1][1].Int64(); ts != at.UnixMicro() || a != at.UnixMicro()+1000 {
+		t.Errorf("row 1: ts, at = %d, %d; want %d, %d", ts, a, at.UnixMicro(), at.UnixMicro()+1000)
 	}
 }
 
@@ -1057,20 +1039,11 @@ func TestEndRowGroup(t *testing.T) {
 	if _, err := w.Finish(FileMeta{Stream: "clicks", Topic: "clicks", Hour: hour13}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	pf, err := parquet.OpenFile(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, got := readBack(t, path, s)
 	if n := len(pf.RowGroups()); n != 3 {
 		t.Errorf("%d row groups, want 3", n)
 	}
-	if pf.NumRows() != 3000 {
-		t.Errorf("%d rows, want 3000", pf.NumRows())
+	if len(got) != 3000 {
+		t.Errorf("%d rows, want 3000", len(got))
 	}
 }
