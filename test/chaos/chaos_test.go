@@ -76,29 +76,7 @@ func (c *cluster) start() int {
   heartbeat_interval: 500ms
   rebalance_timeout: 5s
 streams:
-  - name: clickstream
-    topics: [%s]
-    time: {field: ts, format: unix_ms}
-    allowed_lateness: 1m
-    schema:
-      - {name: event_id, type: string, required: true}
-      - {name: user_id, type: string}
-      - {name: ts, type: timestamp_ms}
-      - {name: url, type: string}
-      - {name: device_id, path: device.id, type: string}
-      - {name: attrs, type: json}
-  - name: %s
-    topics: [%s]
-    time: {field: ts, format: unix_ms}
-    allowed_lateness: 1m
-    schema:
-      - {name: event_id, type: string, required: true}
-      - {name: user_id, type: string}
-      - {name: ts, type: timestamp_ms}
-      - {name: url, type: string}
-      - {name: device_id, path: device.id, type: string}
-      - {name: attrs, type: json}
-    table:
+%s%s    table:
 %sfiles:
   spool_dir: %q
   max_file_bytes: 192KiB
@@ -109,7 +87,7 @@ streams:
 http: {listen: "127.0.0.1:0"}
 shutdown_timeout: 10s
 log: {level: info, format: json}
-`, c.k.Addr, group, topic, iceStream, iceTopic, c.table, filepath.Join(dir, "spool"), c.storage)
+`, c.k.Addr, group, streamYAML("clickstream", topic), streamYAML(iceStream, iceTopic), c.table, filepath.Join(dir, "spool"), c.storage)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
@@ -118,6 +96,23 @@ log: {level: info, format: json}
 	c.running[id] = p
 	c.mu.Unlock()
 	return id
+}
+
+// streamYAML is the config of a clickstream stream on topic: the plain one
+// and the one with a table differ only in name, topic and table block.
+func streamYAML(name, topic string) string {
+	return fmt.Sprintf(`  - name: %s
+    topics: [%s]
+    time: {field: ts, format: unix_ms}
+    allowed_lateness: 1m
+    schema:
+      - {name: event_id, type: string, required: true}
+      - {name: user_id, type: string}
+      - {name: ts, type: timestamp_ms}
+      - {name: url, type: string}
+      - {name: device_id, path: device.id, type: string}
+      - {name: attrs, type: json}
+`, name, topic)
 }
 
 func (c *cluster) ids() []int {
