@@ -161,44 +161,7 @@ func runEndToEnd(t *testing.T, b backend) {
 	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
 
 	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
-	markerKey := func(stream string, h time.Time) string {
-		return fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", stream, h.Format("2006-01-02"), h.Format("15"))
-	}
-	ctx := context.Background()
-	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
-		select {
-		case <-proc.Done():
-			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
-		default:
-		}
-		for _, s := range []string{"clickstream", "iot"} {
-			for _, h := range hours {
-				ok, err := b.lake.Exists(ctx, markerKey(s, h))
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("no marker %s", markerKey(s, h))
-				}
-			}
-		}
-		for topic, n := range map[string]int{clickTopic: clickParts, iotTopic: iotParts} {
-			high := k.HighWatermarks(t, topic, n)
-			committed, _, err := k.TryCommittedOffsets(group, topic, n)
-			if err != nil {
-				return err
-			}
-			for part := 0; part < n; part++ {
-				if high[part] != int64(p.perPart[topic][part]) {
-					return fmt.Errorf("%s/%d: high watermark %d, produced %d", topic, part, high[part], p.perPart[topic][part])
-				}
-				if high[part] > 0 && committed[part] != high[part] {
-					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
-				}
-			}
-		}
-		return nil
-	})
+	awaitMarkersAndCommits(t, proc, b.lake, k, group, p, map[string]int{clickTopic: clickParts, iotTopic: iotParts}, hours)
 
 	proc.Signal(15) // SIGTERM: graceful shutdown
 	select {
@@ -227,6 +190,49 @@ func runEndToEnd(t *testing.T, b backend) {
 	if b.check != nil {
 		b.check(t)
 	}
+}
+
+// awaitMarkersAndCommits waits until the streams clickstream and iot have
+// markers for hours and every partition of topics (topic -> partitions)
+// has committed its high watermark, which must be what p produced.
+func awaitMarkersAndCommits(t *testing.T, proc *testenv.Process, lake writers.Writer, k *testenv.Kafka, group string, p *produced, topics map[string]int, hours []time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
+		default:
+		}
+		for _, s := range []string{"clickstream", "iot"} {
+			for _, h := range hours {
+				key := fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", s, h.Format("2006-01-02"), h.Format("15"))
+				ok, err := lake.Exists(ctx, key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("no marker %s", key)
+				}
+			}
+		}
+		for topic, n := range topics {
+			high := k.HighWatermarks(t, topic, n)
+			committed, _, err := k.TryCommittedOffsets(group, topic, n)
+			if err != nil {
+				return err
+			}
+			for part := 0; part < n; part++ {
+				if high[part] != int64(p.perPart[topic][part]) {
+					return fmt.Errorf("%s/%d: high watermark %d, produced %d", topic, part, high[part], p.perPart[topic][part])
+				}
+				if high[part] > 0 && committed[part] != high[part] {
+					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // writeConfig writes the end-to-end tests' sink config (streams clickstream

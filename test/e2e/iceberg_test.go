@@ -120,35 +120,7 @@ func runIceberg(t *testing.T, s icebergSetup) {
 	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: env}, "run", "-c", cfgPath)
 
 	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
-	ctx := context.Background()
-	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "markers and commits", func() error {
-		select {
-		case <-proc.Done():
-			return fmt.Errorf("lakesink exited: %v", proc.ExitErr())
-		default:
-		}
-		for _, st := range []string{"clickstream", "iot"} {
-			for _, h := range hours {
-				key := fmt.Sprintf("%s/dt=%s/hour=%s/_SUCCESS", st, h.Format("2006-01-02"), h.Format("15"))
-				if ok, err := s.lake.Exists(ctx, key); err != nil || !ok {
-					return fmt.Errorf("no marker %s (%v)", key, err)
-				}
-			}
-		}
-		for topic, n := range map[string]int{clickTopic: 4, iotTopic: 3} {
-			high := k.HighWatermarks(t, topic, n)
-			committed, _, err := k.TryCommittedOffsets(group, topic, n)
-			if err != nil {
-				return err
-			}
-			for part := range n {
-				if committed[part] != high[part] {
-					return fmt.Errorf("%s/%d: committed %d, high watermark %d", topic, part, committed[part], high[part])
-				}
-			}
-		}
-		return nil
-	})
+	awaitMarkersAndCommits(t, proc, s.lake, k, group, p, map[string]int{clickTopic: 4, iotTopic: 3}, hours)
 	proc.Signal(15)
 	select {
 	case <-proc.Done():
