@@ -64,6 +64,22 @@ type FileOptions struct {
 	PageMemoryBytes int64
 	// SpoolDir holds the page spool file. Default: the data file's folder.
 	SpoolDir string
+	// Deferred writes the rows to a row log on the spool disk (the data
+	// file's path plus ".rows") instead of encoding them as they arrive,
+	// and encodes the whole file at Finish. An open deferred writer holds
+	// about 17 KiB of memory (its row log buffer) whatever its size and column count, against
+	// tens to hundreds of KiB for an encoding one: it is how thousands of
+	// files can stay open in a small memory limit without being ended
+	// early. The price: the rows cross the spool disk twice, and the
+	// encoding work of the whole file is done at Finish. The file's rows
+	// are the same; its row groups are cut as an encoding writer would cut
+	// them.
+	Deferred bool
+	// EncodeSlots, when not nil, bounds how many deferred writers that
+	// share it encode at once: Finish holds one slot (a buffered channel
+	// of capacity N allows N) while it encodes, so the memory of encoding
+	// does not grow with the number of files finishing together.
+	EncodeSlots chan struct{}
 }
 
 var fastZstd = &zstd.Codec{Level: zstd.SpeedFastest}
@@ -178,6 +194,12 @@ type FileWriter struct {
 	out    *fileOut
 	pool   *pagePool
 	pw     *parquet.GenericWriter[any]
+	codec  compress.Codec
+
+	// log holds the rows of a deferred writer until Finish encodes them
+	// (FileOptions.Deferred); nil otherwise, and once encoding starts.
+	log    *rowLog
+	logged int64 // plain size of the rows in log
 
 	// batch holds the pending rows column by column (leaf order), nbatch
 	// values each: they go to parquet-go's column writers directly, which
@@ -208,10 +230,34 @@ func NewFileWriter(path string, schema *Schema, opts FileOptions) (*FileWriter, 
 	if opts.SpoolDir == "" {
 		opts.SpoolDir = filepath.Dir(path)
 	}
+	w := &FileWriter{
+		path:   path,
+		schema: schema,
+		opts:   opts,
+		codec:  codec,
+		first:  -1,
+		last:   -1,
+	}
+	if opts.Deferred {
+		if w.log, err = createRowLog(path + ".rows"); err != nil {
+			return nil, fmt.Errorf("new file writer: %w", err)
+		}
+		return w, nil
+	}
+	if err := w.openEncoder(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// openEncoder creates the data file and parquet-go's writer into it: at
+// NewFileWriter, or at Finish for a deferred writer.
+func (w *FileWriter) openEncoder() error {
+	opts, schema := w.opts, w.schema
 	pool := newPagePool(opts.SpoolDir)
 	config, err := parquet.NewWriterConfig(
 		schema.pq,
-		parquet.Compression(codec),
+		parquet.Compression(w.codec),
 		parquet.PageBufferSize(opts.PageBufferBytes),
 		// Unbuffered: fileOut buffers only while a row group is written,
 		// instead of parquet-go's 32 KiB held for the writer's lifetime.
@@ -223,30 +269,21 @@ func NewFileWriter(path string, schema *Schema, opts FileOptions) (*FileWriter, 
 		parquet.ColumnPageBuffers(pool),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("new file writer %s: %w", path, err)
+		return fmt.Errorf("new file writer %s: %w", w.path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(w.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("new file writer: %w", err)
+		return fmt.Errorf("new file writer: %w", err)
 	}
-	out := &fileOut{f: f}
-	w := &FileWriter{
-		path:   path,
-		schema: schema,
-		opts:   opts,
-		f:      f,
-		out:    out,
-		pool:   pool,
-		pw:     parquet.NewGenericWriter[any](out, config),
-		batch:  make([][]parquet.Value, len(schema.cols)),
-		first:  -1,
-		last:   -1,
-	}
+	w.f, w.pool = f, pool
+	w.out = &fileOut{f: f}
+	w.pw = parquet.NewGenericWriter[any](w.out, config)
+	w.batch = make([][]parquet.Value, len(schema.cols))
 	values := make([]parquet.Value, batchRows*len(schema.cols))
 	for i := range w.batch {
 		w.batch[i] = values[i*batchRows : (i+1)*batchRows : (i+1)*batchRows]
 	}
-	return w, nil
+	return nil
 }
 
 // Path returns the spool file's path.
@@ -301,6 +338,35 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 			size += 8
 		}
 	}
+	if w.log != nil {
+		if err := w.log.append(s, row); err != nil {
+			return w.fail(fmt.Errorf("append to %s: %w", w.log.path, err))
+		}
+		w.logged += size
+	} else if err := w.encodeRow(row, need, size); err != nil {
+		return err
+	}
+	if w.records == 0 {
+		w.first = offset
+		w.minT, w.maxT = eventTime.UTC(), eventTime.UTC()
+	} else {
+		if eventTime.Before(w.minT) {
+			w.minT = eventTime.UTC()
+		}
+		if eventTime.After(w.maxT) {
+			w.maxT = eventTime.UTC()
+		}
+	}
+	w.last = offset
+	w.records++
+	return nil
+}
+
+// encodeRow adds a checked row to the pending batch, handing the batch to
+// parquet-go when it is full. need is the row's byte-array bytes, size its
+// plain size (measure).
+func (w *FileWriter) encodeRow(row Row, need int, size int64) error {
+	s := w.schema
 	if w.nbatch > 0 && (w.nbatch == batchRows || len(w.arena)+need > cap(w.arena)) {
 		if err := w.writeBatch(); err != nil {
 			return err
@@ -337,20 +403,29 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 			return err
 		}
 	}
-	if w.records == 0 {
-		w.first = offset
-		w.minT, w.maxT = eventTime.UTC(), eventTime.UTC()
-	} else {
-		if eventTime.Before(w.minT) {
-			w.minT = eventTime.UTC()
+	return nil
+}
+
+// measure returns a checked row's byte-array bytes and plain size.
+func (w *FileWriter) measure(row Row) (need int, size int64) {
+	for _, v := range row {
+		if v.IsNull() {
+			continue
 		}
-		if eventTime.After(w.maxT) {
-			w.maxT = eventTime.UTC()
+		switch v.Kind() {
+		case parquet.ByteArray:
+			n := len(v.ByteArray())
+			need += n
+			size += 4 + int64(n)
+		case parquet.Boolean:
+			size++
+		case parquet.Int32, parquet.Float:
+			size += 4
+		default:
+			size += 8
 		}
 	}
-	w.last = offset
-	w.records++
-	return nil
+	return need, size
 }
 
 // writeBatch hands the pending rows to parquet-go, then ends the row group
@@ -428,8 +503,15 @@ func (w *FileWriter) EstimatedBytes() int64 {
 	if w.closed {
 		return w.out.n
 	}
+	if w.log != nil {
+		return w.logged
+	}
 	return w.pw.Size() + w.pending
 }
+
+// deferredOverhead is the heap a deferred FileWriter holds besides its
+// row log's buffer: the writer, the log and its open file.
+const deferredOverhead = 1 << 10
 
 // writerOverhead is the heap a FileWriter holds whatever its content
 // (parquet-go's column writers, schema state, metadata), measured by
@@ -444,6 +526,9 @@ const writerOverhead = 24 << 10
 func (w *FileWriter) BufferedBytes() int64 {
 	if w.closed {
 		return 0
+	}
+	if w.log != nil {
+		return deferredOverhead + int64(cap(w.log.buf))
 	}
 	var pages int64
 	for _, b := range w.pool.live {
@@ -484,6 +569,12 @@ func (w *FileWriter) Flush() error {
 	if w.closed {
 		return ErrWriterClosed
 	}
+	if w.log != nil {
+		if err := w.log.release(); err != nil {
+			return w.fail(fmt.Errorf("write %s: %w", w.log.path, err))
+		}
+		return nil
+	}
 	if err := w.pool.spill(); err != nil {
 		return w.fail(err)
 	}
@@ -493,7 +584,7 @@ func (w *FileWriter) Flush() error {
 // RowGroupBytes is the size of the current row group so far: its encoded
 // pages, the values being filled and the pending rows at their plain size.
 func (w *FileWriter) RowGroupBytes() int64 {
-	if w.closed {
+	if w.closed || w.log != nil {
 		return 0
 	}
 	return w.pw.Size() - w.out.n + w.pending
@@ -515,6 +606,9 @@ func (w *FileWriter) EndRowGroup() error {
 	if w.closed {
 		return ErrWriterClosed
 	}
+	if w.log != nil {
+		return w.Flush() // a deferred writer has no row group yet
+	}
 	if w.nbatch > 0 {
 		if err := w.writeBatch(); err != nil {
 			return err
@@ -534,8 +628,14 @@ func (w *FileWriter) EndRowGroup() error {
 
 // Finish writes the last row group and the footer, with meta and the
 // file's offsets, record count and event-time range as key/value metadata
-// (keys Meta*), fsyncs and closes the file. A writer without records cannot
-// be finished (Abort it). If Finish fails, call Abort.
+// (keys Meta*) and closes the file. It does not fsync: the spool copy is
+// scratch — what makes a file durable is its upload (the local writer
+// fsyncs its own copy), and after a crash the records are replayed from
+// Kafka, not read from the spool. With thousands of files finishing when
+// an hour closes on every partition, an fsync per spool file was a third
+// of the time from the last record consumed to the last commit (512
+// partitions × 4 hours). A writer without records cannot be finished
+// (Abort it). If Finish fails, call Abort.
 func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 	if w.err != nil {
 		return FileInfo{}, w.err
@@ -563,6 +663,11 @@ func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 		}
 		kv[k] = v
 	}
+	if w.log != nil {
+		if err := w.encodeLog(); err != nil {
+			return FileInfo{}, err
+		}
+	}
 	if w.nbatch > 0 {
 		if err := w.writeBatch(); err != nil {
 			return FileInfo{}, err
@@ -585,9 +690,6 @@ func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 	if w.pool.err != nil {
 		return FileInfo{}, w.fail(w.pool.err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return FileInfo{}, w.fail(fmt.Errorf("finish %s: fsync: %w", w.path, err))
-	}
 	if err := w.f.Close(); err != nil {
 		return FileInfo{}, w.fail(fmt.Errorf("finish %s: close: %w", w.path, err))
 	}
@@ -604,6 +706,29 @@ func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 	}, nil
 }
 
+// encodeLog encodes a deferred writer's rows into the data file, holding
+// one of EncodeSlots meanwhile, and removes the row log.
+func (w *FileWriter) encodeLog() error {
+	if slots := w.opts.EncodeSlots; slots != nil {
+		slots <- struct{}{}
+		defer func() { <-slots }()
+	}
+	if err := w.openEncoder(); err != nil {
+		return w.fail(err)
+	}
+	log := w.log
+	err := log.replay(w.schema, func(row Row) error {
+		need, size := w.measure(row)
+		return w.encodeRow(row, need, size)
+	})
+	if err != nil {
+		return w.fail(fmt.Errorf("finish %s: %w", w.path, err))
+	}
+	log.close()
+	w.log, w.logged = nil, 0
+	return nil
+}
+
 // Abort closes and removes an unfinished file. It is idempotent, and a
 // no-op after a successful Finish (the finished file is the caller's).
 func (w *FileWriter) Abort() error {
@@ -614,8 +739,13 @@ func (w *FileWriter) Abort() error {
 	if w.err == nil {
 		w.err = ErrWriterClosed
 	}
-	_ = w.pool.close()
-	_ = w.f.Close() // may already be closed by a failed Finish
+	if w.log != nil {
+		w.log.close()
+	}
+	if w.pool != nil {
+		_ = w.pool.close()
+		_ = w.f.Close() // may already be closed by a failed Finish
+	}
 	w.batch, w.arena = nil, nil
 	if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", w.path, err)

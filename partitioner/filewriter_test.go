@@ -398,7 +398,7 @@ func writeAll(t *testing.T, dir string, n int, opts FileOptions, flushAt func(i 
 			if err := w.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			if w.pool.memory != 0 {
+			if w.pool != nil && w.pool.memory != 0 {
 				t.Fatalf("after Flush %d bytes of pages stay in memory", w.pool.memory)
 			}
 		}
@@ -464,6 +464,132 @@ func TestFileWriterFlushIsInvisible(t *testing.T) {
 	if last := refEst[n-1]; last < int64(len(ref))/2 || last > 2*int64(len(ref)) {
 		t.Errorf("final EstimatedBytes %d is far from the file size %d", last, len(ref))
 	}
+}
+
+// TestFileWriterDeferred: a deferred writer's file is byte for byte the
+// file an encoding writer makes of the same rows — with row groups cut, the
+// direct path for large rows, values larger than the log's buffer, nulls,
+// every type and millisecond columns scaled — with the same EstimatedBytes
+// before Finish ± the encoding (plain size), and it holds only the log's
+// buffer while open.
+func TestFileWriterDeferred(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts FileOptions
+		n    int
+	}{
+		{"one row", FileOptions{}, 1},
+		{"defaults", FileOptions{}, 3000},
+		{"many row groups", FileOptions{RowGroupBytes: 16 << 10, PageBufferBytes: 4 << 10}, 5000},
+		{"snappy", FileOptions{Compression: "snappy"}, 2000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			never := func(int) bool { return false }
+			ref, _, _ := writeAll(t, dir, tt.n, tt.opts, never)
+			opts := tt.opts
+			opts.Deferred = true
+			rng := rand.New(rand.NewPCG(3, 4))
+			got, est, w := writeAll(t, dir, tt.n, opts, func(int) bool { return rng.IntN(40) == 0 })
+			if !bytes.Equal(ref, got) {
+				t.Fatalf("deferred file differs: %d bytes, encoding writer %d", len(got), len(ref))
+			}
+			if w.log != nil {
+				t.Fatal("row log still set after Finish")
+			}
+			// The footer (a few KiB) is not in the estimate.
+			if tt.n >= 1000 && est[len(est)-1] < int64(len(ref)) {
+				t.Errorf("deferred EstimatedBytes %d below the file's size %d: max_file_bytes would be passed", est[len(est)-1], len(ref))
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "*.rows")); len(left) != 0 {
+				t.Errorf("row logs left after Finish: %v", left)
+			}
+		})
+	}
+	t.Run("large values", func(t *testing.T) {
+		s := mustSchema(t, []Column{{Name: "k", Type: TypeString}, {Name: "v", Type: TypeString}, {Name: "n", Type: TypeInt64}})
+		row := func(i int) Row {
+			// 100 B, 6 KiB (over the log buffer) and 40 KiB (over the
+			// arena: the direct path) values, some null.
+			size := []int{100, 6 << 10, 40 << 10}[i%3]
+			r := Row{parquet.ByteArrayValue([]byte(fmt.Sprint("k", i))), parquet.ByteArrayValue(bytes.Repeat([]byte{byte('a' + i%26)}, size)), parquet.Int64Value(int64(i))}
+			if i%4 == 3 {
+				r[1] = parquet.Value{}
+			}
+			return r
+		}
+		files := map[bool][]byte{}
+		for _, deferred := range []bool{false, true} {
+			path := filepath.Join(t.TempDir(), "f.parquet")
+			w, err := NewFileWriter(path, s, FileOptions{Deferred: deferred})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 50 {
+				if err := w.Append(row(i), int64(i), hour13); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.Finish(FileMeta{Stream: "s", Topic: "t", Hour: hour13}); err != nil {
+				t.Fatal(err)
+			}
+			_, rows := readBack(t, path, s)
+			checkRows(t, rows, row, 50)
+			if files[deferred], err = os.ReadFile(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(files[false], files[true]) {
+			t.Fatal("deferred file differs from the encoding writer's")
+		}
+	})
+	t.Run("abort", func(t *testing.T) {
+		dir := t.TempDir()
+		w, err := NewFileWriter(filepath.Join(dir, "f.parquet"), mustSchema(t, allTypes), FileOptions{Deferred: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			if err := w.Append(allTypesRow(i), int64(i), hour13); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Fatalf("files left after Abort: %v", left)
+		}
+	})
+	t.Run("encode slots", func(t *testing.T) {
+		// Finish waits for a slot: with the only one taken, it blocks.
+		slots := make(chan struct{}, 1)
+		slots <- struct{}{}
+		w, err := NewFileWriter(filepath.Join(t.TempDir(), "f.parquet"), mustSchema(t, allTypes), FileOptions{Deferred: true, EncodeSlots: slots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(allTypesRow(0), 0, hour13); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := w.Finish(FileMeta{Stream: "s", Topic: "t", Hour: hour13})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("Finish returned (%v) without a free slot", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		<-slots
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(slots) != 0 {
+			t.Fatal("Finish kept its slot")
+		}
+	})
 }
 
 func TestFileWriterFlushReleasesMemory(t *testing.T) {
@@ -768,15 +894,18 @@ func (g *clickGen) next(i int) Row {
 func TestFileWriterMemory(t *testing.T) {
 	s := mustSchema(t, clickstreamCols)
 	for _, tt := range []struct {
-		name    string
-		writers int
-		rows    int
-		limit   int64
+		name     string
+		writers  int
+		rows     int
+		limit    int64
+		deferred bool
 	}{
-		{"idle", 50, 10, 256 << 10},
-		{"few", 50, 500, 512 << 10},
-		{"some", 20, 3000, 1 << 20},
-		{"busy", 2, 60000, DefaultPageMemoryBytes + int64(len(clickstreamCols))*DefaultPageBufferBytes*2 + 256<<10},
+		{"idle", 50, 10, 256 << 10, false},
+		{"few", 50, 500, 512 << 10, false},
+		{"some", 20, 3000, 1 << 20, false},
+		{"busy", 2, 60000, DefaultPageMemoryBytes + int64(len(clickstreamCols))*DefaultPageBufferBytes*2 + 256<<10, false},
+		{"deferred few", 200, 500, 24 << 10, true},
+		{"deferred busy", 50, 20000, 24 << 10, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -789,7 +918,7 @@ func TestFileWriterMemory(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			for k := range ws {
-				w, err := NewFileWriter(filepath.Join(dir, fmt.Sprintf("f%d.parquet", k)), s, FileOptions{})
+				w, err := NewFileWriter(filepath.Join(dir, fmt.Sprintf("f%d.parquet", k)), s, FileOptions{Deferred: tt.deferred})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"maps"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"sync"
@@ -32,6 +33,12 @@ type Budget struct {
 	// last garbage collection (refresh).
 	extra atomic.Int64
 
+	// encodeSlots bounds the deferred files being encoded at once
+	// (partitioner.FileOptions.EncodeSlots): one per core, as encoding is
+	// CPU-bound, so the memory of encoding does not grow with the files
+	// that finish together when an hour closes on every partition.
+	encodeSlots chan struct{}
+
 	mu      sync.Mutex // guards the fields below; refresh only
 	samples []metrics.Sample
 	cycles  uint64
@@ -40,7 +47,9 @@ type Budget struct {
 }
 
 // NewBudget returns the budget of files.memory_limit, limit bytes.
-func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+func NewBudget(limit int64) *Budget {
+	return &Budget{limit: limit, encodeSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
 
 // Used is the memory the workers count against the limit, in bytes.
 func (m *Budget) Used() int64 { return m.used.Load() }
@@ -166,11 +175,41 @@ func (w *Worker) pageBytes(ncols int) int {
 }
 
 // fileOptions are the options of a new file of schema: the sink's, with
-// the page size from pageBytes.
+// the page size from pageBytes, or deferred (deferFiles).
 func (w *Worker) fileOptions(schema *partitioner.Schema) partitioner.FileOptions {
 	opts := w.env.FileOptions
+	if w.deferFiles() {
+		// Encoded one at a time at Finish: the configured page size.
+		opts.Deferred, opts.EncodeSlots = true, w.env.Budget.encodeSlots
+		return opts
+	}
 	opts.PageBufferBytes = w.pageBytes(len(schema.Columns()))
 	return opts
+}
+
+// deferShare is the share of the memory target per partition below which
+// a worker opens its files deferred.
+const deferShare = 8 << 20
+
+// deferFiles reports whether this worker's new files should be deferred
+// (partitioner.FileOptions.Deferred: rows in a row log on the spool disk,
+// encoded at finish, about 17 KiB of memory per open file): when its
+// partition's share of the memory target is below deferShare, or the
+// process is over the budget now.
+//
+// Why: an encoding file holds its pages being filled (tens to hundreds of
+// KiB); with hundreds of partitions × open hours in a small limit the sink
+// used to end files early to give memory back — 2-3 files per
+// partition-hour (512 partitions × 4 open hours in 256 MiB), 17-18 for a
+// backlog on 40 busy partitions before row groups could be ended. A
+// deferred file stays open at no cost and becomes one file. An encoding
+// file is better where memory allows: its rows cross the spool disk once,
+// and its encoding is spread over the hour instead of done at its end.
+// 8 MiB per partition leaves an encoding file of every open hour its full
+// pages and more; below it pages shrink (pageBytes) and files end early.
+func (w *Worker) deferFiles() bool {
+	b := w.env.Budget
+	return b.target()/int64(max(w.nparts, 1)) < deferShare || b.over()
 }
 
 // minRowGroupBytes is the smallest row group boundMemory ends early: below
