@@ -286,6 +286,10 @@ func (w *FileWriter) openEncoder() error {
 	return nil
 }
 
+// Deferred reports whether the rows wait in a row log until Finish
+// (FileOptions.Deferred).
+func (w *FileWriter) Deferred() bool { return w.log != nil }
+
 // Path returns the spool file's path.
 func (w *FileWriter) Path() string { return w.path }
 

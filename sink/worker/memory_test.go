@@ -280,3 +280,71 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 		t.Errorf("the file has %d row groups, want 2 (ended early, then at the finish)", len(pf.RowGroups()))
 	}
 }
+
+// TestDeferredFilesStayOpen: with hundreds of partitions in a small memory
+// limit, a worker opens its files deferred — a few KiB each, so four open
+// hours fit without pressure — and each hour becomes one file holding
+// exactly its records.
+func TestDeferredFilesStayOpen(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour) // no hour closes
+	cfg.Files.MemoryLimit = 256 << 20
+	lake := writers.NewMemory()
+	w, _ := testWorker(t, cfg, lake)
+	w.nparts = 512 // this member's share: 256 MiB × 7/8 / 512 < deferShare
+	ctx := context.Background()
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	const hours, total = 4, 4000
+	for off := range int64(total) {
+		ts := h0.Add(time.Duration(off%hours)*time.Hour + time.Duration(off)*time.Millisecond).UnixMilli()
+		m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: total, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, ts)}
+		if err := w.process(ctx, m); err != nil {
+			t.Fatalf("process offset %d: %v", off, err)
+		}
+	}
+	if len(w.files) != hours {
+		t.Fatalf("%d open files, want %d", len(w.files), hours)
+	}
+	for _, f := range w.files {
+		if !f.fw.Deferred() {
+			t.Fatalf("file of %s is not deferred", f.hour)
+		}
+	}
+	if held := w.heldBytes() - w.readerBytes(); held > hours*24<<10 {
+		t.Errorf("%d open deferred files hold %d KiB, want ≤ 24 KiB each", hours, held>>10)
+	}
+	if err := w.boundMemory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(w.env.Metrics.MemoryFlushes) + testutil.ToFloat64(w.env.Metrics.RowGroupEnds); got != 0 {
+		t.Fatalf("%v files or row groups ended early", got)
+	}
+	for h := range hours {
+		if err := w.finish(ctx, h0.Add(time.Duration(h)*time.Hour).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := readLake(t, lake)
+	if len(files) != hours {
+		t.Fatalf("lake has %d files, want one per hour (%d)", len(files), hours)
+	}
+	seen := map[int64]bool{}
+	for _, f := range files {
+		for i, r := range f.rows {
+			id := r["id"].(int64)
+			if seen[id] {
+				t.Fatalf("record %d twice", id)
+			}
+			seen[id] = true
+			if h := f.meta.Hour; !h.Equal(h0.Add(time.Duration(id%hours) * time.Hour)) {
+				t.Fatalf("record %d in the file of %s", id, h)
+			}
+			if i > 0 && f.rows[i-1]["id"].(int64) >= id {
+				t.Fatalf("%s: rows out of offset order at %d", f.key, i)
+			}
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("lake holds %d records, want %d", len(seen), total)
+	}
+}
