@@ -13,10 +13,13 @@
 #                produces BENCH_RECORDS clickstream records, runs the binary
 #                to the local lake (zstd) and prints records/s, MB/s, CPU
 #                seconds and peak RSS; appends a JSON line to BENCH_RESULTS.
-#                Two runs: the records as JSON, then the same records as
+#                Runs: the records as JSON, then the same records as
 #                Avro (Confluent wire format, in-process schema registry),
-#                followed by a summary line per format. BENCH_ARGS adds
-#                flags to both, e.g. BENCH_ARGS='-schema iot', or
+#                then as Avro of two writer schema versions interleaved
+#                (avro2: a rolling deploy of the producers; its summary
+#                line compares it with one version), each without and
+#                with an Iceberg table, followed by a summary line per
+#                run. BENCH_ARGS adds flags to all, e.g. BENCH_ARGS='-schema iot', or
 #                BENCH_ARGS='-format avro' for one run; BENCH_ARGS='-scenario
 #                memory' runs JSON only (see test/bench/cmd/lakesink-bench).
 

@@ -154,8 +154,13 @@ const (
 // Footer keys that lakesink's formats add through FileMeta.Extra.
 const (
 	// MetaSchemaID holds the registry id of the writer schema of an avro,
-	// protobuf or json_schema file's records (decimal).
+	// protobuf or json_schema file's records (decimal) when they all have
+	// the same one; files written before MetaSchemaIDs have only this key.
 	MetaSchemaID = "lakesink.schema_id"
+	// MetaSchemaIDs holds the registry ids of the writer schemas of a
+	// registry file's records, ascending, comma-separated ("7,9"); see
+	// FormatSchemaIDs and SchemaIDs.
+	MetaSchemaIDs = "lakesink.schema_ids"
 	// MetaInferredSchema holds a schema: infer file's columns as JSON:
 	// [{"name":"device.id","type":"string"},...].
 	MetaInferredSchema = "lakesink.inferred_schema"

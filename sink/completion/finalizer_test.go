@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -971,7 +972,7 @@ func TestSplitOrphansEdgeCases(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := slices.Clone(tc.files)
 			kept, orphans := SplitOrphans(tc.files)
-			if !slices.EqualFunc(in, tc.files, func(a, b ManifestFile) bool { return a == b }) {
+			if !slices.EqualFunc(in, tc.files, func(a, b ManifestFile) bool { return reflect.DeepEqual(a, b) }) {
 				t.Errorf("SplitOrphans changed its input: %v, was %v", tc.files, in)
 			}
 			paths := func(fs []ManifestFile) []string {

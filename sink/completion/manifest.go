@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -48,8 +47,13 @@ type ManifestFile struct {
 	LastOffset   int64  `json:"last_offset"`
 	MinEventTime string `json:"min_event_time"`
 	MaxEventTime string `json:"max_event_time"`
-	// SchemaID is the schema registry id of the writer schema of the
-	// file's records (avro and protobuf streams; absent for json).
+	// SchemaIDs are the schema registry ids of the writer schemas of the
+	// file's records, ascending (avro, protobuf and json_schema streams;
+	// absent for json). A file holds several when producers of different
+	// schema versions wrote to its partition-hour (docs/formats.md).
+	SchemaIDs []int `json:"schema_ids,omitempty"`
+	// SchemaID is the one id of SchemaIDs when there is exactly one, for
+	// readers written before schema_ids; absent otherwise.
 	SchemaID int `json:"schema_id,omitempty"`
 }
 
@@ -84,8 +88,11 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 			FirstOffset: first, LastOffset: info.LastOffset,
 			MinEventTime: info.MinEventTime.UTC().Format(time.RFC3339Nano),
 			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
-			SchemaID:     footerSchemaID(meta),
 		})
+		f := &m.Files[len(m.Files)-1]
+		if f.SchemaIDs = partitioner.SchemaIDs(meta); len(f.SchemaIDs) == 1 {
+			f.SchemaID = f.SchemaIDs[0]
+		}
 	}
 	m.Files, orphans = SplitOrphans(m.Files)
 	if m.Files == nil {
@@ -267,16 +274,6 @@ func readManifestKey(ctx context.Context, w writers.Writer, key string) (Manifes
 		return m, fmt.Errorf("read %s: %w", key, err)
 	}
 	return m, nil
-}
-
-// footerSchemaID reads partitioner.MetaSchemaID from a file's footer metadata; 0 when
-// absent or not a positive number.
-func footerSchemaID(meta partitioner.FileMeta) int {
-	id, err := strconv.Atoi(meta.Extra[partitioner.MetaSchemaID])
-	if err != nil || id < 0 {
-		return 0
-	}
-	return id
 }
 
 // Markers answers a partition worker's questions about published hour

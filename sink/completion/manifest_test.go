@@ -3,8 +3,6 @@ package completion
 import (
 	"slices"
 	"testing"
-
-	"github.com/lakesink/lakesink/partitioner"
 )
 
 func TestSplitOrphans(t *testing.T) {
@@ -31,21 +29,5 @@ func TestSplitOrphans(t *testing.T) {
 	}
 	if want := []string{"b", "e"}; !slices.Equal(o, want) {
 		t.Errorf("orphans %v, want %v", o, want)
-	}
-}
-
-func TestFooterSchemaID(t *testing.T) {
-	for _, tc := range []struct {
-		extra map[string]string
-		want  int
-	}{
-		{nil, 0},
-		{map[string]string{partitioner.MetaSchemaID: "123456"}, 123456},
-		{map[string]string{partitioner.MetaSchemaID: "x"}, 0},
-		{map[string]string{partitioner.MetaSchemaID: "-3"}, 0},
-	} {
-		if got := footerSchemaID(partitioner.FileMeta{Extra: tc.extra}); got != tc.want {
-			t.Errorf("footerSchemaID(%v) = %d, want %d", tc.extra, got, tc.want)
-		}
 	}
 }

@@ -36,7 +36,8 @@ type format interface {
 	decode(ctx context.Context, m kafka.Message) ([]parquet.Value, time.Time, error)
 	// fit returns the row of m for f, the open file of its hour (nil:
 	// none), and ok false if f cannot take it. An error sends the record
-	// to the dead-letter topic. With f nil, ok is true.
+	// to the dead-letter topic. With f nil, ok is true. With ok false, out
+	// is row: the worker passes it on to fit(nil) for the new file.
 	fit(f *openFile, m kafka.Message, row []parquet.Value) (out []parquet.Value, ok bool, err error)
 	// newFile returns the Parquet schema of a new file for the record just
 	// fitted, and sets the format's state on f.

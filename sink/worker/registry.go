@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -23,12 +23,28 @@ import (
 //
 //   - Columns: the stream's schema list when it has one, else derived from
 //     each record's writer schema.
-//   - Files: every file holds records of one writer schema id. A record whose
-//     schema id differs from that of the open file of its hour finishes that
-//     file (uploaded, as at the size cap) and starts a new one with the new
-//     Parquet schema. The id is written to the file footer under
-//     partitioner.MetaSchemaID and listed per file in the hour manifest
-//     (schema_id).
+//   - Files, with a column list: every writer schema decodes into the
+//     list (a writer schema that does not resolve into it is the record's
+//     error, incompatible_schema), so the writer schema never decides the
+//     file: records of all versions share their hour's file.
+//   - Files, with derived columns: writer schema versions that are
+//     compatible (joinColumns: fields added or removed, the widenings
+//     resolution allows) share a file whose columns are their union. Like
+//     schema: infer, each new file first samples `sample` records (rows
+//     copied, counted in files.memory_limit) and then gets the union of
+//     its sample and of every writer schema the worker fitted before (of
+//     the same family); later rows are mapped into those columns (remap:
+//     nulls for absent fields, values widened). A record whose writer
+//     schema the file's columns do not cover finishes the file and starts
+//     a wider one (once per new version: the worker's union keeps it); a
+//     record whose writer schema does not join (a type that does not
+//     widen) finishes it and starts a new family. Where files are cut
+//     depends only on the records and their order since the assignment;
+//     a replay from a commit may cut elsewhere, as for schema: infer,
+//     which names and the orphan rule make safe (docs/design.md).
+//   - Every file's footer lists the writer schema ids of its records
+//     (partitioner.MetaSchemaIDs, and MetaSchemaID when there is one),
+//     and the hour manifest each file's (schema_ids, schema_id).
 //   - Registry outages: a record whose schema cannot be fetched is not bad
 //     data. The partition waits and retries the same record with capped
 //     exponential backoff (never skipped, never dead-lettered); /readyz says
@@ -43,6 +59,16 @@ type registryFormat struct {
 	// Parquet schema of each writer schema id with the table's field ids
 	// (the table evolved to take it); nil otherwise.
 	tableSchemas map[int]*partitioner.Schema
+
+	// derived: no column list. cur is the join of the writer schemas this
+	// worker has fitted since it was assigned the partition (of the last
+	// family: an incompatible one starts over), known those schemas; every
+	// new file starts sampling from cur, so a worker's files only widen.
+	derived bool
+	sample  int // records a file samples: registrySample (tests: fewer)
+	cur     []partitioner.Column
+	known   map[*partitioner.Schema]bool
+	colsOf  map[*partitioner.Schema][]partitioner.Column
 }
 
 func newRegistryFormat(w *Worker) (*registryFormat, error) {
@@ -53,7 +79,8 @@ func newRegistryFormat(w *Worker) (*registryFormat, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &registryFormat{w: w, dec: d, cdec: d}
+	x := &registryFormat{w: w, dec: d, cdec: d, derived: !w.st.Fixed(), sample: registrySample,
+		known: map[*partitioner.Schema]bool{}, colsOf: map[*partitioner.Schema][]partitioner.Column{}}
 	if w.st.Table != nil && !w.st.Fixed() {
 		x.tableSchemas = map[int]*partitioner.Schema{}
 	}
@@ -171,29 +198,234 @@ func (x *registryFormat) stopped(ctx context.Context) error {
 	return errDraining
 }
 
-func (x *registryFormat) fit(f *openFile, _ kafka.Message, row []parquet.Value) ([]parquet.Value, bool, error) {
-	// A new writer schema starts a new file.
-	return row, f == nil || f.schemaID == x.cdec.SchemaID(), nil
+// fit returns the row of the record just decoded for f. With a column
+// list every record fits. With derived columns a sampling file joins the
+// record's writer schema into its columns (ok false: incompatible, a new
+// family); a file past its sample maps the row into its columns (ok false:
+// they do not cover the writer schema, a wider file follows).
+func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) ([]parquet.Value, bool, error) {
+	if !x.derived {
+		return row, true, nil
+	}
+	ws := x.writerSchema()
+	if f == nil {
+		x.observe(ws)
+		return row, true, nil
+	}
+	rf := f.reg
+	if ws == rf.last {
+		if rf.sampling {
+			return row, true, nil
+		}
+		return rf.lastMap.apply(row), true, nil
+	}
+	if rf.sampling {
+		if !rf.joined[ws] {
+			cols, _, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil)
+			if !ok {
+				x.w.log.Info("writer schema incompatible with the file's columns: new file", "offset", m.Offset,
+					"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
+				return row, false, nil
+			}
+			rf.cols, rf.joined[ws] = cols, true
+			x.observe(ws)
+		}
+		rf.last = ws
+		return row, true, nil
+	}
+	r, ok := rf.maps[ws]
+	if !ok {
+		r = newRemap(x.columns(ws), rf.cols, x.tableSchemas != nil)
+		rf.maps[ws] = r
+	}
+	if r == nil {
+		x.observe(ws)
+		x.w.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
+			"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
+		return row, false, nil
+	}
+	rf.last, rf.lastMap = ws, r
+	return r.apply(row), true, nil
 }
 
-func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
-	f.schemaID = x.cdec.SchemaID()
-	if s := x.tableSchemas[f.schemaID]; s != nil {
+// writerSchema is the Parquet schema of the writer schema of the record
+// just decoded, with the table's field ids for a table stream.
+func (x *registryFormat) writerSchema() *partitioner.Schema {
+	if s := x.tableSchemas[x.cdec.SchemaID()]; s != nil {
 		return s
 	}
 	return x.cdec.Schema()
 }
 
-func (x *registryFormat) append(f *openFile, row []parquet.Value, m kafka.Message, ev time.Time) error {
-	return appendRow(f, row, m, ev)
+// columns returns ws's columns (cached: Schema.Columns copies).
+func (x *registryFormat) columns(ws *partitioner.Schema) []partitioner.Column {
+	cols, ok := x.colsOf[ws]
+	if !ok {
+		cols = ws.Columns()
+		x.colsOf[ws] = cols
+	}
+	return cols
 }
 
-func (x *registryFormat) seal(*openFile) error { return nil }
-func (x *registryFormat) drop(*openFile)       {}
+// observe joins ws into the worker's columns, the start of every new
+// file's; a writer schema incompatible with them starts a new family.
+func (x *registryFormat) observe(ws *partitioner.Schema) {
+	if x.known[ws] {
+		return
+	}
+	cols, _, ok := joinColumns(x.cur, x.columns(ws), x.tableSchemas != nil)
+	if !ok {
+		cols, x.known = x.columns(ws), map[*partitioner.Schema]bool{}
+	}
+	x.cur, x.known[ws] = cols, true
+}
 
-func (x *registryFormat) footer(f *openFile) map[string]string {
-	if f.schemaID == 0 {
+// newFile sets up f's registry state. A file with derived columns starts
+// sampling: its spool file is a placeholder of the record's writer schema
+// until seal gives it the sample's columns.
+func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
+	f.reg = &registryFile{}
+	ws := x.writerSchema()
+	if x.derived {
+		rf := f.reg
+		rf.sampling, rf.last = true, ws
+		rf.cols = slices.Clone(x.cur)
+		rf.joined = map[*partitioner.Schema]bool{ws: true}
+	}
+	return ws
+}
+
+// append notes the record's writer schema id and adds its row to f: to
+// the sample while f samples (sealing it when the sample is full), else to
+// the file.
+func (x *registryFormat) append(f *openFile, row []parquet.Value, m kafka.Message, ev time.Time) error {
+	rf := f.reg
+	if id := x.cdec.SchemaID(); id != 0 && !slices.Contains(rf.ids, id) {
+		rf.ids = append(rf.ids, id)
+	}
+	if !rf.sampling {
+		return appendRow(f, row, m, ev)
+	}
+	cp, n := copyRow(row)
+	rf.recs = append(rf.recs, registrySampled{row: cp, ws: rf.last, offset: m.Offset, ev: ev})
+	rf.bytes += n
+	x.w.env.Budget.add(n)
+	if len(rf.recs) >= x.sample || rf.bytes >= min(sampleMaxBytes, x.w.env.MaxFileBytes) {
+		return x.seal(f)
+	}
+	return nil
+}
+
+// seal gives a sampling file its columns, the join of its sample (and of
+// what the worker saw before), and writes the sample into it. No-op for
+// other files.
+func (x *registryFormat) seal(f *openFile) error {
+	rf := f.reg
+	if rf == nil || !rf.sampling {
 		return nil
 	}
-	return map[string]string{partitioner.MetaSchemaID: strconv.Itoa(f.schemaID)}
+	w := x.w
+	schema, err := partitioner.NewSchema(w.st.Name, rf.cols)
+	if err != nil {
+		return fmt.Errorf("stream %s: columns of writer schemas %v: %w", w.st.Name, rf.ids, err)
+	}
+	if err := f.fw.Abort(); err != nil {
+		return err
+	}
+	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
+	if err != nil {
+		return fmt.Errorf("open spool file: %w", err)
+	}
+	f.fw = fw
+	rf.sampling, rf.last, rf.lastMap, rf.joined = false, nil, nil, nil
+	rf.maps = map[*partitioner.Schema]*remap{}
+	for _, r := range rf.recs {
+		rm, ok := rf.maps[r.ws]
+		if !ok {
+			rm = newRemap(x.columns(r.ws), rf.cols, x.tableSchemas != nil)
+			rf.maps[r.ws] = rm
+		}
+		if rm == nil {
+			// The columns are the join of the sample: this is a bug.
+			return fmt.Errorf("columns of writer schemas %v do not hold the sampled record at offset %d", rf.ids, r.offset)
+		}
+		if err := fw.Append(rm.apply(r.row), r.offset, r.ev); err != nil {
+			return fmt.Errorf("append to %s: %w", f.spool, err)
+		}
+	}
+	x.drop(f)
+	return nil
+}
+
+// drop releases a file's sample from memory.
+func (x *registryFormat) drop(f *openFile) {
+	if f.reg == nil || f.reg.bytes == 0 {
+		return
+	}
+	x.w.env.Budget.release(f.reg.bytes)
+	f.reg.recs, f.reg.bytes = nil, 0
+}
+
+// footer is the writer schema ids of f's records.
+func (x *registryFormat) footer(f *openFile) map[string]string {
+	if f.reg == nil {
+		return nil
+	}
+	return partitioner.FormatSchemaIDs(f.reg.ids)
+}
+
+// registrySample is how many records a registry file with derived columns
+// samples before its columns are settled (schema: infer's default).
+const registrySample = 1000
+
+// registryFile is an open file's registry state.
+type registryFile struct {
+	ids []int // writer schema ids of its records, in order of first appearance
+	// The rest is for derived columns only. cols are the file's columns:
+	// while it samples, the join so far.
+	sampling bool
+	cols     []partitioner.Column
+	joined   map[*partitioner.Schema]bool // writer schemas in cols, while sampling
+	recs     []registrySampled
+	bytes    int64                          // of recs, counted in the memory budget
+	maps     map[*partitioner.Schema]*remap // after the sample: each writer schema's rows into cols (nil: not covered)
+	// last is the writer schema of the record fitted last, lastMap its
+	// remap: consecutive records of one version skip the maps.
+	last    *partitioner.Schema
+	lastMap *remap
+}
+
+// registrySampled is a sampled record: its row in its writer schema's
+// columns (its own copy), and that schema.
+type registrySampled struct {
+	row    []parquet.Value
+	ws     *partitioner.Schema
+	offset int64
+	ev     time.Time
+}
+
+// copyRow returns a copy of row that shares no memory with it (rows alias
+// the decoder's buffers) and the bytes it holds, roughly.
+func copyRow(row []parquet.Value) ([]parquet.Value, int64) {
+	var n int
+	for _, v := range row {
+		if k := v.Kind(); !v.IsNull() && (k == parquet.ByteArray || k == parquet.FixedLenByteArray) {
+			n += len(v.ByteArray())
+		}
+	}
+	buf := make([]byte, 0, n)
+	cp := make([]parquet.Value, len(row))
+	for i, v := range row {
+		if k := v.Kind(); !v.IsNull() && (k == parquet.ByteArray || k == parquet.FixedLenByteArray) {
+			start := len(buf)
+			buf = append(buf, v.ByteArray()...)
+			if k == parquet.ByteArray {
+				v = parquet.ByteArrayValue(buf[start:len(buf):len(buf)])
+			} else {
+				v = parquet.FixedLenByteArrayValue(buf[start:len(buf):len(buf)])
+			}
+		}
+		cp[i] = v
+	}
+	return cp, int64(n + 24*len(row))
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -129,14 +128,22 @@ func (d *seqDecoder) Decode([]byte, time.Time) ([]parquet.Value, time.Time, erro
 	return []parquet.Value{parquet.Int64Value(1)}, time.UnixMilli(1000), nil
 }
 
-// TestSchemaIDFooter: a registry file's footer carries its writer schema id.
+// TestSchemaIDFooter: a registry file's footer carries its writer schema
+// ids, and the single id under the old key when there is one.
 func TestSchemaIDFooter(t *testing.T) {
 	schema, err := partitioner.NewSchema("s", []partitioner.Column{{Name: "id", Type: partitioner.TypeInt64, Required: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := &registryFormat{}
-	for _, id := range []int{0, 1, 123456} {
+	for _, tc := range []struct {
+		ids      []int
+		one, all string
+	}{
+		{nil, "", ""},
+		{[]int{123456}, "123456", "123456"},
+		{[]int{9, 7}, "", "7,9"},
+	} {
 		p := filepath.Join(t.TempDir(), "f.parquet")
 		fw, err := partitioner.NewFileWriter(p, schema, partitioner.FileOptions{})
 		if err != nil {
@@ -145,7 +152,7 @@ func TestSchemaIDFooter(t *testing.T) {
 		if err := fw.Append([]parquet.Value{parquet.Int64Value(7)}, 10, time.UnixMilli(1000)); err != nil {
 			t.Fatal(err)
 		}
-		f := &openFile{fw: fw, spool: p, schemaID: id}
+		f := &openFile{fw: fw, spool: p, reg: &registryFile{ids: tc.ids}}
 		if _, err := fw.Finish(partitioner.FileMeta{Stream: "s", Topic: "t", Hour: time.UnixMilli(0).UTC(), Extra: x.footer(f)}); err != nil {
 			t.Fatal(err)
 		}
@@ -159,9 +166,11 @@ func TestSchemaIDFooter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[bool]string{true: "", false: strconv.Itoa(id)}[id == 0]
-		if got := meta.Extra[partitioner.MetaSchemaID]; got != want {
-			t.Errorf("schema id %d came back as %q (extra %v)", id, got, meta.Extra)
+		if got := meta.Extra[partitioner.MetaSchemaID]; got != tc.one {
+			t.Errorf("ids %v: %s = %q, want %q", tc.ids, partitioner.MetaSchemaID, got, tc.one)
+		}
+		if got := meta.Extra[partitioner.MetaSchemaIDs]; got != tc.all {
+			t.Errorf("ids %v: %s = %q, want %q", tc.ids, partitioner.MetaSchemaIDs, got, tc.all)
 		}
 	}
 }

@@ -25,10 +25,8 @@ type openFile struct {
 	first int64
 	fw    *partitioner.FileWriter
 	spool string
-	// schemaID is the registry id of the writer schema of the file's
-	// records (registry formats); 0 otherwise.
-	schemaID int
-	inf      *inferFile // schema: infer streams (infer.go); else nil
+	reg   *registryFile // avro, protobuf, json_schema (registry.go); else nil
+	inf   *inferFile    // schema: infer streams (infer.go); else nil
 }
 
 // pendingFile is an uploaded file of a table stream, not yet in the table.

@@ -65,11 +65,12 @@ type Options struct {
 	Records    int
 	Partitions int
 	Schema     string
-	// Format of the record values: json (default) or avro. Avro runs
-	// register the schema's Avro equivalent (avroSchemaText) in an
+	// Format of the record values: json (default), avro or avro2. Avro
+	// runs register the schema's Avro equivalent (avroSchemaText) in an
 	// in-process registry, produce the very records of the JSON run
 	// Avro-encoded, and give the stream the JSON run's schema list, so
-	// the Parquet files have the same columns and rows.
+	// the Parquet files have the same columns and rows; avro2 interleaves
+	// a second writer schema version (FormatAvro2).
 	Format string
 	// Hours of event time the records cover (default 2). With Interleave
 	// the records are spread at random over all Hours, so every hour stays
@@ -159,7 +160,7 @@ type Result struct {
 	Time        string `json:"time"` // RFC 3339, when the run started
 	Scenario    string `json:"scenario"`
 	Schema      string `json:"schema"`
-	Format      string `json:"format"` // json or avro; absent (json) in lines before Avro runs
+	Format      string `json:"format"` // json, avro or avro2; absent (json) in lines before Avro runs
 	Records     int64  `json:"records"`
 	ValueBytes  int64  `json:"value_bytes"`
 	Partitions  int    `json:"partitions"`
@@ -227,8 +228,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if o.Schema != SchemaClickstream && o.Schema != SchemaIoT {
 		return res, fmt.Errorf("schema %q: want clickstream or iot", o.Schema)
 	}
-	if o.Format != FormatJSON && o.Format != FormatAvro {
-		return res, fmt.Errorf("format %q: want json or avro", o.Format)
+	if o.Format != FormatJSON && !usesRegistry(o.Format) {
+		return res, fmt.Errorf("format %q: want json, avro or avro2", o.Format)
 	}
 	if o.Interleave && o.Lateness <= time.Duration(o.Hours)*time.Hour {
 		return res, fmt.Errorf("lateness %s must exceed %d interleaved hours", o.Lateness, o.Hours)
@@ -274,7 +275,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	gen := jsonGenerator(o.Schema)
 	registryURL := ""
-	if o.Format == FormatAvro {
+	if usesRegistry(o.Format) {
 		reg, err := startRegistry()
 		if err != nil {
 			return res, err
@@ -288,6 +289,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		id := reg.Register(topic+"-value", "AVRO", avroSchemaText(o.Schema))
 		if gen, err = avroGenerator(o.Schema, id); err != nil {
 			return res, err
+		}
+		if o.Format == FormatAvro2 {
+			gen = avroV2Generator(gen, id, reg.Register(topic+"-value", "AVRO", avroV2SchemaText(o.Schema)))
 		}
 	}
 	fmt.Fprintf(o.Progress, "producing %d %s records (%s) into %d partitions ...\n", o.Records, o.Schema, o.Format, o.Partitions)
@@ -559,17 +563,17 @@ func configYAMLSpool(o Options, a configArgs, work, spool string, httpPort int) 
 	broker, topic, group, lake, registryURL := a.broker, a.topic, a.group, a.lake, a.registryURL
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %s\n", broker, group)
-	if o.Format == FormatAvro {
+	if usesRegistry(o.Format) {
 		fmt.Fprintf(&b, "schema_registry:\n  url: %q\n", registryURL)
 	}
 	fmt.Fprintf(&b, "streams:\n  - name: %s\n    topics: [%s]\n    allowed_lateness: %s\n", o.Schema, topic, o.Lateness)
 	timeFormat := func(f string) string {
-		if o.Format == FormatAvro {
+		if usesRegistry(o.Format) {
 			return ""
 		}
 		return "format: " + f + ", "
 	}
-	if o.Format == FormatAvro {
+	if usesRegistry(o.Format) {
 		b.WriteString("    format: avro\n")
 	}
 	if o.Schema == SchemaIoT {

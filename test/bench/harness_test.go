@@ -81,6 +81,7 @@ func TestHarnessSmoke(t *testing.T) {
 		// The same records as "clickstream", Avro-encoded, with the
 		// registry in this process.
 		{"clickstream-avro", Options{Scenario: "smoke", Format: FormatAvro, Records: 20000, Partitions: 6, WaitMarkers: true}},
+		{"clickstream-avro2", Options{Scenario: "smoke", Format: FormatAvro2, Records: 20000, Partitions: 6, WaitMarkers: true}},
 		// The memory scenario in small: every hour open in every partition.
 		{"memory", Options{Scenario: "memory-smoke", Records: 20000, Partitions: 32, Hours: 4, Interleave: true,
 			MemoryLimit: "64MiB", WaitMarkers: true}},
@@ -135,11 +136,15 @@ func TestHarnessSmoke(t *testing.T) {
 			switch {
 			case o.Schema == SchemaIoT:
 				lo, hi = 100, 250
-			case o.Format == FormatAvro:
+			case o.Format == FormatAvro, o.Format == FormatAvro2:
 				lo, hi = 120, 200
 			}
 			if avg := float64(res.ValueBytes) / float64(res.Records); avg < lo || avg > hi {
 				t.Errorf("%.0f bytes per %s %s record, want %.0f to %.0f", avg, res.Schema, res.Format, lo, hi)
+			}
+			if o.Format == FormatAvro2 && res.LakeFiles > res.Buckets {
+				// Interleaved writer schema versions share the files.
+				t.Errorf("%d files for %d partition-hours of two interleaved writer schema versions, want one each", res.LakeFiles, res.Buckets)
 			}
 			if want := cmp.Or(o.Format, FormatJSON); res.Format != want {
 				t.Errorf("result format %q, want %q", res.Format, want)

@@ -57,6 +57,19 @@ message Reading {
   int64 seq = 4;
 }
 `
+	// readingProtoV2 adds a field: producers of both versions write the
+	// topic during a rolling deploy.
+	readingProtoV2 = `syntax = "proto3";
+package iot;
+import "google/protobuf/timestamp.proto";
+message Reading {
+  string device = 1;
+  google.protobuf.Timestamp event_time = 2;
+  double temp = 3;
+  int64 seq = 4;
+  string firmware = 5;
+}
+`
 )
 
 type avroDevice struct {
@@ -81,11 +94,13 @@ type orderV2 struct {
 }
 
 // TestFormatsAvroProtobuf runs an Avro stream (columns derived from the
-// writer schema, evolving from v1 to v2 within an hour) and a Protobuf
-// stream (columns from the config) through the binary with a Schema
-// Registry behind basic auth, and checks the rows through the manifests,
-// the Parquet logical types, the schema ids per file and the dead letters
-// of bad Confluent-framed records.
+// writer schema, v1 and v2 interleaved within an hour as during a rolling
+// deploy of the producers) and a Protobuf stream (columns from the config,
+// two interleaved writer schemas too) through the binary with a Schema
+// Registry behind basic auth, and checks that each hour is one file of
+// both versions, the rows through the manifests, the Parquet logical
+// types, the schema ids per file and the dead letters of bad
+// Confluent-framed records.
 func TestFormatsAvroProtobuf(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short mode")
@@ -97,6 +112,7 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 	v1 := reg.Register("orders-value", "AVRO", orderV1Schema)
 	v2 := reg.Register("orders-value", "AVRO", orderV2Schema)
 	pid := reg.Register("readings-value", "PROTOBUF", readingProto)
+	pid2 := reg.Register("readings-value", "PROTOBUF", readingProtoV2)
 	if v1 == v2 {
 		t.Fatalf("v1 and v2 got the same id %d", v1)
 	}
@@ -104,7 +120,8 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	base := hour.Add(5 * time.Minute)
 
-	// Orders: 20 records of v1, three bad records, 20 of v2, all in one hour.
+	// Orders: 40 records, v1 and v2 in turn, three bad records after the
+	// 20th, all in one hour.
 	s1, s2 := avro.MustParse(orderV1Schema), avro.MustParse(orderV2Schema)
 	type wantOrder struct {
 		at     time.Time
@@ -119,12 +136,12 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		var body []byte
 		var err error
 		w := wantOrder{at: at}
-		if i < 20 {
+		if i%2 == 0 {
 			body, err = avro.Marshal(s1, o1)
 			body = append(confluent.Header(v1), body...)
 		} else {
 			o2 := orderV2{ID: o1.ID, CreatedAt: o1.CreatedAt, SeenUs: o1.SeenUs, Day: o1.Day, Device: o1.Device}
-			if i%2 == 0 {
+			if i%4 == 1 {
 				c := "c-" + strconv.FormatInt(i, 10)
 				o2.Coupon, w.coupon = &c, c
 			}
@@ -143,11 +160,12 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		}
 	}
 
-	// Readings: 25 Protobuf records in the same hour.
+	// Readings: 25 Protobuf records in the same hour, v1 and v2 in turn.
 	var readingMsgs [][]byte
 	for i := range int64(25) {
 		at := base.Add(time.Duration(i)*time.Second + 789*time.Microsecond)
-		body := append(confluent.Header(pid), 0) // message indexes [0]
+		id := []int{pid, pid2}[i%2]
+		body := append(confluent.Header(id), 0) // message indexes [0]
 		body = protowire.AppendTag(body, 1, protowire.BytesType)
 		body = protowire.AppendString(body, "sensor-"+strconv.FormatInt(i%4, 10))
 		var ts []byte
@@ -161,6 +179,10 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		body = protowire.AppendFixed64(body, uint64(0x4035000000000000)) // 21.0
 		body = protowire.AppendTag(body, 4, protowire.VarintType)
 		body = protowire.AppendVarint(body, uint64(i))
+		if id == pid2 {
+			body = protowire.AppendTag(body, 5, protowire.BytesType)
+			body = protowire.AppendString(body, "fw-"+strconv.FormatInt(i, 10))
+		}
 		readingMsgs = append(readingMsgs, body)
 	}
 	sendValues(t, k.Addr, "orders", orderMsgs)
@@ -188,26 +210,29 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		manifests[stream] = readManifest(t, lake, folder(stream)+"/_SUCCESS")
 	}
 
-	// Orders: two files, v1 then v2, every record exactly once.
+	// Orders: one file of both versions, its columns their union, every
+	// record exactly once.
 	m := manifests["orders"]
-	if len(m.Files) != 2 {
-		t.Fatalf("orders manifest has %d files, want 2 (v1 and v2): %+v", len(m.Files), m.Files)
+	if len(m.Files) != 1 {
+		t.Fatalf("orders manifest has %d files, want 1 (v1 and v2 share it): %+v", len(m.Files), m.Files)
 	}
-	if ids := []int{m.Files[0].SchemaID, m.Files[1].SchemaID}; !slices.Equal(ids, []int{v1, v2}) {
-		t.Errorf("schema ids per file = %v, want [%d %d]", ids, v1, v2)
+	if f := m.Files[0]; !slices.Equal(f.SchemaIDs, []int{v1, v2}) || f.SchemaID != 0 {
+		t.Errorf("schema ids %v (schema_id %d), want [%d %d] (and no schema_id)", f.SchemaIDs, f.SchemaID, v1, v2)
 	}
 	if m.Records != 40 {
 		t.Errorf("orders manifest records = %d, want 40", m.Records)
 	}
 	seen := map[int64]int{}
-	for fi, f := range m.Files {
+	for _, f := range m.Files {
 		rows, schema := readParquet(t, lake, f.Path)
 		checkLogical(t, schema, "created_at", func(lt parquetLogical) bool { return lt.ts == "ms" })
 		checkLogical(t, schema, "seen_us", func(lt parquetLogical) bool { return lt.ts == "us" })
 		checkLogical(t, schema, "day", func(lt parquetLogical) bool { return lt.date })
-		_, hasCoupon := schema.Lookup("coupon")
-		if hasCoupon != (fi == 1) {
-			t.Errorf("file %d (schema id %d): coupon column present = %v", fi, f.SchemaID, hasCoupon)
+		if leaf, ok := schema.Lookup("coupon"); !ok || !leaf.Node.Optional() {
+			t.Errorf("file %s: coupon column present %v, want an optional one", f.Path, ok)
+		}
+		if leaf, ok := schema.Lookup("id"); !ok || leaf.Node.Optional() {
+			t.Errorf("file %s: id column present %v, want a required one (in both versions)", f.Path, ok)
 		}
 		for _, r := range rows {
 			id, _ := r["id"].(int64)
@@ -217,15 +242,13 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 				t.Errorf("unexpected order row %v", r)
 				continue
 			}
-			if (id < 20) != (fi == 0) {
-				t.Errorf("order %d is in file %d", id, fi)
-			}
 			want := map[string]any{
 				"created_at": w.at.UnixMilli(), "seen_us": w.at.Add(456 * time.Microsecond).UnixMicro(),
 				"day": int32(w.at.Unix() / 86400), "device.id": "dev-" + strconv.FormatInt(id%3, 10),
+				"coupon": w.coupon,
 			}
-			if fi == 1 {
-				want["coupon"] = w.coupon
+			if len(r) != len(want)+1 {
+				t.Errorf("order %d: columns %v, want id and %v", id, r, want)
 			}
 			for col, v := range want {
 				if r[col] != v {
@@ -240,10 +263,10 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		}
 	}
 
-	// Readings: one file, fixed columns, Timestamp micros.
+	// Readings: one file of both versions, fixed columns, Timestamp micros.
 	m = manifests["readings"]
-	if len(m.Files) != 1 || m.Files[0].SchemaID != pid || m.Records != 25 {
-		t.Fatalf("readings manifest = %+v, want one file of 25 records with schema id %d", m, pid)
+	if len(m.Files) != 1 || !slices.Equal(m.Files[0].SchemaIDs, []int{pid, pid2}) || m.Records != 25 {
+		t.Fatalf("readings manifest = %+v, want one file of 25 records with schema ids [%d %d]", m, pid, pid2)
 	}
 	rows, schema := readParquet(t, lake, m.Files[0].Path)
 	checkLogical(t, schema, "event_time", func(lt parquetLogical) bool { return lt.ts == "us" })
@@ -252,7 +275,11 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 		seq, _ := r["seq"].(int64)
 		got[seq]++
 		at := base.Add(time.Duration(seq)*time.Second + 789*time.Microsecond)
-		if r["event_time"] != at.UnixMicro() || r["device"] != "sensor-"+strconv.FormatInt(seq%4, 10) || r["temp"] != 21.0 {
+		var fw any
+		if seq%2 == 1 {
+			fw = "fw-" + strconv.FormatInt(seq, 10)
+		}
+		if r["event_time"] != at.UnixMicro() || r["device"] != "sensor-"+strconv.FormatInt(seq%4, 10) || r["temp"] != 21.0 || r["firmware"] != fw {
 			t.Errorf("reading %d = %v", seq, r)
 		}
 	}
@@ -303,6 +330,7 @@ streams:
       - {name: event_time, type: timestamp_us}
       - {name: temp, type: double}
       - {name: seq, type: int64, required: true}
+      - {name: firmware, type: string}
 `, broker, registryURL)
 	return writeLocalConfig(t, dir, cfg, httpListen)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -383,8 +384,12 @@ streams:
 	if len(seen) != 60 {
 		t.Errorf("table holds %d orders, want 60", len(seen))
 	}
+	// The two interleaved versions share the hour's one file, whose
+	// columns (their union) map to the table's field ids.
 	m := readManifest(t, mustLocal(t, root), folder+"/_SUCCESS")
-	t.Logf("%d files for 60 records of 2 interleaved writer schemas; table schema %d", len(m.Files), tbl.Schema().ID)
+	if len(m.Files) != 1 || m.Records != 60 || !slices.Equal(m.Files[0].SchemaIDs, []int{v1, v2}) {
+		t.Errorf("manifest: %d files, %d records, %+v; want one file of 60 records with schema ids [%d %d]", len(m.Files), m.Records, m.Files, v1, v2)
+	}
 }
 
 // openSQLCatalog opens lakesink's SQLite catalog at path for the test.

@@ -48,7 +48,7 @@ func main() {
 		o        bench.Options
 		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
-		formats  = flag.String("format", "", "json | avro | json,avro: one run per format (default json,avro; memory scenario json)")
+		formats  = flag.String("format", "", "json | avro | avro2 (two interleaved Avro writer schema versions), comma-separated: one run per format (default json,avro,avro2; memory scenario json)")
 	)
 	flag.StringVar(&o.LakesinkBin, "lakesink", "", "lakesink binary (empty: build it)")
 	flag.StringVar(&o.BrokerBin, "broker", "", "test/kafkabroker binary (empty: build it)")
@@ -71,7 +71,7 @@ func main() {
 	switch *scenario {
 	case "throughput":
 		if *formats == "" {
-			*formats = bench.FormatJSON + "," + bench.FormatAvro
+			*formats = bench.FormatJSON + "," + bench.FormatAvro + "," + bench.FormatAvro2
 		}
 		if *tables == "" {
 			*tables = "none,iceberg"
@@ -113,10 +113,10 @@ func main() {
 	var fs []string
 	for _, f := range strings.Split(*formats, ",") {
 		switch f = strings.TrimSpace(f); f {
-		case bench.FormatJSON, bench.FormatAvro:
+		case bench.FormatJSON, bench.FormatAvro, bench.FormatAvro2:
 			fs = append(fs, f)
 		default:
-			fmt.Fprintf(os.Stderr, "lakesink-bench: -format %q: want json, avro or both comma-separated\n", f)
+			fmt.Fprintf(os.Stderr, "lakesink-bench: -format %q: want json, avro, avro2 or several comma-separated\n", f)
 			os.Exit(2)
 		}
 	}
@@ -162,9 +162,14 @@ func main() {
 			fmt.Println()
 		}
 		line, rate, err := runOne(ctx, run, *results)
-		if !v.table {
+		switch b := base[v.format]; {
+		case !v.table:
 			base[v.format] = rate
-		} else if b := base[v.format]; b > 0 && rate > 0 {
+			if a := base[bench.FormatAvro]; v.format == bench.FormatAvro2 && a > 0 && rate > 0 {
+				// Writer schema versions must not cost throughput (issue 17: within 10 %).
+				line += fmt.Sprintf(" — %+.1f%% vs one Avro version", (rate/a-1)*100)
+			}
+		case b > 0 && rate > 0:
 			line += fmt.Sprintf(" — %+.1f%% vs %s without a table", (rate/b-1)*100, v.format)
 		}
 		summary = append(summary, line)
