@@ -501,8 +501,14 @@ func TestFileWriterDeferred(t *testing.T) {
 			if tt.n >= 1000 && est[len(est)-1] < int64(len(ref)) {
 				t.Errorf("deferred EstimatedBytes %d below the file's size %d: max_file_bytes would be passed", est[len(est)-1], len(ref))
 			}
-			if left, _ := filepath.Glob(filepath.Join(dir, "*.rows")); len(left) != 0 {
-				t.Errorf("row logs left after Finish: %v", left)
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if filepath.Ext(e.Name()) != ".parquet" {
+					t.Errorf("%s left in the spool folder after Finish", e.Name())
+				}
 			}
 		})
 	}

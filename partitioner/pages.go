@@ -104,15 +104,10 @@ func (p *pagePool) spill() error {
 		return nil
 	}
 	if p.file == nil {
-		f, err := os.CreateTemp(p.dir, ".lakesink-pages-*")
+		// Unnamed: a crash leaves nothing behind to clean up.
+		f, err := createScratch(p.dir, ".lakesink-pages-*")
 		if err != nil {
 			p.err = fmt.Errorf("create page spool: %w", err)
-			return p.err
-		}
-		// Unlinked at once: a crash leaves nothing behind to clean up.
-		if err := os.Remove(f.Name()); err != nil {
-			_ = f.Close()
-			p.err = fmt.Errorf("unlink page spool: %w", err)
 			return p.err
 		}
 		p.file = f

@@ -20,7 +20,7 @@ import (
 // types, offsets or times (the writer tracked those at Append). Written
 // once, read once at Finish, removed after.
 type rowLog struct {
-	path string
+	path string // of the data file it is for, in messages
 	f    *os.File
 	buf  []byte // pending bytes, written at logBuffer; nil after Flush
 	n    int64  // bytes written to f
@@ -31,12 +31,14 @@ type rowLog struct {
 // cost (4 KiB: 4 % of the sink's CPU in write calls with 512 partitions).
 const logBuffer = 16 << 10
 
-func createRowLog(path string) (*rowLog, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+// createRowLog creates the unnamed row log of the data file at path, in
+// dir.
+func createRowLog(dir, path string) (*rowLog, error) {
+	f, err := createScratch(dir, ".lakesink-rows-*")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create row log: %w", err)
 	}
-	return &rowLog{path: path, f: f}, nil
+	return &rowLog{path: path + " (row log)", f: f}, nil
 }
 
 // append encodes row (already checked against s) into the buffer, writing
@@ -213,12 +215,12 @@ func unexpected(err error) error {
 	return err
 }
 
-// close closes and removes the log. Idempotent.
+// close closes the log, which frees its space (it has no name).
+// Idempotent.
 func (l *rowLog) close() {
 	if l.f == nil {
 		return
 	}
 	_ = l.f.Close()
-	_ = os.Remove(l.path)
 	l.f, l.buf = nil, nil
 }
