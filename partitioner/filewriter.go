@@ -77,8 +77,9 @@ type FileOptions struct {
 	Deferred bool
 	// EncodeSlots, when not nil, bounds how many deferred writers that
 	// share it encode at once: Finish holds one slot (a buffered channel
-	// of capacity N allows N) while it encodes, so the memory of encoding
-	// does not grow with the number of files finishing together.
+	// of capacity N allows N) from encoding the first row to closing the
+	// file, so the memory of encoding does not grow with the number of
+	// files finishing together.
 	EncodeSlots chan struct{}
 }
 
@@ -673,6 +674,12 @@ func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 		kv[k] = v
 	}
 	if w.log != nil {
+		// The slot is held until the file is closed: the encoded pages
+		// and the values being filled are in memory until then.
+		if slots := w.opts.EncodeSlots; slots != nil {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+		}
 		if err := w.encodeLog(); err != nil {
 			return FileInfo{}, err
 		}
@@ -715,13 +722,9 @@ func (w *FileWriter) Finish(meta FileMeta) (FileInfo, error) {
 	}, nil
 }
 
-// encodeLog encodes a deferred writer's rows into the data file, holding
-// one of EncodeSlots meanwhile, and removes the row log.
+// encodeLog encodes a deferred writer's rows into the data file and
+// removes the row log.
 func (w *FileWriter) encodeLog() error {
-	if slots := w.opts.EncodeSlots; slots != nil {
-		slots <- struct{}{}
-		defer func() { <-slots }()
-	}
 	if err := w.openEncoder(); err != nil {
 		return w.fail(err)
 	}
