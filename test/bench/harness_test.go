@@ -142,6 +142,11 @@ func TestHarnessSmoke(t *testing.T) {
 			if avg := float64(res.ValueBytes) / float64(res.Records); avg < lo || avg > hi {
 				t.Errorf("%.0f bytes per %s %s record, want %.0f to %.0f", avg, res.Schema, res.Format, lo, hi)
 			}
+			if o.Scenario == "memory-smoke" && res.LakeFiles != res.Buckets {
+				// Hours open on every partition in a small limit: files are
+				// deferred, none is ended early for memory.
+				t.Errorf("%d files for %d partition-hours under memory pressure, want one each", res.LakeFiles, res.Buckets)
+			}
 			if o.Format == FormatAvro2 && res.LakeFiles > res.Buckets {
 				// Interleaved writer schema versions share the files.
 				t.Errorf("%d files for %d partition-hours of two interleaved writer schema versions, want one each", res.LakeFiles, res.Buckets)
