@@ -181,6 +181,7 @@ func (w *Worker) fileOptions(schema *partitioner.Schema) partitioner.FileOptions
 	if w.deferFiles() {
 		// Encoded one at a time at Finish: the configured page size.
 		opts.Deferred, opts.EncodeSlots = true, w.env.Budget.encodeSlots
+		w.env.Metrics.DeferredFiles.Inc()
 		return opts
 	}
 	opts.PageBufferBytes = w.pageBytes(len(schema.Columns()))

@@ -310,6 +310,9 @@ func TestDeferredFilesStayOpen(t *testing.T) {
 			t.Fatalf("file of %s is not deferred", f.hour)
 		}
 	}
+	if got := testutil.ToFloat64(w.env.Metrics.DeferredFiles); got != hours {
+		t.Errorf("lakesink_deferred_files_total %v, want %d", got, hours)
+	}
 	if held := w.heldBytes() - w.readerBytes(); held > hours*24<<10 {
 		t.Errorf("%d open deferred files hold %d KiB, want ≤ 24 KiB each", hours, held>>10)
 	}

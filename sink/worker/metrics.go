@@ -20,6 +20,7 @@ type Metrics struct {
 	MemoryHeld          prometheus.Gauge
 	MemoryFlushes       prometheus.Counter
 	RowGroupEnds        prometheus.Counter
+	DeferredFiles       prometheus.Counter
 	ConsumerLag         *prometheus.GaugeVec
 	CommittedOffset     *prometheus.GaugeVec
 	PartitionHighOffset *prometheus.GaugeVec
@@ -87,6 +88,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_memory_row_group_ends_total",
 			Help: "Row groups ended early because files.memory_limit was reached (the file stays open).",
 		}),
+		DeferredFiles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_deferred_files_total",
+			Help: "Files opened deferred (rows in a row log on the spool disk, encoded at finish) because files.memory_limit leaves less than 8 MiB per partition or was reached.",
+		}),
 		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lakesink_consumer_lag_records",
 			Help: "Records between the partition's high watermark and the committed offset.",
@@ -106,6 +111,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.BytesCommitted,
 		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
-		m.MemoryHeld, m.MemoryFlushes, m.RowGroupEnds, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
+		m.MemoryHeld, m.MemoryFlushes, m.RowGroupEnds, m.DeferredFiles, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
 	return m
 }
