@@ -81,6 +81,10 @@ streams:
   spool_dir: %q
   max_file_bytes: 192KiB
   row_group_bytes: 64KiB
+  # Under 8 MiB per partition while one instance owns all 12: its files
+  # are deferred (rows in a row log, encoded at finish); with two or more
+  # instances they are encoded as they arrive. Kills hit both modes.
+  memory_limit: 64MiB
 %smarkers:
   idle_partition_timeout: 2s
   check_interval: 500ms
