@@ -100,7 +100,9 @@ type orderV2 struct {
 // Registry behind basic auth, and checks that each hour is one file of
 // both versions, the rows through the manifests, the Parquet logical
 // types, the schema ids per file and the dead letters of bad
-// Confluent-framed records.
+// Confluent-framed records. Next to them it runs the writer schema version
+// cases of versions_test.go (Avro with a list, an incompatible change
+// within an hour, a version new after a file's sample, Protobuf derived).
 func TestFormatsAvroProtobuf(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short mode")
@@ -187,8 +189,14 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 	}
 	sendValues(t, k.Addr, "orders", orderMsgs)
 	sendValues(t, k.Addr, "readings", readingMsgs)
+	// The writer schema version cases: Avro with a column list, Avro with
+	// an incompatible change within the hour, Avro with a version new after
+	// a file's sample, the readings with derived columns.
+	cases := []versionCase{avroListCase(t, reg, base), avroIncompatibleCase(t, reg, base), avroRollCase(t, reg, base),
+		protobufDerivedCase(readingMsgs, pid, pid2, base)}
+	sendVersionCases(t, k, cases)
 
-	root, cfgPath := formatsConfig(t, k.Addr, reg.URL, "127.0.0.1:0")
+	root, cfgPath := formatsConfig(t, k.Addr, reg.URL, "127.0.0.1:0", cases...)
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"),
 		testenv.Options{Env: []string{"SR_PASSWORD=sr-pass"}}, "run", "-c", cfgPath)
 
@@ -288,10 +296,17 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 			t.Errorf("reading %d is in the lake %d times, want once", i, got[i])
 		}
 	}
+	for _, c := range cases {
+		checkVersionCase(t, root, hour, c)
+	}
 	checkManifestsAgainstSchema(t, root)
 
-	// Dead letters: the bad records, unchanged, with their reasons.
+	// Dead letters: the bad records, unchanged, with their reasons, and
+	// none of the cases' records.
 	checkDeadLettered(t, k.Addr, "orders", bad)
+	if hw := k.HighWatermarks(t, "lakesink-dlq", 1); hw[0] != int64(len(bad)) {
+		t.Errorf("%d dead letters, want %d", hw[0], len(bad))
+	}
 	proc.Stop(20 * time.Second)
 	if err := proc.ExitErr(); err != nil {
 		t.Errorf("lakesink exit: %v", err)
@@ -299,10 +314,10 @@ func TestFormatsAvroProtobuf(t *testing.T) {
 }
 
 // formatsConfig writes the config of the format tests: an avro stream
-// "orders" with derived columns and a protobuf stream "readings" with
-// fixed ones, the registry behind basic auth (password from $SR_PASSWORD),
-// a local lake under the returned root.
-func formatsConfig(t *testing.T, broker, registryURL, httpListen string) (root, cfgPath string) {
+// "orders" with derived columns, a protobuf stream "readings" with fixed
+// ones and the streams of cases, the registry behind basic auth (password
+// from $SR_PASSWORD), a local lake under the returned root.
+func formatsConfig(t *testing.T, broker, registryURL, httpListen string, cases ...versionCase) (root, cfgPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`kafka:
@@ -331,7 +346,7 @@ streams:
       - {name: temp, type: double}
       - {name: seq, type: int64, required: true}
       - {name: firmware, type: string}
-`, broker, registryURL)
+`, broker, registryURL) + versionCasesYAML(cases)
 	return writeLocalConfig(t, dir, cfg, httpListen)
 }
 

@@ -46,7 +46,8 @@ const (
 // records. It checks the rows through the manifest — one file of both
 // versions with their schema ids and the union of their columns,
 // date-time as a Parquet TIMESTAMP(MICROS) and date as DATE — and the
-// dead letters.
+// dead letters. The same records also go through a stream with a column
+// list (a case of versions_test.go).
 func TestJSONSchemaStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short mode")
@@ -105,6 +106,25 @@ func TestJSONSchemaStream(t *testing.T) {
 		}
 	}
 	sendValues(t, k.Addr, "payments", vals)
+	// The same records on a stream with a column list (day and items not
+	// listed, card.brand as brand): one file of both versions, v1 rows
+	// null in coupon.
+	listed := versionCase{stream: "payments_listed", format: "json_schema", time: "paid_at", key: "id", msgs: vals, more: `    subject: payments-value
+    schema:
+      - {name: id, type: int64, required: true}
+      - {name: paid_at, type: timestamp_us, required: true}
+      - {name: amount, type: double}
+      - {name: brand, path: card.brand, type: string}
+      - {name: coupon, type: string}
+`}
+	lf := versionFile{ids: []int{v1, v2}, rows: map[string]map[string]any{}, cols: []string{"id INT(64,true)",
+		"paid_at TIMESTAMP(isAdjustedToUTC=true,unit=MICROS)", "amount? DOUBLE", "brand? STRING", "coupon? STRING"}}
+	for id, w := range want {
+		lf.rows[fmt.Sprint(id)] = map[string]any{"id": id, "paid_at": w.at.UnixMicro(), "amount": float64(id) + 0.25,
+			"brand": []string{"visa", "amex"}[id%2], "coupon": w.coupon}
+	}
+	listed.files = []versionFile{lf}
+	sendVersionCases(t, k, []versionCase{listed})
 
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%q]
@@ -120,7 +140,7 @@ streams:
     subject: payments-value
     time: {field: paid_at}
     allowed_lateness: 1m
-`, k.Addr, reg.URL)
+`, k.Addr, reg.URL) + listed.yaml()
 	root, cfgPath := writeLocalConfig(t, t.TempDir(), cfg, "127.0.0.1:0")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
@@ -177,9 +197,11 @@ streams:
 			t.Errorf("payment %d is in the lake %d times, want once", id, seen[id])
 		}
 	}
+	checkVersionCase(t, root, hour, listed)
 	checkManifestsAgainstSchema(t, root)
 
 	checkDeadLettered(t, k.Addr, "payments", bad)
+	checkDeadLettered(t, k.Addr, "payments_listed", bad)
 	proc.Stop(20 * time.Second)
 	if err := proc.ExitErr(); err != nil {
 		t.Errorf("lakesink exit: %v", err)

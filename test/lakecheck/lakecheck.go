@@ -38,19 +38,7 @@ func ReadManifest(t testing.TB, w writers.Writer, key string) completion.Manifes
 // (nil for null), and returns the file's schema for type checks.
 func ReadParquet(t testing.TB, w writers.Writer, key string) ([]map[string]any, *parquet.Schema) {
 	t.Helper()
-	rc, err := w.Get(context.Background(), key)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	b, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatalf("open parquet %s: %v", key, err)
-	}
+	f := OpenParquet(t, w, key)
 	schema := f.Schema()
 	names := map[int]string{}
 	for _, path := range schema.Columns() {
@@ -98,4 +86,24 @@ func ReadParquet(t testing.TB, w writers.Writer, key string) ([]map[string]any, 
 		}
 	}
 	return out, schema
+}
+
+// OpenParquet reads a data file of the lake and opens it with parquet-go
+// (its footer: Lookup).
+func OpenParquet(t testing.TB, w writers.Writer, key string) *parquet.File {
+	t.Helper()
+	rc, err := w.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("open parquet %s: %v", key, err)
+	}
+	return f
 }
