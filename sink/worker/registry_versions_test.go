@@ -148,6 +148,7 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 		first int64
 		ids   []int  // versions, 1..3
 		cols  string // by name, as fileColumns
+		group string // partitioner.MetaFileGroup: the files it finished with
 	}
 	derivedCols := "amount:int64! id:int64! note:string status:string! ts:timestamp_ms!"
 	for _, tc := range []struct {
@@ -162,20 +163,20 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 		cols: []config.SchemaColumn{{Name: "id", Type: "int64", Required: true}, {Name: "ts", Type: "timestamp_ms"},
 			{Name: "status", Type: "string"}, {Name: "amount", Type: "int64"}, {Name: "note", Type: "string"}},
 		orders: interleaved,
-		files:  []file{{0, []int{1, 2}, "amount:int64 id:int64! note:string status:string ts:timestamp_ms"}},
+		files:  []file{{0, []int{1, 2}, "amount:int64 id:int64! note:string status:string ts:timestamp_ms", ""}},
 		rows:   wantInterleaved,
 	}, {
 		name:   "derived, both versions in the sample",
 		orders: interleaved,
-		files:  []file{{0, []int{1, 2}, derivedCols}},
+		files:  []file{{0, []int{1, 2}, derivedCols, ""}},
 		rows:   wantInterleaved,
 	}, {
 		name:   "derived, v2 after the sample: one wider file",
 		sample: 3,
 		orders: interleaved[:1:1],
 		files: []file{
-			{0, []int{1}, "amount:int32! id:int64! status:string! ts:timestamp_ms!"},
-			{3, []int{1, 2}, derivedCols},
+			{0, []int{1}, "amount:int32! id:int64! status:string! ts:timestamp_ms!", ""},
+			{3, []int{1, 2}, derivedCols, ""},
 		},
 		rows: []string{
 			"id=0 status=NEW amount=10 note=<nil>", "id=2 status=PAID amount=-5 note=<nil>", "id=5 status=NEW amount=6 note=<nil>",
@@ -192,15 +193,65 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 			{v: 1, id: 4, status: "PAID", amount: int32(14)},
 			{v: 2, id: 5, status: "NEW", amount: int64(15)},
 		},
+		// v3 is another family: a file beside the first, which takes v1
+		// and v2 again after it.
 		files: []file{
-			{0, []int{1, 2}, derivedCols},
-			{2, []int{3}, "amount:string! id:int64! ts:timestamp_ms!"},
-			{4, []int{1, 2}, derivedCols},
+			{0, []int{1, 2}, derivedCols, "0,2"},
+			{2, []int{3}, "amount:string! id:int64! ts:timestamp_ms!", "0,2"},
 		},
 		rows: []string{
 			"id=0 status=NEW amount=10 note=<nil>", "id=1 status=SHIPPED amount=11 note=n",
-			"id=2 status=<nil> amount=twelve note=<nil>", "id=3 status=<nil> amount=thirteen note=<nil>",
 			"id=4 status=PAID amount=14 note=<nil>", "id=5 status=NEW amount=15 note=<nil>",
+			"id=2 status=<nil> amount=twelve note=<nil>", "id=3 status=<nil> amount=thirteen note=<nil>",
+		},
+	}, {
+		name: "derived, incompatible families interleaved (a rolling deploy)",
+		orders: []order{
+			{v: 1, id: 0, status: "NEW", amount: int32(10)},
+			{v: 3, id: 1, amount: "eleven"},
+			{v: 1, id: 2, status: "PAID", amount: int32(12)},
+			{v: 3, id: 3, amount: "thirteen"},
+			{v: 2, id: 4, status: "SHIPPED", amount: int64(14), note: note("v2 joins v1's file")},
+			{v: 3, id: 5, amount: "fifteen"},
+			{v: 1, id: 6, status: "NEW", amount: int32(16)},
+			{v: 3, id: 7, amount: "seventeen"},
+			{v: 1, id: 8, status: "PAID", amount: int32(18)},
+			{v: 3, id: 9, amount: "nineteen"},
+		},
+		files: []file{
+			{0, []int{1, 2}, derivedCols, "0,1"},
+			{1, []int{3}, "amount:string! id:int64! ts:timestamp_ms!", "0,1"},
+		},
+		rows: []string{
+			"id=0 status=NEW amount=10 note=<nil>", "id=2 status=PAID amount=12 note=<nil>",
+			"id=4 status=SHIPPED amount=14 note=v2 joins v1's file", "id=6 status=NEW amount=16 note=<nil>",
+			"id=8 status=PAID amount=18 note=<nil>",
+			"id=1 status=<nil> amount=eleven note=<nil>", "id=3 status=<nil> amount=thirteen note=<nil>",
+			"id=5 status=<nil> amount=fifteen note=<nil>", "id=7 status=<nil> amount=seventeen note=<nil>",
+			"id=9 status=<nil> amount=nineteen note=<nil>",
+		},
+	}, {
+		name:   "derived, interleaved families after the sample",
+		sample: 2,
+		orders: []order{
+			{v: 1, id: 0, status: "NEW", amount: int32(10)},
+			{v: 1, id: 1, status: "NEW", amount: int32(11)},
+			{v: 3, id: 2, amount: "twelve"},
+			{v: 1, id: 3, status: "PAID", amount: int32(13)},
+			{v: 3, id: 4, amount: "fourteen"},
+			{v: 3, id: 5, amount: "fifteen"},
+			{v: 1, id: 6, status: "NEW", amount: int32(16)},
+			{v: 3, id: 7, amount: "seventeen"},
+		},
+		files: []file{
+			{0, []int{1}, "amount:int32! id:int64! status:string! ts:timestamp_ms!", "0,2"},
+			{2, []int{3}, "amount:string! id:int64! ts:timestamp_ms!", "0,2"},
+		},
+		rows: []string{
+			"id=0 status=NEW amount=10 note=<nil>", "id=1 status=NEW amount=11 note=<nil>",
+			"id=3 status=PAID amount=13 note=<nil>", "id=6 status=NEW amount=16 note=<nil>",
+			"id=2 status=<nil> amount=twelve note=<nil>", "id=4 status=<nil> amount=fourteen note=<nil>",
+			"id=5 status=<nil> amount=fifteen note=<nil>", "id=7 status=<nil> amount=seventeen note=<nil>",
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +276,7 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 				t.Fatalf("%d records dead-lettered", len(w.dlq))
 			}
 			for h := range w.files {
-				if err := w.finish(ctx, h); err != nil {
+				if err := w.finish(ctx, h.hour); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -252,6 +303,9 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 				}
 				if got := fileColumns(t, lake, f.key); got != want.cols {
 					t.Errorf("file %d: columns %s, want %s", i, got, want.cols)
+				}
+				if got := f.meta.Extra[partitioner.MetaFileGroup]; got != want.group {
+					t.Errorf("file %d: group %q, want %q", i, got, want.group)
 				}
 				for _, r := range f.rows {
 					rows = append(rows, fmt.Sprintf("id=%v status=%v amount=%v note=%v", r["id"], r["status"], r["amount"], r["note"]))
