@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,6 +56,11 @@ type ManifestFile struct {
 	// SchemaID is the one id of SchemaIDs when there is exactly one, for
 	// readers written before schema_ids; absent otherwise.
 	SchemaID int `json:"schema_id,omitempty"`
+	// Group is the first offsets of the files of its partition-hour that
+	// finished together with this one (partitioner.MetaFileGroup: one per
+	// writer schema family), itself included, ascending; nil for a file
+	// that finished alone. Only the orphan rule uses it.
+	Group []int64 `json:"-"`
 }
 
 // buildManifest lists the data files in an hour folder and reads each one's
@@ -93,6 +99,7 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 		if f.SchemaIDs = partitioner.SchemaIDs(meta); len(f.SchemaIDs) == 1 {
 			f.SchemaID = f.SchemaIDs[0]
 		}
+		f.Group = partitioner.FileGroup(meta)
 	}
 	m.Files, orphans = SplitOrphans(m.Files)
 	if m.Files == nil {
@@ -108,39 +115,102 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 // belong in the manifest and orphans left by an attempt that crashed or lost
 // its partition before committing.
 //
-// Why this is sound: a file that was uploaded but whose offsets were never
+// It works on units: a file that finished alone, or a group of files that
+// finished together (ManifestFile.Group: the files of an hour's writer
+// schema families, whose offset ranges overlap). A unit starts at its
+// smallest first offset and ends at its largest last offset. A group is a
+// unit only if every file it names is there and names the same group;
+// otherwise its files are orphans — a group of a crashed attempt cut short
+// in its upload, or one some of whose files a replay overwrote.
+//
+// Why this is sound: a unit that was uploaded but whose offsets were never
 // committed starts at or above the committed offset C its partition resumed
-// from. The replay from C reads that file's first record again (it is not in
-// the done marks of the commit, which only cover files closed before it) and
-// puts it into a new file whose range starts at or before it — under the
-// same name if it starts at the same offset, which overwrites the orphan.
-// Files of one partition and hour written by one attempt never overlap. So,
-// per partition, in order of first offset, a file starting at or below the
-// last offset of a file kept before it holds only records that a kept file
-// holds too: it is an orphan. Committed files are never orphans: replayed
-// records of their hour start above their last offset.
+// from. The replay from C reads that unit's first record again (it is not in
+// the done marks of the commit, which only cover units closed before it) and
+// puts it into a new unit whose range starts at or before it — the same
+// file name if it starts at the same offset, which overwrites the orphan's
+// first file (and so breaks a group unless the replay's group is the same
+// files). Units of one partition and hour written by one attempt never
+// overlap: an hour's files all finish together. So, per partition, in order
+// of first offset, a unit starting at or below the last offset of a unit
+// kept before it holds only records that a kept unit holds too: it is an
+// orphan. Committed units are never orphans: every one of their files was
+// uploaded before the commit and no replay writes their names again, and
+// replayed records of their hour start above their last offset.
 func SplitOrphans(files []ManifestFile) (kept, orphans []ManifestFile) {
-	sorted := append([]ManifestFile(nil), files...)
-	sort.Slice(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
+	type part struct {
+		topic     string
+		partition int
+	}
+	type unit struct {
+		part        part
+		first, last int64
+		files       []ManifestFile
+	}
+	byName := map[part]map[int64]ManifestFile{}
+	for _, f := range files {
+		p := part{f.Topic, f.Partition}
+		if byName[p] == nil {
+			byName[p] = map[int64]ManifestFile{}
 		}
-		if a.Partition != b.Partition {
-			return a.Partition < b.Partition
-		}
-		return a.FirstOffset < b.FirstOffset
-	})
-	var last int64
-	for i, f := range sorted {
-		if i > 0 && f.Topic == sorted[i-1].Topic && f.Partition == sorted[i-1].Partition && f.FirstOffset <= last {
-			orphans = append(orphans, f)
+		byName[p][f.FirstOffset] = f
+	}
+	var units []unit
+	for _, f := range files {
+		p := part{f.Topic, f.Partition}
+		if len(f.Group) <= 1 {
+			units = append(units, unit{p, f.FirstOffset, f.LastOffset, []ManifestFile{f}})
 			continue
 		}
-		if i == 0 || f.Topic != sorted[i-1].Topic || f.Partition != sorted[i-1].Partition || f.LastOffset > last {
-			last = f.LastOffset
+		if f.FirstOffset != f.Group[0] {
+			continue // its group is the unit of the file its group starts with
 		}
-		kept = append(kept, f)
+		u := unit{part: p, first: f.FirstOffset, last: f.LastOffset}
+		for _, o := range f.Group {
+			m, ok := byName[p][o]
+			if !ok || !slices.Equal(m.Group, f.Group) {
+				u.files = nil
+				break
+			}
+			u.files = append(u.files, m)
+			u.last = max(u.last, m.LastOffset)
+		}
+		if u.files != nil {
+			units = append(units, u)
+		}
+	}
+	inUnit := map[string]bool{}
+	for _, u := range units {
+		for _, f := range u.files {
+			inUnit[f.Path] = true
+		}
+	}
+	for _, f := range files {
+		if !inUnit[f.Path] {
+			orphans = append(orphans, f)
+		}
+	}
+	sort.Slice(units, func(i, j int) bool {
+		a, b := units[i], units[j]
+		if a.part.topic != b.part.topic {
+			return a.part.topic < b.part.topic
+		}
+		if a.part.partition != b.part.partition {
+			return a.part.partition < b.part.partition
+		}
+		return a.first < b.first
+	})
+	var last int64
+	for i, u := range units {
+		samePart := i > 0 && u.part == units[i-1].part
+		if samePart && u.first <= last {
+			orphans = append(orphans, u.files...)
+			continue
+		}
+		if !samePart || u.last > last {
+			last = u.last
+		}
+		kept = append(kept, u.files...)
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Path < kept[j].Path })
 	return kept, orphans

@@ -201,8 +201,18 @@ func (l *Ledger) Skipped(offset, nowMs int64) {
 }
 
 // Opened notes that a file for hour starting at firstOffset is being written.
+//
+// An hour may have several files open at once (the writer schema families
+// of a registry stream, docs/formats.md): the hour holds the commit point
+// at the smallest first offset of its open files. MadeDurable, Uploaded and
+// Abandoned then speak for all of them — the hour's files finish (or are
+// thrown away) together, in one step with no CommitPoint in between — so
+// that the hour's done mark, To above the last offset of every one, never
+// covers a record of a file that is not durable.
 func (l *Ledger) Opened(hour, firstOffset int64) {
-	l.open[hour] = firstOffset
+	if first, ok := l.open[hour]; !ok || firstOffset < first {
+		l.open[hour] = firstOffset
+	}
 	if l.fh == 0 || hour < l.fh {
 		l.fh = hour
 	}
@@ -215,7 +225,9 @@ func (l *Ledger) IsClosed(hour int64) bool {
 }
 
 // MadeDurable notes that the file of hour holding records up to lastOffset is
-// in the lake.
+// in the lake. With several files of hour open (Opened), the caller makes
+// every one durable before it asks for a CommitPoint: the hour's open entry
+// is gone after the first, and its done mark covers all of their offsets.
 func (l *Ledger) MadeDurable(hour, lastOffset int64) {
 	delete(l.open, hour)
 	l.markDone(hour, lastOffset)
@@ -238,7 +250,10 @@ func (l *Ledger) markDone(hour, lastOffset int64) {
 // Uploaded notes that the file of hour holding records first..last is in
 // the lake but, the stream having a table, not durable until the table
 // references it (Published). Until then it holds the commit point at first,
-// like an open file, and the safe watermark below the hour's close.
+// like an open file, and the safe watermark below the hour's close. As for
+// MadeDurable, several files of one hour are uploaded in one step; they are
+// then published together too (Published takes every file uploaded before
+// the table commit was first tried).
 func (l *Ledger) Uploaded(hour, first, last int64) {
 	delete(l.open, hour)
 	l.pending = append(l.pending, pendingFile{hour, first, last})
@@ -258,8 +273,9 @@ func (l *Ledger) Published(n int) {
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 }
 
-// Abandoned notes that the open file of hour was thrown away (revocation);
-// its records will be read again by whoever owns the partition next.
+// Abandoned notes that the open files of hour were thrown away
+// (revocation); their records will be read again by whoever owns the
+// partition next.
 func (l *Ledger) Abandoned(hour int64) { delete(l.open, hour) }
 
 // CommitPoint returns the offset to commit and its metadata. Files waiting

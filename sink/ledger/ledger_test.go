@@ -15,6 +15,14 @@ import (
 type simFile struct {
 	hour    int64
 	offsets []int64
+	group   []int64 // first offsets of the files it finished with (several families)
+}
+
+// simKey is an open file: its hour and the family of its records (the
+// writer schema families of a registry stream: one file each per hour).
+type simKey struct {
+	hour int64
+	fam  int
 }
 
 // simPartition drives the ledger the way a worker does, against a simulated
@@ -25,6 +33,7 @@ type simPartition struct {
 	t        *testing.T
 	r        *rand.Rand
 	hours    []int64 // record offset -> hour (unix ms)
+	fams     []int   // record offset -> family
 	bad      map[int64]bool
 	lateness int64
 
@@ -33,8 +42,8 @@ type simPartition struct {
 	commitC  int64
 	commitM  ledger.Meta
 	led      *ledger.Ledger
-	open     map[int64]*simFile // hour -> file being written
-	openFst  map[int64]int64
+	open     map[simKey]*simFile // files being written
+	openFst  map[simKey]int64
 	dlqQueue []int64
 	// pendingNames are the uploaded files the next table commit adds.
 	pendingNames []string
@@ -59,28 +68,55 @@ func (s *simPartition) restart() {
 		c, m = ledger.Resume(c, m, s.table.c, s.table.m)
 	}
 	s.led = ledger.New(c, m, s.lateness)
-	s.open = map[int64]*simFile{}
-	s.openFst = map[int64]int64{}
+	s.open = map[simKey]*simFile{}
+	s.openFst = map[simKey]int64{}
 	s.dlqQueue = nil
 	s.pendingNames = nil
 	s.crash = false
 }
 
+// close finishes the open files of hour h, all of them together (one per
+// family); a crash may strike between their uploads.
 func (s *simPartition) close(h int64) {
-	f := s.open[h]
-	name := fmt.Sprintf("%d+%020d", h, s.openFst[h])
-	s.lake[name] = simFile{hour: h, offsets: slices.Clone(f.offsets)}
-	if s.table != nil {
-		s.led.Uploaded(h, s.openFst[h], f.offsets[len(f.offsets)-1])
-		s.pendingNames = append(s.pendingNames, name)
-	} else {
-		s.led.MadeDurable(h, f.offsets[len(f.offsets)-1])
+	if s.crash {
+		return
 	}
-	delete(s.open, h)
-	delete(s.openFst, h)
+	var keys []simKey
+	var group []int64
+	for k := range s.open {
+		if k.hour == h {
+			keys = append(keys, k)
+			group = append(group, s.openFst[k])
+		}
+	}
+	slices.SortFunc(keys, func(a, b simKey) int { return a.fam - b.fam })
+	slices.Sort(group)
+	if len(group) < 2 {
+		group = nil
+	}
+	for i, k := range keys {
+		f := s.open[k]
+		name := fmt.Sprintf("%d+%020d", h, s.openFst[k])
+		s.lake[name] = simFile{hour: h, offsets: slices.Clone(f.offsets), group: group}
+		if i < len(keys)-1 && s.r.Float64() < 0.02 {
+			s.crash = true // between the uploads of the hour's files
+			return
+		}
+		if s.table != nil {
+			s.led.Uploaded(h, s.openFst[k], f.offsets[len(f.offsets)-1])
+			s.pendingNames = append(s.pendingNames, name)
+		} else {
+			s.led.MadeDurable(h, f.offsets[len(f.offsets)-1])
+		}
+		delete(s.open, k)
+		delete(s.openFst, k)
+	}
 }
 
 func (s *simPartition) commit() {
+	if s.crash {
+		return
+	}
 	for _, o := range s.dlqQueue {
 		s.dlqSent[o]++
 	}
@@ -148,19 +184,20 @@ func (s *simPartition) run(crashProb float64) bool {
 		case s.led.DurableAlready(h, o):
 			s.led.Skipped(o, 1)
 		default:
-			if s.open[h] == nil {
-				s.open[h] = &simFile{hour: h}
-				s.openFst[h] = o
+			k := simKey{h, s.fams[o]}
+			if s.open[k] == nil {
+				s.open[k] = &simFile{hour: h}
+				s.openFst[k] = o
 				s.led.Opened(h, o)
 			}
-			s.open[h].offsets = append(s.open[h].offsets, o)
+			s.open[k].offsets = append(s.open[k].offsets, o)
 			old := s.led.RawWM()
 			ev := h + int64(s.r.IntN(int(ledger.HourMs)))
 			s.led.Read(o, ev, 1)
 			if s.led.RawWM() > old {
-				for oh := range s.open {
-					if end := oh + ledger.HourMs + s.lateness; end > old && end <= s.led.RawWM() {
-						s.close(oh)
+				for fk := range s.open {
+					if end := fk.hour + ledger.HourMs + s.lateness; end > old && end <= s.led.RawWM() {
+						s.close(fk.hour)
 					}
 				}
 			}
@@ -168,20 +205,20 @@ func (s *simPartition) run(crashProb float64) bool {
 		// Random closes stand for size caps and idle flushes; they are
 		// not deterministic across a replay, which is the hard case.
 		if s.r.Float64() < 0.01 && len(s.open) > 0 {
-			for h := range s.open {
-				s.close(h)
+			for k := range s.open {
+				s.close(k.hour)
 				break
 			}
 		}
 		if s.r.Float64() < 0.02 {
-			for h := range s.open {
-				if s.led.IsClosed(h) {
-					s.close(h)
+			for k := range s.open {
+				if s.led.IsClosed(k.hour) {
+					s.close(k.hour)
 				}
 			}
 			if s.led.TooManyDone() {
-				for h := range s.open {
-					s.close(h)
+				for k := range s.open {
+					s.close(k.hour)
 				}
 			}
 			s.commit()
@@ -190,8 +227,8 @@ func (s *simPartition) run(crashProb float64) bool {
 			return false // kill -9: open files and queued dead letters are lost
 		}
 	}
-	for h := range s.open {
-		s.close(h)
+	for k := range s.open {
+		s.close(k.hour)
 	}
 	s.commit()
 	for !s.crash && s.table != nil && len(s.pendingNames) > 0 {
@@ -221,6 +258,13 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 99))
 			n := 500 + r.IntN(3000)
+			// Seeds 1-100: one family (files of an hour never overlap);
+			// 101-200: two or three interleaved writer schema families, one
+			// file each per hour, the hour's files finishing together.
+			fams := 1
+			if seed > 100 {
+				fams = 2 + r.IntN(2)
+			}
 			s := &simPartition{t: t, r: r, bad: map[int64]bool{}, lake: map[string]simFile{}, dlqSent: map[int64]int{},
 				commitC: 0, commitM: ledger.Meta{WM: math.MinInt64, RW: math.MinInt64}, lateness: int64(r.IntN(3)) * 10 * 60 * 1000}
 			if withTable {
@@ -238,6 +282,7 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 					h += ledger.HourMs
 				}
 				s.hours = append(s.hours, h)
+				s.fams = append(s.fams, r.IntN(fams))
 				if r.IntN(100) == 0 {
 					s.bad[int64(i)] = true
 				}
@@ -253,7 +298,7 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 			byHour := map[int64][]completion.ManifestFile{}
 			content := map[string]simFile{}
 			for name, f := range s.lake {
-				mf := completion.ManifestFile{Path: name, Topic: "t", Partition: 0, FirstOffset: f.offsets[0], LastOffset: f.offsets[len(f.offsets)-1]}
+				mf := completion.ManifestFile{Path: name, Topic: "t", Partition: 0, FirstOffset: f.offsets[0], LastOffset: f.offsets[len(f.offsets)-1], Group: f.group}
 				byHour[f.hour] = append(byHour[f.hour], mf)
 				content[name] = f
 			}

@@ -23,8 +23,12 @@ import (
 //     (infer.go).
 //
 // The worker calls decode for every record, then fit with the open file of
-// the record's hour; when fit says the file cannot take the record, the
-// worker finishes that file and calls fit again with none. A new file gets
+// the record's hour; when fit says the file cannot take the record
+// (fitRoll), the worker finishes the hour's files and calls fit again with
+// none. A registry stream with derived columns can have several files of
+// an hour open, one per family of compatible writer schemas: fit says
+// fitOther for a record of another family, and the worker asks the hour's
+// next file, or none for a new family (worker.go, fileKey). A new file gets
 // its schema and state from newFile. A format belongs to one worker and is
 // not safe for concurrent use.
 type format interface {
@@ -34,11 +38,11 @@ type format interface {
 	// except errDraining and, once ctx has ended, errors that are not
 	// *decode.Error: those stop the worker and the record is replayed.
 	decode(ctx context.Context, m kafka.Message) ([]parquet.Value, time.Time, error)
-	// fit returns the row of m for f, the open file of its hour (nil:
-	// none), and ok false if f cannot take it. An error sends the record
-	// to the dead-letter topic. With f nil, ok is true. With ok false, out
-	// is row: the worker passes it on to fit(nil) for the new file.
-	fit(f *openFile, m kafka.Message, row []parquet.Value) (out []parquet.Value, ok bool, err error)
+	// fit returns the row of m for f, an open file of its hour (nil:
+	// none), and whether f takes it. An error sends the record to the
+	// dead-letter topic. With f nil, it is fitOK. Otherwise out is row:
+	// the worker passes it on to another file or to fit(nil).
+	fit(f *openFile, m kafka.Message, row []parquet.Value) (out []parquet.Value, fit fitted, err error)
 	// newFile returns the Parquet schema of a new file for the record just
 	// fitted, and sets the format's state on f.
 	newFile(f *openFile) *partitioner.Schema
@@ -51,6 +55,19 @@ type format interface {
 	// drop releases what f holds besides its FileWriter (abandoned files).
 	drop(f *openFile)
 }
+
+// fitted is what fit says about a record and an open file.
+type fitted int
+
+const (
+	// fitOK: the file takes the row fit returned.
+	fitOK fitted = iota
+	// fitRoll: it does not; the hour's files finish and a new one starts.
+	fitRoll
+	// fitOther: the record's writer schema is of another family than the
+	// file's (incompatible columns): another file of the hour takes it.
+	fitOther
+)
 
 // newFormat builds the worker's format for its stream.
 func newFormat(w *Worker) (format, error) {
@@ -96,8 +113,8 @@ func (x *fixedFormat) decode(_ context.Context, m kafka.Message) ([]parquet.Valu
 	return x.dec.Decode(m.Value, m.Time)
 }
 
-func (x *fixedFormat) fit(_ *openFile, _ kafka.Message, row []parquet.Value) ([]parquet.Value, bool, error) {
-	return row, true, nil
+func (x *fixedFormat) fit(_ *openFile, _ kafka.Message, row []parquet.Value) ([]parquet.Value, fitted, error) {
+	return row, fitOK, nil
 }
 
 func (x *fixedFormat) newFile(*openFile) *partitioner.Schema { return x.schema }

@@ -93,32 +93,32 @@ func (x *inferFormat) compiled() (*infer.Decoder, error) {
 
 // fit handles a record before it is added to f, the open file of its hour
 // (nil if none). For a file past its sample it decodes the record into the
-// file's columns; a record that does not fit means a new file (ok false).
+// file's columns; a record that does not fit means a new file (fitRoll).
 // For a file that samples (or will) it joins the record into the worker's
 // shape. A record infer cannot hold is an error (dead-lettered).
-func (x *inferFormat) fit(f *openFile, m kafka.Message, _ []parquet.Value) ([]parquet.Value, bool, error) {
+func (x *inferFormat) fit(f *openFile, m kafka.Message, _ []parquet.Value) ([]parquet.Value, fitted, error) {
 	if x.shape == nil {
 		x.shape = infer.NewShape()
 	}
 	if f != nil && !f.inf.sampling {
 		row, fits, err := f.inf.dec.Decode(m.Value)
 		if err == nil && fits {
-			return row, true, nil
+			return row, fitOK, nil
 		}
 		if err == nil {
 			err = x.shape.Check(m.Value)
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, fitRoll, err
 		}
 		x.w.log.Info("record does not fit the inferred columns: new file", "offset", m.Offset,
 			"hour", f.hour.Format(time.RFC3339), "fingerprint", f.inf.dec.Schema().Fingerprint())
-		return nil, false, nil
+		return nil, fitRoll, nil
 	}
 	if err := x.shape.Observe(m.Value); err != nil {
-		return nil, false, err
+		return nil, fitRoll, err
 	}
-	return nil, true, nil
+	return nil, fitOK, nil
 }
 
 // newFile starts a file that samples; its spool file has a placeholder

@@ -150,7 +150,7 @@ func TestInferWidensAndRolls(t *testing.T) {
 		t.Error("the open file's sample is not counted in the memory budget")
 	}
 	for h := range w.files {
-		if err := w.finish(ctx, h); err != nil {
+		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,13 +249,13 @@ func TestInferSampleEndsWithFile(t *testing.T) {
 	send(0, `{"a":1,"ts":%d}`)
 	send(1, `{"b":true,"ts":%d}`)
 	for h := range w.files {
-		if err := w.finish(ctx, h); err != nil {
+		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}
 	}
 	send(2, `{"c":"x","ts":%d}`)
 	for h := range w.files {
-		if err := w.finish(ctx, h); err != nil {
+		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}
 	}

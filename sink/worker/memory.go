@@ -252,7 +252,7 @@ func (w *Worker) boundMemory(ctx context.Context) error {
 	// the file and the file stays open. Only row groups of some size, so
 	// that constant pressure does not make files of tiny row groups.
 	hours := slices.Collect(maps.Keys(w.files))
-	slices.SortFunc(hours, func(a, b int64) int {
+	slices.SortFunc(hours, func(a, b fileKey) int {
 		return cmp.Compare(w.files[b].fw.BufferedBytes(), w.files[a].fw.BufferedBytes())
 	})
 	for _, h := range hours {
@@ -269,18 +269,18 @@ func (w *Worker) boundMemory(ctx context.Context) error {
 			return nil
 		}
 	}
-	var largest int64 = -1
+	largest := fileKey{fam: -1}
 	var size int64
 	for h, f := range w.files {
 		if b := f.fw.BufferedBytes(); b > size {
 			largest, size = h, b
 		}
 	}
-	if largest < 0 {
+	if largest.fam < 0 {
 		return nil
 	}
 	w.env.Metrics.MemoryFlushes.Inc()
-	if err := w.finish(ctx, largest); err != nil {
+	if err := w.finish(ctx, largest.hour); err != nil { // with the hour's other files
 		return err
 	}
 	w.account()

@@ -107,9 +107,9 @@ func TestPageBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &Env{Budget: NewBudget(tc.limit), FileOptions: partitioner.FileOptions{PageBufferBytes: tc.configured}}
-			w := &Worker{env: env, nparts: tc.nparts, files: map[int64]*openFile{}}
+			w := &Worker{env: env, nparts: tc.nparts, files: map[fileKey]*openFile{}}
 			for h := range tc.open {
-				w.files[int64(h)] = nil
+				w.files[fileKey{hour: int64(h)}] = nil
 			}
 			if got := w.pageBytes(tc.ncols); got != tc.want {
 				t.Fatalf("pageBytes(%d) = %d, want %d", tc.ncols, got, tc.want)
@@ -169,7 +169,7 @@ func TestBoundMemoryFinishesLargestFile(t *testing.T) {
 	if len(w.files) != 2 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 1 {
 		t.Fatalf("over the limit: %d open files, %v memory flushes; want 2, 1", len(w.files), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
 	}
-	if _, open := w.files[h0.UnixMilli()]; open {
+	if _, open := w.files[fileKey{hour: h0.UnixMilli()}]; open {
 		t.Error("the largest file (first hour, 300 records) is still open")
 	}
 	if w.memHeld >= held {
@@ -207,7 +207,7 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 			t.Fatalf("process offset %d: %v", off, err)
 		}
 	}
-	f := w.files[h0.UnixMilli()]
+	f := w.files[fileKey{hour: h0.UnixMilli()}]
 	if f == nil || f.fw.RowGroupBytes() < minRowGroupBytes {
 		t.Fatalf("open file's row group too small for the test: %v", f)
 	}

@@ -35,10 +35,18 @@ import (
 //     its sample and of every writer schema the worker fitted before (of
 //     the same family); later rows are mapped into those columns (remap:
 //     nulls for absent fields, values widened). A record whose writer
-//     schema the file's columns do not cover finishes the file and starts
-//     a wider one (once per new version: the worker's union keeps it); a
-//     record whose writer schema does not join (a type that does not
-//     widen) finishes it and starts a new family. Where files are cut
+//     schema the file's columns do not cover, but joins, finishes the
+//     hour's files and starts a wider one (once per new version: the
+//     worker's union keeps it).
+//   - Families: a record whose writer schema does not join a file's
+//     columns (a type that does not widen) is of another family. It goes
+//     to the next open file of its hour it joins (fitOther: the worker
+//     asks the hour's files in the order they opened), else to a new file
+//     beside them: one file per family per partition-hour, so producers of
+//     incompatible versions interleaving during a rolling deploy do not
+//     cut a file at every switch. The files of an hour finish together
+//     (Worker.finish); beyond maxFamilies open at once the hour's files
+//     finish and it starts over. Where files are cut
 //     depends only on the records and their order since the assignment;
 //     a replay from a commit may cut elsewhere, as for schema: infer,
 //     which names and the orphan rule make safe (docs/design.md).
@@ -60,15 +68,22 @@ type registryFormat struct {
 	// (the table evolved to take it); nil otherwise.
 	tableSchemas map[int]*partitioner.Schema
 
-	// derived: no column list. cur is the join of the writer schemas this
-	// worker has fitted since it was assigned the partition (of the last
-	// family: an incompatible one starts over), known those schemas; every
-	// new file starts sampling from cur, so a worker's files only widen.
+	// derived: no column list. fams are the families of writer schemas
+	// this worker has fitted since it was assigned the partition, each the
+	// join of its schemas (at most maxFamilies, the oldest forgotten); a
+	// new file starts sampling from its writer schema's family, so a
+	// worker's files of one family only widen.
 	derived bool
 	sample  int // records a file samples: registrySample (tests: fewer)
-	cur     []partitioner.Column
-	known   map[*partitioner.Schema]bool
+	fams    []*colFamily
 	colsOf  map[*partitioner.Schema][]partitioner.Column
+}
+
+// colFamily is a set of mutually compatible writer schemas (joinColumns)
+// and their join.
+type colFamily struct {
+	cols  []partitioner.Column
+	known map[*partitioner.Schema]bool
 }
 
 func newRegistryFormat(w *Worker) (*registryFormat, error) {
@@ -80,7 +95,7 @@ func newRegistryFormat(w *Worker) (*registryFormat, error) {
 		return nil, err
 	}
 	x := &registryFormat{w: w, dec: d, cdec: d, derived: !w.st.Fixed(), sample: registrySample,
-		known: map[*partitioner.Schema]bool{}, colsOf: map[*partitioner.Schema][]partitioner.Column{}}
+		colsOf: map[*partitioner.Schema][]partitioner.Column{}}
 	if w.st.Table != nil && !w.st.Fixed() {
 		x.tableSchemas = map[int]*partitioner.Schema{}
 	}
@@ -200,38 +215,40 @@ func (x *registryFormat) stopped(ctx context.Context) error {
 
 // fit returns the row of the record just decoded for f. With a column
 // list every record fits. With derived columns a sampling file joins the
-// record's writer schema into its columns (ok false: incompatible, a new
-// family); a file past its sample maps the row into its columns (ok false:
-// they do not cover the writer schema, a wider file follows).
-func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) ([]parquet.Value, bool, error) {
-	if !x.derived {
-		return row, true, nil
+// record's writer schema into its columns; a file past its sample maps the
+// row into its columns (fitRoll: they do not cover the writer schema but
+// join it, a wider file follows). A writer schema that does not join the
+// file's columns is of another family: fitOther.
+func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) ([]parquet.Value, fitted, error) {
+	if !x.derived || f == nil {
+		return row, fitOK, nil
 	}
 	ws := x.writerSchema()
-	if f == nil {
-		x.observe(ws)
-		return row, true, nil
-	}
 	rf := f.reg
 	if ws == rf.last {
 		if rf.sampling {
-			return row, true, nil
+			return row, fitOK, nil
 		}
-		return rf.lastMap.apply(row), true, nil
+		return rf.lastMap.apply(row), fitOK, nil
+	}
+	if rf.foreign[ws] {
+		return row, fitOther, nil
 	}
 	if rf.sampling {
 		if !rf.joined[ws] {
-			cols, _, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil)
+			cols, grew, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil)
 			if !ok {
-				x.w.log.Info("writer schema incompatible with the file's columns: new file", "offset", m.Offset,
-					"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
-				return row, false, nil
+				x.other(f, ws, m)
+				return row, fitOther, nil
+			}
+			if grew {
+				clear(rf.foreign) // a wider file may join what it did not
 			}
 			rf.cols, rf.joined[ws] = cols, true
-			x.observe(ws)
+			x.join(rf.fam, ws)
 		}
 		rf.last = ws
-		return row, true, nil
+		return row, fitOK, nil
 	}
 	r, ok := rf.maps[ws]
 	if !ok {
@@ -239,13 +256,28 @@ func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) 
 		rf.maps[ws] = r
 	}
 	if r == nil {
-		x.observe(ws)
+		if _, _, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil); !ok {
+			x.other(f, ws, m)
+			return row, fitOther, nil
+		}
+		x.join(rf.fam, ws)
 		x.w.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
 			"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
-		return row, false, nil
+		return row, fitRoll, nil
 	}
 	rf.last, rf.lastMap = ws, r
-	return r.apply(row), true, nil
+	return r.apply(row), fitOK, nil
+}
+
+// other notes that ws does not join f's columns: another family.
+func (x *registryFormat) other(f *openFile, ws *partitioner.Schema, m kafka.Message) {
+	rf := f.reg
+	if rf.foreign == nil {
+		rf.foreign = map[*partitioner.Schema]bool{}
+	}
+	rf.foreign[ws] = true
+	x.w.log.Info("writer schema incompatible with the file's columns: another family's file", "offset", m.Offset,
+		"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
 }
 
 // writerSchema is the Parquet schema of the writer schema of the record
@@ -267,29 +299,52 @@ func (x *registryFormat) columns(ws *partitioner.Schema) []partitioner.Column {
 	return cols
 }
 
-// observe joins ws into the worker's columns, the start of every new
-// file's; a writer schema incompatible with them starts a new family.
-func (x *registryFormat) observe(ws *partitioner.Schema) {
-	if x.known[ws] {
-		return
+// family returns the worker's family of ws: the one that has it, else
+// the first it joins, else a new one (forgetting the oldest beyond
+// maxFamilies).
+func (x *registryFormat) family(ws *partitioner.Schema) *colFamily {
+	for _, fam := range x.fams {
+		if fam.known[ws] {
+			return fam
+		}
 	}
-	cols, _, ok := joinColumns(x.cur, x.columns(ws), x.tableSchemas != nil)
-	if !ok {
-		cols, x.known = x.columns(ws), map[*partitioner.Schema]bool{}
+	for _, fam := range x.fams {
+		if x.join(fam, ws) {
+			return fam
+		}
 	}
-	x.cur, x.known[ws] = cols, true
+	fam := &colFamily{cols: x.columns(ws), known: map[*partitioner.Schema]bool{ws: true}}
+	if len(x.fams) >= maxFamilies {
+		x.fams = slices.Delete(x.fams, 0, 1)
+	}
+	x.fams = append(x.fams, fam)
+	return fam
+}
+
+// join joins ws into fam if they are compatible.
+func (x *registryFormat) join(fam *colFamily, ws *partitioner.Schema) bool {
+	if fam.known[ws] {
+		return true
+	}
+	cols, _, ok := joinColumns(fam.cols, x.columns(ws), x.tableSchemas != nil)
+	if ok {
+		fam.cols, fam.known[ws] = cols, true
+	}
+	return ok
 }
 
 // newFile sets up f's registry state. A file with derived columns starts
-// sampling: its spool file is a placeholder of the record's writer schema
-// until seal gives it the sample's columns.
+// sampling from the worker's family of the record's writer schema: its
+// spool file is a placeholder of that writer schema until seal gives it
+// the sample's columns.
 func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
 	f.reg = &registryFile{}
 	ws := x.writerSchema()
 	if x.derived {
 		rf := f.reg
+		rf.fam = x.family(ws)
 		rf.sampling, rf.last = true, ws
-		rf.cols = slices.Clone(x.cur)
+		rf.cols = slices.Clone(rf.fam.cols)
 		rf.joined = map[*partitioner.Schema]bool{ws: true}
 	}
 	return ws
@@ -393,6 +448,10 @@ type registryFile struct {
 	// remap: consecutive records of one version skip the maps.
 	last    *partitioner.Schema
 	lastMap *remap
+	// fam is the worker's family the file started from; foreign are the
+	// writer schemas of other families (fitOther), known so far.
+	fam     *colFamily
+	foreign map[*partitioner.Schema]bool
 }
 
 // registrySampled is a sampled record: its row in its writer schema's

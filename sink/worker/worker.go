@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,22 @@ type pendingFile struct {
 	first int64
 }
 
+// fileKey is an open file's key: its hour start, unix ms, and its family.
+// Records of registry streams with derived columns whose writer schemas
+// are incompatible (docs/formats.md) go to different files of one hour:
+// families 0, 1, … in the order they opened, at most maxFamilies; other
+// formats have family 0 only. The families of an hour are always 0..n-1:
+// the hour's files finish together (finish).
+type fileKey struct {
+	hour int64
+	fam  int
+}
+
+// maxFamilies bounds the files open at once for one hour. A record of a
+// further incompatible family finishes the hour's files and starts over
+// with family 0: rolls then, as without families, but memory stays bounded.
+const maxFamilies = 4
+
 // Generation identifies the consumer-group generation a worker runs in.
 type Generation struct {
 	ID     int
@@ -58,7 +75,7 @@ type Worker struct {
 	format format
 	drain  <-chan struct{}
 	led    *ledger.Ledger
-	files  map[int64]*openFile // by hour start, unix ms
+	files  map[fileKey]*openFile
 	dlq    []kafka.Message
 	lastC  int64 // last committed offset
 	lastCM string
@@ -96,7 +113,7 @@ func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Wo
 		gen: gen, nparts: max(gen.Partitions, 1),
 		memEvery: memCheckEvery(gen.Partitions),
 		log:      env.Log.With("topic", topic, "partition", partition),
-		files:    map[int64]*openFile{},
+		files:    map[fileKey]*openFile{},
 		lastC:    -1,
 		plabel:   strconv.Itoa(partition),
 	}
@@ -301,21 +318,35 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 			return nil
 		}
 	}
-	f := w.files[hms]
-	row, ok, err := w.format.fit(f, m, row)
-	if err == nil && !ok {
+	// The record goes to the first open file of its hour that takes it;
+	// fitOther (another schema family) asks the hour's next file, or opens
+	// one beside them; fitRoll, or a family beyond maxFamilies, finishes
+	// the hour's files and starts over.
+	key := fileKey{hour: hms}
+	var f *openFile
+	for {
+		f = w.files[key]
+		out, fit, err := w.format.fit(f, m, row)
+		if err != nil {
+			w.deadLetter(m, err)
+			return nil
+		}
+		if fit == fitOK {
+			row = out
+			break
+		}
+		if fit == fitOther && key.fam+1 < maxFamilies {
+			key.fam++
+			continue
+		}
 		if err := w.finish(ctx, hms); err != nil {
 			return err
 		}
-		f = nil
-		row, _, err = w.format.fit(nil, m, row)
-	}
-	if err != nil {
-		w.deadLetter(m, err)
-		return nil
+		key.fam = 0
 	}
 	if f == nil {
-		if f, err = w.openFile(hour, m.Offset); err != nil {
+		var err error
+		if f, err = w.openFile(key, hour, m.Offset); err != nil {
 			return err
 		}
 	}
@@ -339,9 +370,9 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		// hours closed earlier (late data) wait for the next housekeeping
 		// tick, so that a burst of late records shares one file.
 		lat := w.st.Lateness.Milliseconds()
-		for h := range w.files {
-			if end := h + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
-				if err := w.finish(ctx, h); err != nil {
+		for k := range w.files {
+			if end := k.hour + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
+				if err := w.finish(ctx, k.hour); err != nil {
 					return err
 				}
 			}
@@ -350,9 +381,10 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-// openFile starts the spool file of hour whose first record is at offset
-// first, with the schema the format gives for the record just fitted.
-func (w *Worker) openFile(hour time.Time, first int64) (*openFile, error) {
+// openFile starts the spool file key of hour whose first record is at
+// offset first, with the schema the format gives for the record just
+// fitted.
+func (w *Worker) openFile(key fileKey, hour time.Time, first int64) (*openFile, error) {
 	dir := w.spoolDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, w.spoolFailed(fmt.Errorf("spool dir %s: %w", dir, err))
@@ -365,7 +397,7 @@ func (w *Worker) openFile(hour time.Time, first int64) (*openFile, error) {
 	}
 	w.env.Health.Spool(nil)
 	of.fw = fw
-	w.files[hour.UnixMilli()] = of
+	w.files[key] = of
 	w.led.Opened(hour.UnixMilli(), first)
 	return of, nil
 }
@@ -386,19 +418,60 @@ func (w *Worker) cleanSpool() {
 	_ = os.RemoveAll(w.spoolDir())
 }
 
-// finish closes the file of hour, uploads it (retrying until it succeeds or
-// the generation ends) and marks its records durable.
+// finish closes the open files of hour hms, uploads them (retrying until
+// it succeeds or the generation ends) and marks their records durable.
+//
+// The files of one hour (its schema families, fileKey) always finish
+// together, whatever asked for one of them — the hour's close, idleness,
+// max_file_bytes, memory pressure, a roll, the drain: the hour's done mark
+// in the ledger (To above the last offset of every file) would otherwise
+// let a replay skip records of a file that is not durable. Nothing computes
+// a commit point before they all are; an error on the way stops the worker,
+// which resumes from the last commit. Each file's footer lists the first
+// offsets of the files it finished with (partitioner.MetaFileGroup), which
+// the finalizer's orphan rule needs: files of one group overlap.
 func (w *Worker) finish(ctx context.Context, hms int64) error {
-	f := w.files[hms]
-	if f == nil {
+	n := 0
+	for w.files[fileKey{hms, n}] != nil {
+		n++
+	}
+	if n == 0 {
 		return nil
 	}
+	var group []int64
+	if n > 1 {
+		for fam := range n {
+			group = append(group, w.files[fileKey{hms, fam}].first)
+		}
+	}
+	// Last family first: should one fail, the families still open are
+	// 0..k, as fileKey says.
+	for fam := n - 1; fam >= 0; fam-- {
+		if err := w.finishFile(ctx, fileKey{hms, fam}, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishFile finishes the open file key, one of group (the first offsets
+// of the hour's files finishing together; nil: it alone).
+func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error {
+	f, hms := w.files[k], k.hour
 	if err := w.format.seal(f); err != nil {
 		return w.spoolFailed(err)
 	}
+	extra := w.format.footer(f)
+	if group != nil {
+		extra = maps.Clone(extra)
+		if extra == nil {
+			extra = map[string]string{}
+		}
+		maps.Copy(extra, partitioner.FormatFileGroup(group))
+	}
 	info, err := f.fw.Finish(partitioner.FileMeta{
 		Stream: w.st.Name, Topic: w.topic, Partition: w.partition, Hour: f.hour,
-		Extra: w.format.footer(f),
+		Extra: extra,
 	})
 	if err != nil {
 		return w.spoolFailed(fmt.Errorf("finish %s: %w", f.spool, err))
@@ -420,7 +493,7 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 		w.noteAmend(ctx, f.hour, f.first)
 	}
 	_ = os.Remove(f.spool)
-	delete(w.files, hms)
+	delete(w.files, k)
 	m := w.env.Metrics
 	m.FilesCommitted.Inc()
 	m.BytesCommitted.Add(float64(info.Bytes))
@@ -474,9 +547,9 @@ func (w *Worker) housekeep(ctx context.Context) error {
 		return err
 	}
 	all := idle || w.led.TooManyDone()
-	for h := range w.files {
-		if all || w.led.IsClosed(h) {
-			if err := w.finish(ctx, h); err != nil {
+	for k := range w.files {
+		if all || w.led.IsClosed(k.hour) {
+			if err := w.finish(ctx, k.hour); err != nil {
 				return err
 			}
 		}
@@ -544,8 +617,8 @@ func (w *Worker) report(c int64, meta ledger.Meta) {
 // finishAll is the graceful end: every open file is uploaded and the final
 // offsets committed while the generation is still ours.
 func (w *Worker) finishAll(ctx context.Context) error {
-	for h := range w.files {
-		if err := w.finish(ctx, h); err != nil {
+	for k := range w.files {
+		if err := w.finish(ctx, k.hour); err != nil {
 			return err
 		}
 	}
@@ -563,11 +636,11 @@ func (w *Worker) abandonAll() {
 	// next owner re-creates them under the same names.
 	w.pending = nil
 	w.tried.files = 0
-	for h, f := range w.files {
+	for k, f := range w.files {
 		w.format.drop(f)
 		_ = f.fw.Abort()
-		w.led.Abandoned(h)
-		delete(w.files, h)
+		w.led.Abandoned(k.hour)
+		delete(w.files, k)
 	}
 }
 
