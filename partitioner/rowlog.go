@@ -120,9 +120,6 @@ func (l *rowLog) release() error {
 	return err
 }
 
-// size is the log's length including buffered bytes.
-func (l *rowLog) size() int64 { return l.n + int64(len(l.buf)) }
-
 // replay reads the rows back in order and calls fn with each; the row and
 // its byte arrays are valid only during the call.
 func (l *rowLog) replay(s *Schema, fn func(Row) error) error {
