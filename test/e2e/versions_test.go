@@ -278,11 +278,12 @@ func (o orderWriter) value(t *testing.T, i int64, at time.Time, v2 bool) ([]byte
 }
 
 // avroIncompatibleCase: Avro with derived columns, on one partition in one
-// hour: orders v1 and v2 interleaved, then v3 (id turns from long to
-// string, which does not widen), then v1 and v2 again. Each incompatible
-// switch finishes the open file and starts a new family: three files, of
-// [v1 v2] with their union, [v3] with its own columns, and [v1 v2] again;
-// nothing dead-lettered, every record once.
+// hour: orders v1 and v2 interleaved, then, from the middle of the hour on,
+// v3 (id turns from long to string, which does not widen) interleaved with
+// them, as while producers are rolled to an incompatible schema. Each
+// family keeps its own file of the hour: two files, [v1 v2] with their
+// union and [v3] with its own columns, finished together; nothing
+// dead-lettered, every record once.
 func avroIncompatibleCase(t *testing.T, reg *testenv.Registry, base time.Time) versionCase {
 	o := orderVersions(reg, "orders_evolving-value")
 	v3 := reg.Register("orders_evolving-value", "AVRO", orderV3Schema)
@@ -290,11 +291,10 @@ func avroIncompatibleCase(t *testing.T, reg *testenv.Registry, base time.Time) v
 	c := versionCase{stream: "orders_evolving", format: "avro", time: "created_at", key: "id", files: []versionFile{
 		{ids: []int{o.v1, o.v2}, cols: orderUnion, rows: map[string]map[string]any{}},
 		{ids: []int{v3}, cols: []string{"id STRING", "created_at TIMESTAMP(isAdjustedToUTC=true,unit=MILLIS)"}, rows: map[string]map[string]any{}},
-		{ids: []int{o.v1, o.v2}, cols: orderUnion, rows: map[string]map[string]any{}},
 	}}
-	for i := range int64(24) {
+	for i := range int64(30) {
 		at := base.Add(time.Duration(i)*time.Second + 250*time.Millisecond)
-		if i >= 10 && i < 14 { // v3: the second file
+		if i >= 10 && i%3 != 0 { // v3, interleaved from record 10 on
 			id := "x-" + strconv.FormatInt(i, 10)
 			c.msgs = append(c.msgs, avroValue(t, s3, v3, map[string]any{"id": id, "created_at": at}))
 			c.files[1].rows[id] = map[string]any{"id": id, "created_at": at.UnixMilli()}
@@ -302,11 +302,7 @@ func avroIncompatibleCase(t *testing.T, reg *testenv.Registry, base time.Time) v
 		}
 		msg, row := o.value(t, i, at, i%2 == 1)
 		c.msgs = append(c.msgs, msg)
-		fi := 0
-		if i >= 14 {
-			fi = 2
-		}
-		c.files[fi].rows[fmt.Sprint(i)] = row
+		c.files[0].rows[fmt.Sprint(i)] = row
 	}
 	return c
 }
