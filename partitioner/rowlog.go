@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -120,6 +121,11 @@ func (l *rowLog) release() error {
 	return err
 }
 
+// readers are the 64 KiB read buffers of replay, shared: thousands of
+// small deferred files finish when an hour closes, and a buffer each was
+// most of what encoding them allocated.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 // replay reads the rows back in order and calls fn with each; the row and
 // its byte arrays are valid only during the call.
 func (l *rowLog) replay(s *Schema, fn func(Row) error) error {
@@ -129,7 +135,10 @@ func (l *rowLog) replay(s *Schema, fn func(Row) error) error {
 	if _, err := l.f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	r := bufio.NewReaderSize(io.LimitReader(l.f, l.n), 64<<10)
+	r := readers.Get().(*bufio.Reader)
+	defer readers.Put(r)
+	r.Reset(io.LimitReader(l.f, l.n))
+	defer r.Reset(nil)
 	row := make(Row, len(s.cols))
 	var scratch []byte
 	var spans [][2]int // column, start in scratch
