@@ -39,8 +39,9 @@ type Budget struct {
 	// closes on every partition. Two per core: encoding is mostly CPU,
 	// but it also reads the row log and writes the file, and with one
 	// per core the cores were not kept busy; measured with 512 partitions × 4
-	// hours closing at once, 1 per core gave 101-123k records/s, 2 per
-	// core 120-143k, 4 per core 114-126k.
+	// hours closing at once, 1 per core gave 101-123k records/s (4 runs),
+	// 2 per core 106-143k (6 runs), 4 per core 114-126k (3 runs): within
+	// the noise of each other, 2 per core the best.
 	encodeSlots chan struct{}
 
 	mu      sync.Mutex // guards the fields below; refresh only
