@@ -335,18 +335,9 @@ func (w *FileWriter) Append(row Row, offset int64, eventTime time.Time) error {
 		if k != s.kind[i] {
 			return fmt.Errorf("append offset %d: column %q is %v, got a %v value", offset, s.cols[i].Name, s.kind[i], k)
 		}
-		switch k {
-		case parquet.ByteArray:
-			n := len(v.ByteArray())
-			need += n
-			size += 4 + int64(n)
-		case parquet.Boolean:
-			size++
-		case parquet.Int32, parquet.Float:
-			size += 4
-		default:
-			size += 8
-		}
+		n, sz := plainSize(k, v)
+		need += n
+		size += sz
 	}
 	if w.log != nil {
 		if err := w.log.append(s, row); err != nil {
@@ -422,20 +413,26 @@ func (w *FileWriter) measure(row Row) (need int, size int64) {
 		if v.IsNull() {
 			continue
 		}
-		switch v.Kind() {
-		case parquet.ByteArray:
-			n := len(v.ByteArray())
-			need += n
-			size += 4 + int64(n)
-		case parquet.Boolean:
-			size++
-		case parquet.Int32, parquet.Float:
-			size += 4
-		default:
-			size += 8
-		}
+		n, sz := plainSize(v.Kind(), v)
+		need += n
+		size += sz
 	}
 	return need, size
+}
+
+// plainSize returns the byte-array bytes and the plain-encoded size of a
+// non-null value of kind k.
+func plainSize(k parquet.Kind, v parquet.Value) (need int, size int64) {
+	switch k {
+	case parquet.ByteArray:
+		n := len(v.ByteArray())
+		return n, 4 + int64(n)
+	case parquet.Boolean:
+		return 0, 1
+	case parquet.Int32, parquet.Float:
+		return 0, 4
+	}
+	return 0, 8
 }
 
 // writeBatch hands the pending rows to parquet-go, then ends the row group
