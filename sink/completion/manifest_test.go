@@ -17,13 +17,7 @@ func TestSplitOrphans(t *testing.T) {
 		f("e", 0, 500, 600), // starts at c's last offset: orphan
 	}
 	kept, orphans := SplitOrphans(files)
-	var k, o []string
-	for _, x := range kept {
-		k = append(k, x.Path)
-	}
-	for _, x := range orphans {
-		o = append(o, x.Path)
-	}
+	k, o := paths(kept), paths(orphans)
 	if want := []string{"a", "c", "d"}; !slices.Equal(k, want) {
 		t.Errorf("kept %v, want %v", k, want)
 	}
@@ -56,13 +50,7 @@ func TestSplitOrphansGroups(t *testing.T) {
 		f("m", 95, 97, 91, 93, 95),
 	}
 	kept, orphans := SplitOrphans(files)
-	var k, o []string
-	for _, x := range kept {
-		k = append(k, x.Path)
-	}
-	for _, x := range orphans {
-		o = append(o, x.Path)
-	}
+	k, o := paths(kept), paths(orphans)
 	slices.Sort(o)
 	if want := []string{"a", "b", "c", "e", "h", "k", "l", "m"}; !slices.Equal(k, want) {
 		t.Errorf("kept %v, want %v", k, want)
@@ -70,4 +58,13 @@ func TestSplitOrphansGroups(t *testing.T) {
 	if want := []string{"d", "g", "i", "j"}; !slices.Equal(o, want) {
 		t.Errorf("orphans %v, want %v", o, want)
 	}
+}
+
+// paths returns the files' paths, in order.
+func paths(files []ManifestFile) []string {
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Path)
+	}
+	return out
 }

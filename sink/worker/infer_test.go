@@ -38,6 +38,23 @@ func inferWorkerForTest(t *testing.T, sample int) (*Worker, *writers.Memory) {
 	return w, lake
 }
 
+// finishAndRead finishes every open file of w, checks that the memory
+// budget is back to zero, and returns the lake's data files by key.
+func finishAndRead(t *testing.T, w *Worker, lake *writers.Memory) []lakeFile {
+	t.Helper()
+	for h := range w.files {
+		if err := w.finish(context.Background(), h.hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.env.Budget.Used(); got != 0 {
+		t.Errorf("memory budget holds %d bytes after the files finished, want 0", got)
+	}
+	files := readLake(t, lake)
+	slices.SortFunc(files, func(a, b lakeFile) int { return strings.Compare(a.key, b.key) })
+	return files
+}
+
 // lakeFile is a data file read back from the lake.
 type lakeFile struct {
 	key  string
@@ -149,17 +166,7 @@ func TestInferWidensAndRolls(t *testing.T) {
 	if got := w.env.Budget.Used(); got == 0 {
 		t.Error("the open file's sample is not counted in the memory budget")
 	}
-	for h := range w.files {
-		if err := w.finish(ctx, h.hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := w.env.Budget.Used(); got != 0 {
-		t.Errorf("memory budget holds %d bytes after the files finished, want 0", got)
-	}
-
-	files := readLake(t, lake)
-	slices.SortFunc(files, func(a, b lakeFile) int { return strings.Compare(a.key, b.key) })
+	files := finishAndRead(t, w, lake)
 	if len(files) != 2 {
 		t.Fatalf("got %d files, want 2 (rolled at offset 6)", len(files))
 	}

@@ -277,16 +277,7 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 			if len(w.dlq) > 0 {
 				t.Fatalf("%d records dead-lettered", len(w.dlq))
 			}
-			for h := range w.files {
-				if err := w.finish(ctx, h.hour); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := w.env.Budget.Used(); got != 0 {
-				t.Errorf("memory budget holds %d bytes after the files finished, want 0", got)
-			}
-			files := readLake(t, lake)
-			slices.SortFunc(files, func(a, b lakeFile) int { return strings.Compare(a.key, b.key) })
+			files := finishAndRead(t, w, lake)
 			if len(files) != len(tc.files) {
 				t.Fatalf("%d files, want %d", len(files), len(tc.files))
 			}

@@ -163,15 +163,7 @@ func runEndToEnd(t *testing.T, b backend) {
 	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
 	awaitMarkersAndCommits(t, proc, b.lake, k, group, p, map[string]int{clickTopic: clickParts, iotTopic: iotParts}, hours)
 
-	proc.Signal(15) // SIGTERM: graceful shutdown
-	select {
-	case <-proc.Done():
-		if err := proc.ExitErr(); err != nil {
-			t.Fatalf("lakesink exit after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lakesink did not stop within 30s of SIGTERM")
-	}
+	stopGracefully(t, proc)
 
 	// The empty partition really stayed empty, and still did not block markers.
 	if high := k.HighWatermarks(t, iotTopic, iotParts); high[emptyIoTPartition] != 0 {
@@ -195,6 +187,20 @@ func runEndToEnd(t *testing.T, b backend) {
 // awaitMarkersAndCommits waits until the streams clickstream and iot have
 // markers for hours and every partition of topics (topic -> partitions)
 // has committed its high watermark, which must be what p produced.
+// stopGracefully sends SIGTERM and requires a clean exit within 30 s.
+func stopGracefully(t *testing.T, proc *testenv.Process) {
+	t.Helper()
+	proc.Signal(15) // SIGTERM: graceful shutdown
+	select {
+	case <-proc.Done():
+		if err := proc.ExitErr(); err != nil {
+			t.Fatalf("lakesink exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lakesink did not stop within 30s of SIGTERM")
+	}
+}
+
 func awaitMarkersAndCommits(t *testing.T, proc *testenv.Process, lake writers.Writer, k *testenv.Kafka, group string, p *produced, topics map[string]int, hours []time.Time) {
 	t.Helper()
 	ctx := context.Background()

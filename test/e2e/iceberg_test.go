@@ -122,15 +122,7 @@ func runIceberg(t *testing.T, s icebergSetup) {
 
 	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}
 	awaitMarkersAndCommits(t, proc, s.lake, k, group, p, map[string]int{clickTopic: 4, iotTopic: 3}, hours)
-	proc.Signal(15)
-	select {
-	case <-proc.Done():
-		if err := proc.ExitErr(); err != nil {
-			t.Fatalf("lakesink exit after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lakesink did not stop within 30s of SIGTERM")
-	}
+	stopGracefully(t, proc)
 
 	if s.root != "" {
 		checkManifestsAgainstSchema(t, s.root)
