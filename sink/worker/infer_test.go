@@ -55,6 +55,21 @@ func finishAndRead(t *testing.T, w *Worker, lake *writers.Memory) []lakeFile {
 	return files
 }
 
+// lakeBytes returns the content of the lake object key.
+func lakeBytes(t *testing.T, lake *writers.Memory, key string) []byte {
+	t.Helper()
+	rc, err := lake.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // lakeFile is a data file read back from the lake.
 type lakeFile struct {
 	key  string
@@ -74,15 +89,7 @@ func readLake(t *testing.T, lake *writers.Memory) []lakeFile {
 		if !strings.HasSuffix(o.Key, ".parquet") {
 			continue
 		}
-		rc, err := lake.Get(ctx, o.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := lakeBytes(t, lake, o.Key)
 		_, meta, err := partitioner.ReadFileInfo(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatalf("footer of %s: %v", o.Key, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -266,12 +265,7 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 		t.Fatalf("lake: %d files, want the one with %d records", len(files), n+100)
 	}
 	objs, _ := lake.List(ctx, "")
-	rc, err := lake.Get(ctx, objs[0].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(rc)
-	rc.Close()
+	data := lakeBytes(t, lake, objs[0].Key)
 	pf, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/http/httptest"
 	"slices"
@@ -315,15 +314,7 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 // "name:type" in config spelling, "!" for required.
 func fileColumns(t *testing.T, lake *writers.Memory, key string) string {
 	t.Helper()
-	rc, err := lake.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := lakeBytes(t, lake, key)
 	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
