@@ -403,18 +403,28 @@ func (w *Writer) open(ctx context.Context, key string, off, length int64) (io.Re
 	// would pair one version's size with another's blocks, so the inode id
 	// is checked again after the first read (ids are never reused; the
 	// same id before and after means the blocks belong to that file), and
-	// the open is repeated if the key changed meanwhile.
+	// the open is repeated if the key changed meanwhile — after a short,
+	// growing pause (1, 2, 4 … 64 ms), so that writers overwriting the key
+	// back to back on a loaded machine do not win every race.
 	for attempt := 1; ; attempt++ {
 		rc, changed, err := w.openOnce(ctx, p, off, length)
 		if err != nil || !changed {
 			return rc, err
 		}
 		rc.Close()
-		if attempt == 5 {
+		if attempt == maxOpenAttempts {
 			return nil, fmt.Errorf("%s keeps changing while being opened", p)
+		}
+		if err := writers.SleepContext(ctx, time.Millisecond<<min(attempt-1, 6)); err != nil {
+			return nil, err
 		}
 	}
 }
+
+// maxOpenAttempts bounds the opens of a key that changes each time: 5
+// back-to-back attempts were not enough for the conformance suite's
+// concurrent overwrites under a full test run.
+const maxOpenAttempts = 10
 
 func fileID(fi os.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*hdfs.FileStatus); ok {
