@@ -214,6 +214,11 @@ type FileWriter struct {
 	nbatch  int
 	arena   []byte // copies of the pending rows' byte arrays
 	pending int64  // plain size of the pending rows
+	// size is pw.Size(), kept from the last change of parquet-go's writer
+	// (writeBatch, EndRowGroup): EstimatedBytes is asked after every
+	// record, and Size sums every column's buffers each time (3 % of the
+	// one-core pipeline's CPU).
+	size int64
 
 	records     int64
 	first, last int64
@@ -284,6 +289,7 @@ func (w *FileWriter) openEncoder() error {
 	w.f, w.pool = f, pool
 	w.out = &fileOut{f: f}
 	w.pw = parquet.NewGenericWriter[any](w.out, config)
+	w.size = w.pw.Size()
 	w.batch = make([][]parquet.Value, len(schema.cols))
 	values := make([]parquet.Value, batchRows*len(schema.cols))
 	for i := range w.batch {
@@ -452,11 +458,14 @@ func (w *FileWriter) writeBatch() error {
 		clear(col[:w.nbatch]) // drop references to the arena and the caller's buffers
 	}
 	w.nbatch, w.arena, w.pending = 0, w.arena[:0], 0
+	w.size = w.pw.Size()
 	if err != nil {
 		return w.fail(fmt.Errorf("write rows to %s: %w", w.path, err))
 	}
-	if w.pw.Size()-w.out.n >= w.opts.RowGroupBytes {
-		if err := w.pw.Flush(); err != nil {
+	if w.size-w.out.n >= w.opts.RowGroupBytes {
+		err := w.pw.Flush()
+		w.size = w.pw.Size()
+		if err != nil {
 			return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
 		}
 		if err := w.out.release(); err != nil {
@@ -513,7 +522,7 @@ func (w *FileWriter) EstimatedBytes() int64 {
 	if w.log != nil {
 		return w.logged
 	}
-	return w.pw.Size() + w.pending
+	return w.size + w.pending
 }
 
 // deferredOverhead is the heap a deferred FileWriter holds besides its
@@ -553,7 +562,7 @@ func (w *FileWriter) BufferedBytes() int64 {
 	// overstated it by up to 63 % after a Flush —
 	// and an overstated estimate makes the sink end files early for
 	// memory it does not hold.
-	raw := max(0, w.pw.Size()-w.out.n-pages)
+	raw := max(0, w.size-w.out.n-pages)
 	columns := 9 * raw / 4
 	if w.pool.maxLive > 0 {
 		columns = int64(w.pool.maxLive)*int64(w.opts.PageBufferBytes) + 3*raw/2
@@ -594,7 +603,7 @@ func (w *FileWriter) RowGroupBytes() int64 {
 	if w.closed || w.log != nil {
 		return 0
 	}
-	return w.pw.Size() - w.out.n + w.pending
+	return w.size - w.out.n + w.pending
 }
 
 // EndRowGroup writes the current row group into the file now: the pending
@@ -621,10 +630,12 @@ func (w *FileWriter) EndRowGroup() error {
 			return err
 		}
 	}
-	if w.pw.Size() == w.out.n {
+	if w.size == w.out.n {
 		return nil
 	}
-	if err := w.pw.Flush(); err != nil {
+	err := w.pw.Flush()
+	w.size = w.pw.Size()
+	if err != nil {
 		return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
 	}
 	if err := w.out.release(); err != nil {

@@ -394,6 +394,9 @@ func writeAll(t *testing.T, dir string, n int, opts FileOptions, flushAt func(i 
 			t.Fatal(err)
 		}
 		est = append(est, w.EstimatedBytes())
+		if w.pw != nil && w.size != w.pw.Size() {
+			t.Fatalf("row %d: kept size %d, parquet-go's writer has %d", i, w.size, w.pw.Size())
+		}
 		if flushAt(i) {
 			if err := w.Flush(); err != nil {
 				t.Fatal(err)
