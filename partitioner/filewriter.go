@@ -65,7 +65,8 @@ type FileOptions struct {
 	// SpoolDir holds the page spool file. Default: the data file's folder.
 	SpoolDir string
 	// Deferred writes the rows to a row log on the spool disk (an unnamed
-	// file in SpoolDir) instead of encoding them as they arrive,
+	// file in SpoolDir, created once the rows outgrow the log's 16 KiB
+	// buffer) instead of encoding them as they arrive,
 	// and encodes the whole file at Finish. An open deferred writer holds
 	// about 17 KiB of memory (its row log buffer) whatever its size and column count, against
 	// tens to hundreds of KiB for an encoding one: it is how thousands of
@@ -250,9 +251,7 @@ func NewFileWriter(path string, schema *Schema, opts FileOptions) (*FileWriter, 
 		last:   -1,
 	}
 	if opts.Deferred {
-		if w.log, err = createRowLog(opts.SpoolDir, path); err != nil {
-			return nil, fmt.Errorf("new file writer %s: %w", path, err)
-		}
+		w.log = newRowLog(opts.SpoolDir, path)
 		return w, nil
 	}
 	if err := w.openEncoder(); err != nil {

@@ -552,6 +552,72 @@ func TestFileWriterDeferred(t *testing.T) {
 			t.Fatal("deferred file differs from the encoding writer's")
 		}
 	})
+	t.Run("row log file only when the rows leave the buffer", func(t *testing.T) {
+		// A few rows stay in the log's buffer until Finish: no scratch
+		// file is created, even in a folder that does not exist.
+		s := mustSchema(t, allTypes)
+		small, err := NewFileWriter(filepath.Join(t.TempDir(), "small.parquet"), s, FileOptions{Deferred: true, SpoolDir: filepath.Join(t.TempDir(), "missing")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if err := small.Append(allTypesRow(i), int64(i), hour13); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if small.log.f != nil {
+			t.Fatal("row log file created for rows that fit the buffer")
+		}
+		// Encoding needs the spool folder for the page spool only past
+		// PageMemoryBytes: the data file is at its own path.
+		info, err := small.Finish(FileMeta{Stream: "s", Topic: "t", Hour: hour13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rows := readBack(t, info.Path, s)
+		checkRows(t, rows, allTypesRow, 20)
+
+		// More rows than the buffer holds: the file is created on the way,
+		// and where it cannot be, Append says so and the error sticks.
+		w, err := NewFileWriter(filepath.Join(t.TempDir(), "big.parquet"), s, FileOptions{Deferred: true, SpoolDir: filepath.Join(t.TempDir(), "missing")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var appendErr error
+		for i := 0; i < 2000 && appendErr == nil; i++ {
+			appendErr = w.Append(allTypesRow(i), int64(i), hour13)
+		}
+		if appendErr == nil || !strings.Contains(appendErr.Error(), "create row log") {
+			t.Fatalf("append past the buffer into a missing spool folder: %v, want a create row log error", appendErr)
+		}
+		if err := w.Append(allTypesRow(5000), 5000, hour13); err == nil {
+			t.Fatal("error not sticky")
+		}
+		if err := w.Abort(); err != nil {
+			t.Fatal(err)
+		}
+
+		// Flush moves a small log's rows out of memory: that creates it.
+		f, err := NewFileWriter(filepath.Join(t.TempDir(), "flushed.parquet"), s, FileOptions{Deferred: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Append(allTypesRow(0), 0, hour13); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if f.log.f == nil || f.log.buf != nil {
+			t.Fatal("Flush kept a deferred writer's rows in memory")
+		}
+		info, err = f.Finish(FileMeta{Stream: "s", Topic: "t", Hour: hour13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rows = readBack(t, info.Path, s)
+		checkRows(t, rows, allTypesRow, 1)
+	})
 	t.Run("abort", func(t *testing.T) {
 		dir := t.TempDir()
 		w, err := NewFileWriter(filepath.Join(dir, "f.parquet"), mustSchema(t, allTypes), FileOptions{Deferred: true})
