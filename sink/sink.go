@@ -151,6 +151,7 @@ func New(opts Options) (*Sink, error) {
 		Dialer:         s.dialer,
 		Brokers:        cfg.Kafka.Brokers,
 		StartOffset:    startOffset,
+		Leaders:        kafkaio.NewLeaders(s.dialer, cfg.Kafka.Brokers),
 		GroupID:        cfg.Kafka.GroupID,
 		SpoolDir:       cfg.Files.SpoolDir,
 		FileOptions:    partitioner.FileOptions{Compression: string(cfg.Files.Compression), RowGroupBytes: int64(cfg.Files.RowGroupBytes)},

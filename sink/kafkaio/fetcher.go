@@ -49,6 +49,9 @@ type Fetcher struct {
 	log       *slog.Logger
 	report    func(error)
 	failing   bool // the last fetch or dial failed
+	leaders   *Leaders
+	version   uint64 // of the leaders' answer the last dial used
+	stale     uint64 // version found wrong by a failed dial or fetch; 0: none
 
 	out    chan []kafka.Message
 	free   chan []kafka.Message // chunks the worker has finished with
@@ -69,6 +72,10 @@ type FetcherConfig struct {
 	// Report, if set, is told every fetch or dial error, and nil once
 	// records are fetched again after one (the worker's Health.Kafka).
 	Report func(error)
+	// Leaders, if set, tells the Fetcher where its partition leads (one
+	// metadata request for all the Fetchers sharing it). Nil: each dial
+	// looks its leader up on its own (kafka-go's DialLeader).
+	Leaders *Leaders
 }
 
 // bufferedDialer returns a copy of d whose plain TCP connections are read
@@ -117,7 +124,7 @@ func StartFetcher(ctx context.Context, c FetcherConfig, offset int64) *Fetcher {
 	depth := max(c.Queue/chunk, 1)
 	f := &Fetcher{
 		dialer: bufferedDialer(c.Dialer, min(256<<10, c.MaxBytes/4)), brokers: c.Brokers, topic: c.Topic, partition: c.Partition,
-		maxBytes: c.MaxBytes, maxWait: c.MaxWait, chunkCap: chunk, log: c.Log, report: c.Report,
+		maxBytes: c.MaxBytes, maxWait: c.MaxWait, chunkCap: chunk, log: c.Log, report: c.Report, leaders: c.Leaders,
 		out:  make(chan []kafka.Message, depth),
 		free: make(chan []kafka.Message, depth+2),
 	}
@@ -163,6 +170,7 @@ func (f *Fetcher) run(ctx context.Context, offset int64) {
 				return
 			}
 			f.logErr(attempt, "dial partition leader", err)
+			f.stale = f.version
 			continue
 		}
 		// Unblock a read in progress when the Fetcher stops.
@@ -174,11 +182,14 @@ func (f *Fetcher) run(ctx context.Context, offset int64) {
 			return
 		}
 		if err != nil {
+			// The leader may have moved: the next dial asks the cluster.
 			f.logErr(attempt, "fetch", err)
+			f.stale = f.version
 		}
 		if err == nil {
 			attempt = -1 // progress was made: reconnect at once
 			wait.Reset()
+			f.stale = 0
 		}
 	}
 }
@@ -205,6 +216,16 @@ func (f *Fetcher) fetched() {
 }
 
 func (f *Fetcher) dial(ctx context.Context) (*kafka.Conn, error) {
+	if f.leaders != nil {
+		p, v, err := f.leaders.Partition(ctx, f.topic, f.partition, f.stale)
+		if v != 0 {
+			f.version = v
+		}
+		if err != nil {
+			return nil, err
+		}
+		return f.dialer.DialPartition(ctx, "tcp", "", p)
+	}
 	var errs []error
 	for _, b := range f.brokers {
 		conn, err := f.dialer.DialLeader(ctx, "tcp", b, f.topic, f.partition)

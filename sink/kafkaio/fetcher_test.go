@@ -248,3 +248,145 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
+
+// TestFetcherLeaders: Fetchers that share a Leaders dial their leaders
+// from one metadata answer (one lookup connection for all of them instead
+// of one each), and a Fetcher whose leader moves asks again and follows it.
+func TestFetcherLeaders(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "l"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addrs := cluster.ListenAddrs()
+	for p := range 6 {
+		produceValues(t, addrs[0], "l", p, 0, 50)
+	}
+	var (
+		mu    sync.Mutex
+		dials int
+	)
+	dialer := &kafka.Dialer{DialFunc: func(ctx context.Context, network, address string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, network, address)
+	}}
+	leaders := NewLeaders(dialer, addrs)
+	var fetchers []*Fetcher
+	for p := range 6 {
+		f := StartFetcher(context.Background(), FetcherConfig{
+			Dialer: dialer, Brokers: addrs, Topic: "l", Partition: p, Leaders: leaders,
+			MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond, Queue: 64, Log: slog.New(slog.DiscardHandler),
+		}, kafka.FirstOffset)
+		defer f.Stop()
+		fetchers = append(fetchers, f)
+	}
+	for p, f := range fetchers {
+		got := collect(t, f, 50, 10*time.Second)
+		if got[0].Offset != 0 || got[49].Offset != 49 {
+			t.Fatalf("partition %d: offsets %d..%d, want 0..49", p, got[0].Offset, got[49].Offset)
+		}
+	}
+	mu.Lock()
+	if dials != 6+1 {
+		t.Errorf("%d connections for 6 fetchers, want 7 (one metadata lookup, six leaders)", dials)
+	}
+	mu.Unlock()
+
+	// Move partition 0's leader: the Fetcher's fetches fail on the old one,
+	// and it finds the new one.
+	old := cluster.LeaderFor("l", 0)
+	to := (old + 1) % 3
+	if err := cluster.MoveTopicPartition("l", 0, to); err != nil {
+		t.Fatal(err)
+	}
+	produceValues(t, addrs[0], "l", 0, 50, 50)
+	got := collect(t, fetchers[0], 50, 20*time.Second)
+	for i, m := range got {
+		if m.Offset != int64(50+i) || string(m.Value) != fmt.Sprintf("v%d", 50+i) {
+			t.Fatalf("after the move, record %d: offset %d value %q", i, m.Offset, m.Value)
+		}
+	}
+	if _, v, err := leaders.Partition(context.Background(), "l", 0, 0); err != nil || v < 2 {
+		t.Fatalf("leaders not read again after the move: version %d, %v", v, err)
+	}
+}
+
+// TestLeadersErrors: a topic the cluster does not have, or a partition it
+// does not have, is an error naming it; a cancelled wait returns.
+func TestLeadersErrors(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	leaders := NewLeaders(kafka.DefaultDialer, cluster.ListenAddrs())
+	ctx := context.Background()
+	if _, _, err := leaders.Partition(ctx, "e", 5, 0); err == nil || !strings.Contains(err.Error(), "partition 5 of topic e") {
+		t.Fatalf("missing partition: %v", err)
+	}
+	if _, _, err := leaders.Partition(ctx, "e", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	lock := leaders.topic("e").lock
+	lock <- struct{}{} // someone is reading metadata
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := leaders.Partition(cctx, "e", 1, 0); err == nil {
+		t.Fatal("no error for a cancelled wait")
+	}
+	<-lock
+}
+
+// TestLeadersUnanswered: a broker that accepts connections and never
+// answers holds a metadata read only for the timeout, and the callers that
+// waited meanwhile share its error instead of each reading in turn.
+func TestLeadersUnanswered(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	leaders := NewLeaders(kafka.DefaultDialer, []string{ln.Addr().String()})
+	leaders.timeout = 300 * time.Millisecond
+	const callers = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			_, _, err := leaders.Partition(context.Background(), "x", 0, 0)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err == nil {
+			t.Fatal("no error from a broker that never answers")
+		}
+	}
+	if n := leaders.topic("x").reads.Load(); n > callers/2 {
+		t.Fatalf("%d metadata reads for %d waiting callers: each read again", n, callers)
+	}
+}

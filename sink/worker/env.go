@@ -8,6 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/sink/ledger"
 	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/writers"
@@ -37,11 +38,14 @@ type Env struct {
 	// checks. Event time always comes from the records.
 	Now func() time.Time
 
-	// Fetching: the dialer (TLS, SASL), the brokers, and where a partition
-	// without a commit starts (kafka.FirstOffset or kafka.LastOffset).
+	// Fetching: the dialer (TLS, SASL), the brokers, where a partition
+	// without a commit starts (kafka.FirstOffset or kafka.LastOffset), and
+	// the partition leaders shared by the process's fetchers (nil: each
+	// fetcher looks its leader up itself).
 	Dialer      *kafka.Dialer
 	Brokers     []string
 	StartOffset int64
+	Leaders     *kafkaio.Leaders
 
 	GroupID        string
 	SpoolDir       string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it

@@ -237,6 +237,7 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 		Queue:     queueCapacity(w.nparts),
 		Log:       w.log,
 		Report:    w.env.Health.Kafka,
+		Leaders:   w.env.Leaders,
 	}, start)
 	defer f.Stop()
 
