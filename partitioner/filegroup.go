@@ -42,8 +42,6 @@ func FileGroup(meta FileMeta) []int64 {
 		}
 		g = append(g, o)
 	}
-	if !slices.IsSorted(g) {
-		slices.Sort(g)
-	}
+	slices.Sort(g)
 	return g
 }
