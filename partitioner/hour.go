@@ -42,3 +42,45 @@ func HourOf(t time.Time, loc *time.Location) time.Time {
 	}
 	return time.Unix(hi, 0).In(loc)
 }
+
+// NextHour returns the start of the hour bucket that follows the one
+// starting at hour: the bucket's end. Buckets are at most an hour long (a
+// wall-clock hour at one offset, cut short by a transition inside it), so
+// the bucket holding hour + 1h is the next one. Pure, like HourOf.
+func NextHour(hour time.Time, loc *time.Location) time.Time {
+	return HourOf(hour.Add(time.Hour), loc)
+}
+
+// folderReach bounds how far apart in UTC two buckets with the same wall
+// clock date and hour can be: the largest jump of a zone's offset in the
+// tz database is a day (Pacific/Apia, December 2011), plus the hour itself.
+const folderReach = 27 * time.Hour
+
+// FolderHours returns the starts of every hour bucket whose wall-clock date
+// and hour at its start (what PathTemplate.Render prints) equal those of
+// hour, a bucket start as HourOf returns it; ascending, in loc, hour among
+// them. For almost every hour that is hour alone. On the night clocks go
+// back it is two buckets (America/New_York: 01:00 EDT and 01:00 EST render
+// to hour=01); a zone that shifts by 30 minutes gives a full and a half
+// bucket (Australia/Lord_Howe), and a rule change that turns clocks back by
+// more than an hour can give buckets that are not adjacent. Pure.
+func FolderHours(hour time.Time, loc *time.Location) []time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	hour = hour.In(loc)
+	zs, ze := hour.ZoneBounds()
+	if (zs.IsZero() || zs.Before(hour.Add(-folderReach))) && (ze.IsZero() || ze.After(hour.Add(folderReach))) {
+		return []time.Time{hour} // no transition near: one bucket per label
+	}
+	y, m, d := hour.Date()
+	h := hour.Hour()
+	var out []time.Time
+	end := hour.Add(folderReach)
+	for b := HourOf(hour.Add(-folderReach), loc); b.Before(end); b = NextHour(b, loc) {
+		if by, bm, bd := b.Date(); by == y && bm == m && bd == d && b.Hour() == h {
+			out = append(out, b)
+		}
+	}
+	return out
+}

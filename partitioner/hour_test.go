@@ -100,3 +100,108 @@ func TestHourOfDistinctAcrossFallback(t *testing.T) {
 		t.Fatalf("got %d buckets in 12 hours, want 12: %v", len(starts), starts)
 	}
 }
+
+func TestFolderHours(t *testing.T) {
+	u := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		name string
+		zone string
+		hour string   // a bucket start
+		want []string // RFC 3339 in the zone
+	}{
+		{"utc", "UTC", "2026-11-25T13:00:00Z", []string{"2026-11-25T13:00:00Z"}},
+		{"kolkata", "Asia/Kolkata", "2026-11-25T13:30:00Z", []string{"2026-11-25T19:00:00+05:30"}},
+		{"ny fall back first", "America/New_York", "2026-11-01T05:00:00Z",
+			[]string{"2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00"}},
+		{"ny fall back second", "America/New_York", "2026-11-01T06:00:00Z",
+			[]string{"2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00"}},
+		{"ny fall back next hour", "America/New_York", "2026-11-01T07:00:00Z", []string{"2026-11-01T02:00:00-05:00"}},
+		{"ny fall back hour before", "America/New_York", "2026-11-01T04:00:00Z", []string{"2026-11-01T00:00:00-04:00"}},
+		{"ny spring forward", "America/New_York", "2026-03-08T06:00:00Z", []string{"2026-03-08T01:00:00-05:00"}},
+		{"ny spring forward after", "America/New_York", "2026-03-08T07:00:00Z", []string{"2026-03-08T03:00:00-04:00"}},
+		{"london fall back", "Europe/London", "2026-10-25T00:00:00Z",
+			[]string{"2026-10-25T01:00:00+01:00", "2026-10-25T01:00:00Z"}},
+		{"lord howe fall back", "Australia/Lord_Howe", "2026-04-04T15:00:00Z",
+			[]string{"2026-04-05T01:00:00+11:00", "2026-04-05T01:30:00+10:30"}},
+		{"lord howe spring", "Australia/Lord_Howe", "2026-10-03T15:30:00Z", []string{"2026-10-04T02:30:00+11:00"}},
+		// Pacific/Apia skipped 2011-12-30 entirely (-10 to +14).
+		{"apia day skipped", "Pacific/Apia", "2011-12-30T10:00:00Z", []string{"2011-12-31T00:00:00+14:00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loc := mustLoad(t, tt.zone)
+			h := HourOf(u(tt.hour), loc)
+			if !h.Equal(u(tt.hour)) {
+				t.Fatalf("%s is not a bucket start (HourOf: %s)", tt.hour, h.Format(time.RFC3339))
+			}
+			var got []string
+			for _, b := range FolderHours(h, loc) {
+				got = append(got, b.Format(time.RFC3339))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("FolderHours(%s) = %v, want %v", tt.hour, got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("FolderHours(%s) = %v, want %v", tt.hour, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestBucketsPartitionTime walks every bucket of several zones across a
+// year boundary and both DST transitions: each bucket ends where the next
+// starts (NextHour), is at most an hour long, and every bucket of a folder
+// label is found by FolderHours from any of them.
+func TestBucketsPartitionTime(t *testing.T) {
+	for _, zone := range []string{"UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Apia", "Asia/Pyongyang"} {
+		t.Run(zone, func(t *testing.T) {
+			loc := mustLoad(t, zone)
+			start := HourOf(time.Date(2025, 12, 25, 0, 0, 0, 0, time.UTC), loc)
+			end := time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC)
+			if zone == "Pacific/Apia" || zone == "Asia/Pyongyang" {
+				start = HourOf(time.Date(2011, 12, 1, 0, 0, 0, 0, time.UTC), loc) // Apia's skipped day; Pyongyang moved to +8:30 in 2015
+				end = time.Date(2018, 6, 1, 0, 0, 0, 0, time.UTC)
+			}
+			labels := map[string][]time.Time{}
+			for b := start; b.Before(end); {
+				n := NextHour(b, loc)
+				if !n.After(b) || n.Sub(b) > time.Hour {
+					t.Fatalf("bucket %s: next %s", b.Format(time.RFC3339), n.Format(time.RFC3339))
+				}
+				// Every instant of [b, n) maps to b.
+				for _, probe := range []time.Time{b, b.Add(n.Sub(b) / 2), n.Add(-time.Nanosecond)} {
+					if got := HourOf(probe, loc); !got.Equal(b) {
+						t.Fatalf("HourOf(%s) = %s, want %s", probe.UTC().Format(time.RFC3339Nano), got.Format(time.RFC3339), b.Format(time.RFC3339))
+					}
+				}
+				lbl := b.Format("2006-01-02T15")
+				labels[lbl] = append(labels[lbl], b)
+				b = n
+			}
+			for lbl, bs := range labels {
+				if bs[0].Before(start.Add(folderReach)) || bs[len(bs)-1].After(end.Add(-folderReach)) {
+					continue // the walk may not hold every bucket of the label
+				}
+				for _, b := range bs {
+					got := FolderHours(b, loc)
+					if len(got) != len(bs) {
+						t.Fatalf("label %s: FolderHours(%s) = %v, want %v", lbl, b.Format(time.RFC3339), got, bs)
+					}
+					for i := range got {
+						if !got[i].Equal(bs[i]) {
+							t.Fatalf("label %s: FolderHours(%s) = %v, want %v", lbl, b.Format(time.RFC3339), got, bs)
+						}
+					}
+				}
+			}
+		})
+	}
+}

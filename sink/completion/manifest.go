@@ -20,9 +20,15 @@ const ManifestVersion = 1
 // Manifest is the content of an hour's _SUCCESS marker (docs/design.md,
 // "Hour markers", documents the format). It lists exactly the data files of the hour.
 type Manifest struct {
-	Version     int            `json:"version"`
-	Stream      string         `json:"stream"`
-	Hour        string         `json:"hour"` // hour start, RFC 3339 in the stream's time zone
+	Version int    `json:"version"`
+	Stream  string `json:"stream"`
+	Hour    string `json:"hour"` // start of the folder's first hour bucket, RFC 3339 in the stream's time zone
+	// Ranges are the hour buckets rendered into the folder, oldest first:
+	// one for almost every hour, two on the night clocks go back (both
+	// 01:00 hours of America/New_York render to hour=01) or a half bucket
+	// beside a full one in zones that shift by 30 minutes
+	// (partitioner.FolderHours). The manifest covers all of them.
+	Ranges      []HourRange    `json:"ranges"`
 	Revision    int            `json:"revision"`
 	CompletedAt string         `json:"completed_at"`
 	Records     int64          `json:"records"`
@@ -37,6 +43,13 @@ type Manifest struct {
 	TablePartition map[string]int64 `json:"table_partition,omitempty"`
 }
 
+// HourRange is one hour bucket of a folder as a UTC interval [Start, End),
+// RFC 3339.
+type HourRange struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
 // ManifestFile is one data file of an hour.
 type ManifestFile struct {
 	Path         string `json:"path"` // key relative to the storage root
@@ -48,6 +61,10 @@ type ManifestFile struct {
 	LastOffset   int64  `json:"last_offset"`
 	MinEventTime string `json:"min_event_time"`
 	MaxEventTime string `json:"max_event_time"`
+	// Hour is the start of the file's hour bucket (its footer's
+	// lakesink.hour, RFC 3339 in the stream's zone), given only when the
+	// folder holds more than one bucket (len(Manifest.Ranges) > 1).
+	Hour string `json:"hour,omitempty"`
 	// SchemaIDs are the schema registry ids of the writer schemas of the
 	// file's records, ascending (avro, protobuf and json_schema streams;
 	// absent for json). A file holds several when producers of different
