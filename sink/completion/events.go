@@ -31,8 +31,11 @@ type Event struct {
 	// gs://bucket/prefix/stream, hdfs://namenode/root/stream or
 	// file:///abs/root/stream.
 	AssetURI string `json:"asset_uri"`
-	// PartitionKey is the hour start in the stream's time zone without
-	// offset, 2026-11-25T13:00:00 (Airflow partitioned assets).
+	// PartitionKey is the folder's hour in the stream's time zone without
+	// offset, 2026-11-25T13:00:00 (Airflow partitioned assets): one key per
+	// folder, so the folder that both 01:00 hours of a fall-back night
+	// render into has one key, and a bucket that starts at a half hour
+	// (Australia/Lord_Howe) has its folder's whole-hour key.
 	PartitionKey string `json:"partition_key"`
 	// Marker is the key of the hour's _SUCCESS, relative to the storage root.
 	Marker string `json:"marker"`
@@ -40,7 +43,7 @@ type Event struct {
 
 // newEvent builds the event of manifest m of an hour whose marker is key.
 func newEvent(m Manifest, hour time.Time, assetURI, key string) Event {
-	return Event{Manifest: m, AssetURI: assetURI, PartitionKey: hour.Format("2006-01-02T15:04:05"), Marker: key}
+	return Event{Manifest: m, AssetURI: assetURI, PartitionKey: hour.Format("2006-01-02T15") + ":00:00", Marker: key}
 }
 
 // assetURI returns the URI of stream's data under the configured storage.

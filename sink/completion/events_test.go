@@ -23,6 +23,15 @@ type recFaults struct {
 
 func (r *recFaults) Kafka(error)   {}
 func (r *recFaults) Storage(error) {}
+func (r *recFaults) Blocked(stream string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := "ok"
+	if err != nil {
+		s = err.Error()
+	}
+	r.events = append(r.events, stream+" blocked "+s)
+}
 func (r *recFaults) Events(stream, dep string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

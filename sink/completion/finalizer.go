@@ -73,6 +73,7 @@ type Finalizer struct {
 	empty   map[topicPart]emptyObs // partitions seen with nothing ever committed
 	wmSeen  map[topicPart][]wmObs  // committed watermarks seen, oldest first
 	waiting map[string]time.Time   // revision key -> since when its events are awaited from another instance
+	blocked map[string]bool        // streams whose markers wait for unproven files
 }
 
 // Options are a Finalizer's dependencies and settings.
@@ -107,6 +108,32 @@ type Faults interface {
 	// Events reports delivery of stream's completion events to dependency
 	// ("completion_topic" or "webhook"): err nil once delivered.
 	Events(stream, dependency string, err error)
+	// Blocked reports that stream's markers wait for files that no
+	// manifest may list and nothing proves superseded (*UnprovenError);
+	// err nil once a marker of the stream was published again.
+	Blocked(stream string, err error)
+}
+
+// UnprovenError is the error of a folder whose marker waits: Files overlap
+// files the manifest lists, so they cannot be listed, and are not proven
+// superseded (SplitOrphans), so they are not deleted. A replay that covers
+// them, or an operator, resolves it (docs/operations.md).
+type UnprovenError struct {
+	Folder string
+	Files  []ManifestFile
+}
+
+func (e *UnprovenError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "folder %s: %d file(s) hold records no manifest lists and are not proven superseded, kept; the marker waits:", e.Folder, len(e.Files))
+	for i, f := range e.Files {
+		if i == 5 {
+			fmt.Fprintf(&b, " and %d more", len(e.Files)-i)
+			break
+		}
+		fmt.Fprintf(&b, " %s (offsets %d-%d)", f.Path, f.FirstOffset, f.LastOffset)
+	}
+	return b.String()
 }
 
 // Stream is what the finalizer knows of a configured stream.
@@ -197,7 +224,7 @@ func NewFinalizer(o Options) *Finalizer {
 		o.Now = time.Now
 	}
 	f := &Finalizer{o: o, notify: o.Notifier, cursors: map[string]int64{}, empty: map[topicPart]emptyObs{},
-		wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}}
+		wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}, blocked: map[string]bool{}}
 	return f
 }
 
@@ -219,6 +246,11 @@ func (f *Finalizer) Run(ctx context.Context) {
 			err := f.check(ctx, st)
 			if errors.Is(err, errAwaitEvents) {
 				f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+				continue
+			}
+			var ue *UnprovenError
+			if errors.As(err, &ue) {
+				f.block(st, ue)
 				continue
 			}
 			if err != nil && ctx.Err() == nil {
@@ -248,6 +280,31 @@ func (f *Finalizer) fault(st *Stream, err error) {
 		return
 	}
 	f.o.Faults.Storage(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
+}
+
+// block reports a stream whose markers wait for unproven files: to Faults
+// (readiness, a log line when it starts and rarely while it lasts) or as a
+// warning, and in lakesink_unproven_files.
+func (f *Finalizer) block(st *Stream, ue *UnprovenError) {
+	f.o.Metrics.UnprovenFiles.WithLabelValues(st.Name).Set(float64(len(ue.Files)))
+	f.blocked[st.Name] = true
+	if f.o.Faults == nil {
+		f.o.Log.Warn("markers blocked", "stream", st.Name, "err", ue)
+		return
+	}
+	f.o.Faults.Blocked(st.Name, ue)
+}
+
+// unblock clears what block reported once a marker of st was published.
+func (f *Finalizer) unblock(st *Stream) {
+	if !f.blocked[st.Name] {
+		return
+	}
+	delete(f.blocked, st.Name)
+	f.o.Metrics.UnprovenFiles.WithLabelValues(st.Name).Set(0)
+	if f.o.Faults != nil {
+		f.o.Faults.Blocked(st.Name, nil)
+	}
 }
 
 // kafkaError marks an error of the group-wide Kafka view.
@@ -360,13 +417,15 @@ func (f *Finalizer) check(ctx context.Context, st *Stream) error {
 		return err
 	}
 	f.o.Metrics.OldestOpenHour.WithLabelValues(st.Name).Set(float64(cursor) / 1000)
-	// Amendments of hours already finalized, oldest first.
+	// Amendments of hours already finalized, oldest first. An hour's
+	// marker is its folder's: the folder's first bucket keys it, and the
+	// folder is finalized once the cursor has passed that bucket.
 	sort.Slice(ss.amends, func(i, j int) bool { return ss.amends[i].Hour < ss.amends[j].Hour })
 	for _, a := range ss.amends {
-		if a.Hour >= cursor {
+		hour := time.UnixMilli(a.Hour).In(st.Loc)
+		if partitioner.FolderHours(hour, st.Loc)[0].UnixMilli() >= cursor {
 			continue // its first marker lists the file
 		}
-		hour := time.UnixMilli(a.Hour).In(st.Loc)
 		if err := f.publish(ctx, st, hour, &a, time.Time{}); err != nil {
 			return err
 		}
@@ -374,12 +433,25 @@ func (f *Finalizer) check(ctx context.Context, st *Stream) error {
 	now := f.o.Now()
 	bound := min(ss.wm, now.UnixMilli())
 	lat := st.Lateness.Milliseconds()
-	for cursor+ledger.HourMs+lat <= bound {
+	for {
 		hour := time.UnixMilli(cursor).In(st.Loc)
-		if err := f.publish(ctx, st, hour, nil, f.completedAt(ss, cursor+ledger.HourMs+lat)); err != nil {
-			return err
+		// One folder, one manifest: a folder that several buckets render
+		// into (the two 01:00 hours of a fall-back night) is finalized at
+		// its first bucket, once its last bucket is complete too; its
+		// later buckets are passed over. Bucket ends count as start + 1h
+		// like the workers' and the ledger's (a bucket cut short by a
+		// transition closes late, never early).
+		hours := partitioner.FolderHours(hour, st.Loc)
+		first := hours[0].Equal(hour)
+		if end := hours[len(hours)-1].UnixMilli() + ledger.HourMs + lat; first && end > bound {
+			break
 		}
-		next := partitioner.HourOf(hour.Add(time.Hour), st.Loc).UnixMilli()
+		if first {
+			if err := f.publish(ctx, st, hour, nil, f.completedAt(ss, hours[len(hours)-1].UnixMilli()+ledger.HourMs+lat)); err != nil {
+				return err
+			}
+		}
+		next := partitioner.NextHour(hour, st.Loc).UnixMilli()
 		if err := f.saveCursor(ctx, st, next); err != nil {
 			return err
 		}
@@ -440,8 +512,10 @@ func (f *Finalizer) saveCursor(ctx context.Context, st *Stream, next int64) erro
 // a file the latest revision N does not list. It returns when the latest
 // revision's events are delivered (or errAwaitEvents while another
 // instance, which published it, is expected to deliver them). Idempotent.
-func (f *Finalizer) publish(ctx context.Context, st *Stream, hour time.Time, need *partAmend, completeAt time.Time) error {
+func (f *Finalizer) publish(ctx context.Context, st *Stream, bucket time.Time, need *partAmend, completeAt time.Time) error {
 	ms := markerStore{w: f.o.Writer, stream: st.Name}
+	hours := partitioner.FolderHours(bucket, st.Loc)
+	hour := hours[0] // the folder's marker is keyed by its first bucket
 	folder := st.Path.Render(st.Name, hour)
 	key := st.Path.MarkerKey(st.Name, hour)
 	n, cur, err := ms.latest(ctx, hour)
@@ -451,7 +525,7 @@ func (f *Finalizer) publish(ctx context.Context, st *Stream, hour time.Time, nee
 	won := false
 	rebuild := n == 0 || (need != nil && !cur.Lists(need.topic, need.partition, need.First))
 	for rebuild {
-		m, err := f.buildAndClean(ctx, st, folder, hour, n+1)
+		m, err := f.buildAndClean(ctx, st, folder, hours, n+1)
 		if err != nil {
 			return err
 		}
@@ -499,6 +573,7 @@ func (f *Finalizer) publish(ctx context.Context, st *Stream, hour time.Time, nee
 	if n == 0 {
 		return nil
 	}
+	f.unblock(st)
 	if !won {
 		// Make sure _SUCCESS is not behind (its writer may have died).
 		if err := f.ensureSuccess(ctx, ms, hour, key, n, cur); err != nil {
@@ -508,26 +583,34 @@ func (f *Finalizer) publish(ctx context.Context, st *Stream, hour time.Time, nee
 	return f.deliver(ctx, ms, st, hour, key, n, cur, won)
 }
 
-// buildAndClean builds revision rev of the hour's manifest and deletes the
-// orphans it found. Orphans go before the marker, so a reader listing the
-// folder after the marker sees exactly the manifest's files.
-func (f *Finalizer) buildAndClean(ctx context.Context, st *Stream, folder string, hour time.Time, rev int) (Manifest, error) {
-	m, orphans, err := buildManifest(ctx, f.o.Writer, st.Name, folder, hour, rev, f.o.Now())
+// buildAndClean builds revision rev of the manifest of a folder holding
+// the buckets hours and deletes the orphans it proved superseded. Orphans
+// go before the marker, so a reader listing the folder after the marker
+// sees exactly the manifest's files. Files that are neither listable nor
+// proven superseded are kept and stop the revision (*UnprovenError):
+// deleting is the one irreversible act of the daemon and needs a proof.
+func (f *Finalizer) buildAndClean(ctx context.Context, st *Stream, folder string, hours []time.Time, rev int) (Manifest, error) {
+	hour, last := hours[0], hours[len(hours)-1]
+	m, orphans, unproven, err := buildManifest(ctx, f.o.Writer, st.Name, folder, hours, st.Loc, rev, f.o.Now())
 	if err != nil {
 		return m, err
+	}
+	if len(unproven) > 0 {
+		return m, &UnprovenError{Folder: folder, Files: unproven}
 	}
 	for _, o := range orphans {
 		if err := f.o.Writer.Delete(ctx, o.Path); err != nil {
 			return m, fmt.Errorf("delete orphan %s: %w", o.Path, err)
 		}
-		f.o.Log.Info("orphan removed", "key", o.Path, "first_offset", o.FirstOffset, "last_offset", o.LastOffset)
+		f.o.Log.Info("orphan removed", "key", o.Path, "first_offset", o.FirstOffset, "last_offset", o.LastOffset,
+			"superseded_by", coveringFiles(m.Files, o))
 	}
 	if st.Table != nil {
 		// The hour's files are in the table: workers add them before
 		// their commits let the watermark pass the hour.
 		var snap int64
 		if rev == 1 {
-			snap, err = st.Table.Complete(ctx, hour.Add(time.Hour))
+			snap, err = st.Table.Complete(ctx, partitioner.NextHour(last, st.Loc))
 		} else {
 			snap, err = st.Table.Current(ctx)
 		}
@@ -538,6 +621,19 @@ func (f *Finalizer) buildAndClean(ctx context.Context, st *Stream, folder string
 		m.TablePartition = map[string]int64{st.Table.PartitionField(): hour.Unix() / 3600}
 	}
 	return m, nil
+}
+
+// coveringFiles names the kept files of o's bucket whose ranges hold o's
+// first or last offset: the proof that o may go, for the log.
+func coveringFiles(kept []ManifestFile, o ManifestFile) []string {
+	var out []string
+	for _, k := range kept {
+		if k.Topic == o.Topic && k.Partition == o.Partition && k.Bucket.Equal(o.Bucket) &&
+			((k.FirstOffset <= o.FirstOffset && o.FirstOffset <= k.LastOffset) || (k.FirstOffset <= o.LastOffset && o.LastOffset <= k.LastOffset)) {
+			out = append(out, k.Path)
+		}
+	}
+	return out
 }
 
 // newFiles reports whether the folder holds a data file m does not list.

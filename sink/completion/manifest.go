@@ -78,21 +78,35 @@ type ManifestFile struct {
 	// writer schema family), itself included, ascending; nil for a file
 	// that finished alone. Only the orphan rule uses it.
 	Group []int64 `json:"-"`
+	// Bucket is the start of the file's hour bucket (its footer's
+	// lakesink.hour). Only the orphan rule uses it: files supersede each
+	// other only within one bucket.
+	Bucket time.Time `json:"-"`
 }
 
-// buildManifest lists the data files in an hour folder and reads each one's
-// footer (lakesink writes its offsets, count and event-time range there), so
-// that any instance can write the marker, not only the one that wrote the
-// files.
-func buildManifest(ctx context.Context, w writers.Writer, stream, folder string, hour time.Time, revision int, now time.Time) (m Manifest, orphans []ManifestFile, err error) {
+// buildManifest lists the data files in a folder and reads each one's
+// footer (lakesink writes its offsets, count, event-time range and hour
+// bucket there), so that any instance can write the marker, not only the
+// one that wrote the files. hours are the buckets rendered into the folder
+// (partitioner.FolderHours), oldest first; the manifest covers all of them.
+// It returns the manifest (listing the kept files), the orphans proven
+// superseded and the unproven files (SplitOrphans).
+func buildManifest(ctx context.Context, w writers.Writer, stream, folder string, hours []time.Time, loc *time.Location, revision int, now time.Time) (m Manifest, orphans, unproven []ManifestFile, err error) {
 	m = Manifest{
-		Version: ManifestVersion, Stream: stream, Hour: hour.Format(time.RFC3339),
+		Version: ManifestVersion, Stream: stream, Hour: hours[0].Format(time.RFC3339),
 		Revision: revision, CompletedAt: now.UTC().Format(time.RFC3339), Files: []ManifestFile{},
+	}
+	for _, h := range hours {
+		m.Ranges = append(m.Ranges, HourRange{
+			Start: h.UTC().Format(time.RFC3339),
+			End:   partitioner.NextHour(h, loc).UTC().Format(time.RFC3339),
+		})
 	}
 	objs, err := w.List(ctx, folder+"/")
 	if err != nil {
-		return m, nil, fmt.Errorf("list %s: %w", folder, err)
+		return m, nil, nil, fmt.Errorf("list %s: %w", folder, err)
 	}
+	var files []ManifestFile
 	for _, o := range objs {
 		name := o.Key[len(folder)+1:]
 		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".parquet") {
@@ -104,87 +118,109 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 		}
 		info, meta, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
 		if err != nil {
-			return m, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
+			return m, nil, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
 		}
-		m.Files = append(m.Files, ManifestFile{
+		f := ManifestFile{
 			Path: o.Key, Records: info.Records, Bytes: o.Size, Topic: topic, Partition: partition,
 			FirstOffset: first, LastOffset: info.LastOffset,
 			MinEventTime: info.MinEventTime.UTC().Format(time.RFC3339Nano),
 			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
-		})
-		f := &m.Files[len(m.Files)-1]
+			Group:        partitioner.FileGroup(meta),
+			Bucket:       meta.Hour,
+		}
+		if len(hours) > 1 {
+			f.Hour = meta.Hour.In(loc).Format(time.RFC3339)
+		}
 		if f.SchemaIDs = partitioner.SchemaIDs(meta); len(f.SchemaIDs) == 1 {
 			f.SchemaID = f.SchemaIDs[0]
 		}
-		f.Group = partitioner.FileGroup(meta)
+		files = append(files, f)
 	}
-	m.Files, orphans = SplitOrphans(m.Files)
+	m.Files, orphans, unproven = SplitOrphans(files)
 	if m.Files == nil {
 		m.Files = []ManifestFile{}
 	}
 	for _, f := range m.Files {
 		m.Records += f.Records
 	}
-	return m, orphans, nil
+	return m, orphans, unproven, nil
 }
 
-// SplitOrphans separates the files of one hour folder into the ones that
-// belong in the manifest and orphans left by an attempt that crashed or lost
-// its partition before committing.
+// SplitOrphans separates the data files of one folder into the ones that
+// belong in the manifest (kept), the ones proven superseded that may be
+// deleted (orphans), and the rest (unproven): files that no manifest may
+// list, because they overlap kept files, and that nothing proves redundant.
+// An unproven file is never deleted: it blocks the folder's marker and is
+// reported (docs/design.md, "Orphans").
 //
 // It works on units: a file that finished alone, or a group of files that
 // finished together (ManifestFile.Group: the files of an hour's writer
 // schema families, whose offset ranges overlap). A unit starts at its
 // smallest first offset and ends at its largest last offset. A group is a
 // unit only if every file it names is there and names the same group;
-// otherwise its files are orphans — a group of a crashed attempt cut short
-// in its upload, or one some of whose files a replay overwrote.
+// otherwise each of its files is a candidate on its own — a group of a
+// crashed attempt cut short in its upload, or one some of whose files a
+// replay overwrote.
 //
-// Why this is sound: a unit that was uploaded but whose offsets were never
-// committed starts at or above the committed offset C its partition resumed
-// from. The replay from C reads that unit's first record again (it is not in
-// the done marks of the commit, which only cover units closed before it) and
-// puts it into a new unit whose range starts at or before it — the same
-// file name if it starts at the same offset, which overwrites the orphan's
-// first file (and so breaks a group unless the replay's group is the same
-// files). Units of one partition and hour written by one attempt never
-// overlap: an hour's files all finish together. So, per partition, in order
-// of first offset, a unit starting at or below the last offset of a unit
-// kept before it holds only records that a kept unit holds too: it is an
-// orphan. Committed units are never orphans: every one of their files was
-// uploaded before the commit and no replay writes their names again, and
-// replayed records of their hour start above their last offset.
-func SplitOrphans(files []ManifestFile) (kept, orphans []ManifestFile) {
-	type part struct {
+// Everything is decided per bucket: topic, partition and hour bucket
+// (ManifestFile.Bucket, the instant the file's footer names, not its
+// folder). Two buckets rendered into one folder (the two 01:00 hours of a
+// fall-back night) interleave in offsets and never supersede each other.
+//
+// Per bucket, in order of first offset (longest first on a tie), a unit
+// that starts after the last offset of every unit kept before it is kept;
+// any other is a candidate. A candidate is an orphan only with a proof:
+// its first and its last offset each lie within a kept unit of the same
+// bucket. Why that suffices: a file holds every record its attempt filed
+// under its bucket between its first and last offset (one open file per
+// bucket and family; a group holds all families). The candidate's first and
+// last records are records of the bucket that kept units hold too; the
+// attempt that wrote the kept units read every offset between them and
+// filed each record of the bucket into a kept unit. So every record of the
+// candidate is in a kept unit, and deleting it loses nothing.
+//
+// A committed file is never a candidate in a consistent lake: every unit
+// uploaded before a commit belongs to the committed history, and replayed
+// records of its bucket start above its last offset. A file that is a
+// candidate without a proof — records that perhaps no kept file holds —
+// stays where it is.
+func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile) {
+	type bucketKey struct {
 		topic     string
 		partition int
+		bucket    int64
 	}
 	type unit struct {
-		part        part
+		key         bucketKey
 		first, last int64
 		files       []ManifestFile
 	}
-	byName := map[part]map[int64]ManifestFile{}
-	for _, f := range files {
-		p := part{f.Topic, f.Partition}
-		if byName[p] == nil {
-			byName[p] = map[int64]ManifestFile{}
-		}
-		byName[p][f.FirstOffset] = f
+	keyOf := func(f ManifestFile) bucketKey {
+		return bucketKey{f.Topic, f.Partition, f.Bucket.Unix()} // bucket starts are whole seconds
 	}
-	var units []unit
+	byName := map[bucketKey]map[int64]ManifestFile{}
 	for _, f := range files {
-		p := part{f.Topic, f.Partition}
+		k := keyOf(f)
+		if byName[k] == nil {
+			byName[k] = map[int64]ManifestFile{}
+		}
+		byName[k][f.FirstOffset] = f
+	}
+	var units, loose []unit
+	inUnit := map[string]bool{}
+	for _, f := range files {
+		k := keyOf(f)
 		if len(f.Group) <= 1 {
-			units = append(units, unit{p, f.FirstOffset, f.LastOffset, []ManifestFile{f}})
+			units = append(units, unit{k, f.FirstOffset, f.LastOffset, []ManifestFile{f}})
+			inUnit[f.Path] = true
 			continue
 		}
 		if f.FirstOffset != f.Group[0] {
 			continue // its group is the unit of the file its group starts with
 		}
-		u := unit{part: p, first: f.FirstOffset, last: f.LastOffset}
+		u := unit{key: k, first: f.FirstOffset, last: f.LastOffset}
 		for _, o := range f.Group {
-			m, ok := byName[p][o]
+			m, ok := byName[k][o]
 			if !ok || !slices.Equal(m.Group, f.Group) {
 				u.files = nil
 				break
@@ -194,43 +230,63 @@ func SplitOrphans(files []ManifestFile) (kept, orphans []ManifestFile) {
 		}
 		if u.files != nil {
 			units = append(units, u)
-		}
-	}
-	inUnit := map[string]bool{}
-	for _, u := range units {
-		for _, f := range u.files {
-			inUnit[f.Path] = true
+			for _, m := range u.files {
+				inUnit[m.Path] = true
+			}
 		}
 	}
 	for _, f := range files {
 		if !inUnit[f.Path] {
-			orphans = append(orphans, f)
+			// A file of a broken group: a candidate on its own.
+			loose = append(loose, unit{keyOf(f), f.FirstOffset, f.LastOffset, []ManifestFile{f}})
 		}
 	}
 	sort.Slice(units, func(i, j int) bool {
 		a, b := units[i], units[j]
-		if a.part.topic != b.part.topic {
-			return a.part.topic < b.part.topic
+		if a.key != b.key {
+			if a.key.topic != b.key.topic {
+				return a.key.topic < b.key.topic
+			}
+			if a.key.partition != b.key.partition {
+				return a.key.partition < b.key.partition
+			}
+			return a.key.bucket < b.key.bucket
 		}
-		if a.part.partition != b.part.partition {
-			return a.part.partition < b.part.partition
+		if a.first != b.first {
+			return a.first < b.first
 		}
-		return a.first < b.first
+		return a.last > b.last
 	})
-	var last int64
-	for i, u := range units {
-		samePart := i > 0 && u.part == units[i-1].part
-		if samePart && u.first <= last {
-			orphans = append(orphans, u.files...)
+	keptUnits := map[bucketKey][]unit{} // per bucket, ascending and disjoint
+	candidates := loose
+	for _, u := range units {
+		ks := keptUnits[u.key]
+		if n := len(ks); n > 0 && u.first <= ks[n-1].last {
+			candidates = append(candidates, u)
 			continue
 		}
-		if !samePart || u.last > last {
-			last = u.last
-		}
+		keptUnits[u.key] = append(ks, u)
 		kept = append(kept, u.files...)
 	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].Path < kept[j].Path })
-	return kept, orphans
+	within := func(k bucketKey, o int64) bool {
+		ks := keptUnits[k]
+		i := sort.Search(len(ks), func(i int) bool { return ks[i].last >= o })
+		return i < len(ks) && ks[i].first <= o
+	}
+	for _, c := range candidates {
+		if within(c.key, c.first) && within(c.key, c.last) {
+			orphans = append(orphans, c.files...)
+		} else {
+			unproven = append(unproven, c.files...)
+		}
+	}
+	byPath := func(fs []ManifestFile) {
+		sort.Slice(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
+	}
+	byPath(kept)
+	byPath(orphans)
+	byPath(unproven)
+	return kept, orphans, unproven
 }
 
 // Encode renders the manifest as indented JSON with a trailing newline.
@@ -372,9 +428,13 @@ type Markers struct{ w writers.Writer }
 // NewMarkers returns the Markers of the lake w.
 func NewMarkers(w writers.Writer) Markers { return Markers{w: w} }
 
-// Lists returns the latest marker revision of stream's hour (0: none yet)
-// and whether it lists the data file of topic/partition starting at first.
+// Lists returns the latest marker revision of the folder of stream's hour
+// bucket (0: none yet) and whether it lists the data file of
+// topic/partition starting at first. hour is a bucket start in the
+// stream's zone (its Location is the zone): a folder's markers are keyed by
+// its first bucket (partitioner.FolderHours).
 func (m Markers) Lists(ctx context.Context, stream string, hour time.Time, topic string, partition int, first int64) (int, bool, error) {
+	hour = partitioner.FolderHours(hour, hour.Location())[0]
 	n, man, err := markerStore{w: m.w, stream: stream}.latest(ctx, hour)
 	if err != nil || n == 0 {
 		return n, false, err
@@ -382,8 +442,9 @@ func (m Markers) Lists(ctx context.Context, stream string, hour time.Time, topic
 	return n, man.Lists(topic, partition, first), nil
 }
 
-// Sent reports whether the completion events of revision n of stream's
-// hour were delivered.
+// Sent reports whether the completion events of revision n of the folder
+// of stream's hour bucket were delivered (hour as for Lists).
 func (m Markers) Sent(ctx context.Context, stream string, hour time.Time, n int) (bool, error) {
+	hour = partitioner.FolderHours(hour, hour.Location())[0]
 	return markerStore{w: m.w, stream: stream}.sent(ctx, hour, n)
 }

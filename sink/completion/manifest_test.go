@@ -3,6 +3,7 @@ package completion
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestSplitOrphans(t *testing.T) {
@@ -14,15 +15,64 @@ func TestSplitOrphans(t *testing.T) {
 		f("b", 0, 250, 300), // left by the crashed attempt
 		f("c", 0, 401, 500),
 		f("d", 1, 100, 200), // another partition: independent
-		f("e", 0, 500, 600), // starts at c's last offset: orphan
+		f("e", 0, 500, 600), // starts at c's last offset, but no kept file holds 501-600: unproven
 	}
-	kept, orphans := SplitOrphans(files)
-	k, o := paths(kept), paths(orphans)
+	kept, orphans, unproven := SplitOrphans(files)
+	k, o, u := paths(kept), paths(orphans), paths(unproven)
 	if want := []string{"a", "c", "d"}; !slices.Equal(k, want) {
 		t.Errorf("kept %v, want %v", k, want)
 	}
-	if want := []string{"b", "e"}; !slices.Equal(o, want) {
+	if want := []string{"b"}; !slices.Equal(o, want) {
 		t.Errorf("orphans %v, want %v", o, want)
+	}
+	if want := []string{"e"}; !slices.Equal(u, want) {
+		t.Errorf("unproven %v, want %v", u, want)
+	}
+}
+
+// TestSplitOrphansNeedsProof: a file overlapping a kept one is deleted
+// only when kept files of its bucket hold both its first and its last
+// offset; otherwise it is kept back as unproven (never deleted, never
+// listed). The rule before this one deleted every file that started within
+// a kept one.
+func TestSplitOrphansNeedsProof(t *testing.T) {
+	f := func(path string, first, last int64) ManifestFile {
+		return ManifestFile{Path: path, Topic: "t", FirstOffset: first, LastOffset: last}
+	}
+	files := []ManifestFile{
+		f("a", 100, 200),
+		f("b", 150, 300), // 201-300: no kept file holds them
+		f("c", 400, 500),
+		f("d", 450, 500), // inside c
+	}
+	kept, orphans, unproven := SplitOrphans(files)
+	if k, o, u := paths(kept), paths(orphans), paths(unproven); !slices.Equal(k, []string{"a", "c"}) ||
+		!slices.Equal(o, []string{"d"}) || !slices.Equal(u, []string{"b"}) {
+		t.Errorf("kept %v orphans %v unproven %v, want [a c] [d] [b]", k, o, u)
+	}
+}
+
+// TestSplitOrphansBuckets: two hour buckets rendered into one folder (the
+// two 01:00 hours of America/New_York on the night clocks go back) hold
+// files of one partition whose offset ranges interleave. They are
+// different buckets, so neither is an orphan of the other; within a
+// bucket the rule applies as before. The rule before this one deleted the
+// second bucket's file.
+func TestSplitOrphansBuckets(t *testing.T) {
+	edt := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC) // 01:00 EDT
+	est := time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC) // 01:00 EST
+	f := func(path string, bucket time.Time, first, last int64) ManifestFile {
+		return ManifestFile{Path: path, Topic: "t", FirstOffset: first, LastOffset: last, Bucket: bucket}
+	}
+	files := []ManifestFile{
+		f("edt", edt, 9918, 15276),
+		f("est", est, 9920, 20000), // interleaved with edt's offsets
+		f("est-orphan", est, 12000, 13000),
+	}
+	kept, orphans, unproven := SplitOrphans(files)
+	if k, o, u := paths(kept), paths(orphans), paths(unproven); !slices.Equal(k, []string{"edt", "est"}) ||
+		!slices.Equal(o, []string{"est-orphan"}) || len(u) != 0 {
+		t.Errorf("kept %v orphans %v unproven %v, want [edt est] [est-orphan] []", k, o, u)
 	}
 }
 
@@ -39,7 +89,7 @@ func TestSplitOrphansGroups(t *testing.T) {
 		f("a", 10, 20, 10, 11), // families A and B of one hour, interleaved
 		f("b", 11, 19, 10, 11),
 		f("c", 21, 30),         // the hour's next file, alone
-		f("d", 41, 49, 40, 41), // a crashed attempt uploaded b's half of its group only
+		f("d", 41, 49, 40, 41), // a crashed attempt uploaded half of its group only, no kept file covers it: unproven
 		f("e", 50, 60),         // the replay of a group {50, 52}: one file
 		f("g", 52, 58, 50, 52), // left by the crashed attempt: its group's first file is e's now
 		f("h", 61, 90),
@@ -49,14 +99,16 @@ func TestSplitOrphansGroups(t *testing.T) {
 		f("l", 93, 98, 91, 93, 95),
 		f("m", 95, 97, 91, 93, 95),
 	}
-	kept, orphans := SplitOrphans(files)
-	k, o := paths(kept), paths(orphans)
-	slices.Sort(o)
+	kept, orphans, unproven := SplitOrphans(files)
+	k, o, u := paths(kept), paths(orphans), paths(unproven)
 	if want := []string{"a", "b", "c", "e", "h", "k", "l", "m"}; !slices.Equal(k, want) {
 		t.Errorf("kept %v, want %v", k, want)
 	}
-	if want := []string{"d", "g", "i", "j"}; !slices.Equal(o, want) {
+	if want := []string{"g", "i", "j"}; !slices.Equal(o, want) {
 		t.Errorf("orphans %v, want %v", o, want)
+	}
+	if want := []string{"d"}; !slices.Equal(u, want) {
+		t.Errorf("unproven %v, want %v", u, want)
 	}
 }
 

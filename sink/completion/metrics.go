@@ -10,6 +10,7 @@ type Metrics struct {
 	OldestOpenHour  *prometheus.GaugeVec
 	FinalizerErrors prometheus.Counter
 	EventsSent      *prometheus.CounterVec
+	UnprovenFiles   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the finalizer's collectors and registers them on reg.
@@ -36,7 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_completion_events_total",
 			Help: "Marker revisions whose completion events (Kafka topic, webhook) were delivered.",
 		}, []string{"stream"}),
+		UnprovenFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lakesink_unproven_files",
+			Help: "Files in the stream's oldest folder waiting for a marker that no manifest may list and that are not proven superseded: they are kept, and the folder's marker waits (docs/design.md, Orphans).",
+		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.HoursCompleted, m.MarkerDelay, m.OldestOpenHour, m.FinalizerErrors, m.EventsSent)
+	reg.MustRegister(m.HoursCompleted, m.MarkerDelay, m.OldestOpenHour, m.FinalizerErrors, m.EventsSent, m.UnprovenFiles)
 	return m
 }

@@ -304,7 +304,10 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 			}
 			seen := map[int64]int{}
 			for h, files := range byHour {
-				kept, _ := completion.SplitOrphans(files)
+				kept, _, unproven := completion.SplitOrphans(files)
+				for _, u := range unproven {
+					t.Fatalf("hour %d: file %s (offsets %d-%d) neither kept nor proven superseded after %d crashes", h, u.Path, u.FirstOffset, u.LastOffset, crashes)
+				}
 				for _, k := range kept {
 					for _, o := range content[k.Path].offsets {
 						if s.hours[o] != h {

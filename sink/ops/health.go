@@ -20,6 +20,7 @@ const (
 	DepCompletionTopic = "completion_topic"
 	DepWebhook         = "webhook"
 	DepCatalog         = "catalog" // an Iceberg table's catalog
+	DepLake            = "lake"    // the lake's contents: files that block a marker (Blocked)
 )
 
 // faultLogEvery is how often a fault that lasts is logged again.
@@ -74,7 +75,7 @@ func newHealth(log *slog.Logger, now func() time.Time, reg prometheus.Registerer
 		Name: "lakesink_completion_events_failing",
 		Help: "1 while the stream's completion events cannot be delivered (its later markers wait), else 0.",
 	}, []string{"stream"})
-	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook, DepCatalog} {
+	for _, d := range []string{DepKafka, DepStorage, DepSpool, DepSchemaRegistry, DepDeadLetterTopic, DepCompletionTopic, DepWebhook, DepCatalog, DepLake} {
 		h.errors.WithLabelValues(d)
 	}
 	reg.MustRegister(h.errors, h.eventsFailing)
