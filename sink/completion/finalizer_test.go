@@ -905,8 +905,8 @@ func TestSplitOrphansEdgeCases(t *testing.T) {
 		return ManifestFile{Path: path, Topic: topic, Partition: p, FirstOffset: first, LastOffset: last}
 	}
 	for _, tc := range []struct {
-		name        string
-		files       []ManifestFile
+		name                  string
+		files                 []ManifestFile
 		kept, orphs, unproven []string // nil: expect none
 	}{
 		{name: "nil input", files: nil},
