@@ -33,6 +33,7 @@ type simPartition struct {
 	t        *testing.T
 	r        *rand.Rand
 	hours    []int64 // record offset -> hour (unix ms)
+	events   []int64 // record offset -> event time (unix ms); nil: random within its hour
 	fams     []int   // record offset -> family
 	bad      map[int64]bool
 	lateness int64
@@ -52,6 +53,10 @@ type simPartition struct {
 	// durable once a table commit references them.
 	table *simTable
 	crash bool // set by commit when it crashed between its steps
+	// committed are the files (with their content) that a commit passed,
+	// when tracked (not nil): the files uploaded before it by its attempt.
+	committed map[string]simFile
+	uploaded  []string // this attempt's uploads since its last commit
 }
 
 // simTable is an Iceberg table: the files it references (with their
@@ -72,6 +77,7 @@ func (s *simPartition) restart() {
 	s.openFst = map[simKey]int64{}
 	s.dlqQueue = nil
 	s.pendingNames = nil
+	s.uploaded = nil
 	s.crash = false
 }
 
@@ -98,6 +104,7 @@ func (s *simPartition) close(h int64) {
 		f := s.open[k]
 		name := fmt.Sprintf("%d+%020d", h, s.openFst[k])
 		s.lake[name] = simFile{hour: h, offsets: slices.Clone(f.offsets), group: group}
+		s.uploaded = append(s.uploaded, name)
 		if i < len(keys)-1 && s.r.Float64() < 0.02 {
 			s.crash = true // between the uploads of the hour's files
 			return
@@ -170,6 +177,12 @@ func (s *simPartition) commit() {
 	}
 	s.commitC, s.commitM = c, m2
 	s.led.Committed(c)
+	if s.committed != nil {
+		for _, name := range s.uploaded {
+			s.committed[name] = s.lake[name]
+		}
+	}
+	s.uploaded = s.uploaded[:0]
 }
 
 // run processes the partition from the ledger's position to the end,
@@ -193,6 +206,9 @@ func (s *simPartition) run(crashProb float64) bool {
 			s.open[k].offsets = append(s.open[k].offsets, o)
 			old := s.led.RawWM()
 			ev := h + int64(s.r.IntN(int(ledger.HourMs)))
+			if s.events != nil {
+				ev = s.events[o]
+			}
 			s.led.Read(o, ev, 1)
 			if s.led.RawWM() > old {
 				for fk := range s.open {
