@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -79,15 +80,16 @@ func assetURI(st config.Storage, stream string) string {
 
 // Notifier delivers completion events to the Kafka completion topic
 // (markers.kafka_topic) and the webhook (markers.webhook), whichever are
-// configured. Deliver is called from the finalizer's goroutine only; the
-// Notifier is not safe for concurrent use.
+// configured. It is safe for concurrent use: the finalizer delivers each
+// stream's events from the stream's own goroutine.
 type Notifier struct {
 	log     *slog.Logger
 	admin   *kafkaio.Admin
-	kafka   *kafka.Writer // nil: no topic
+	kafka   *kafka.Writer // nil: no topic; safe for concurrent use
 	topic   string
-	webhook *webhook // nil: no webhook
-	created bool
+	webhook *webhook // nil: no webhook; safe for concurrent use
+	mu      sync.Mutex
+	created bool // the completion topic exists (guarded by mu)
 	storage config.Storage
 	// faults, if set, is told about failed and successful deliveries.
 	faults Faults
@@ -177,15 +179,8 @@ func (n *Notifier) retry(ctx context.Context, stream, dep string, f func(context
 }
 
 func (n *Notifier) sendKafka(ctx context.Context, ev Event) error {
-	if !n.created {
-		err := n.admin.CreateTopic(ctx, n.topic)
-		if err != nil && !errors.Is(err, kafkaio.ErrCreateRefused) {
-			return err
-		}
-		if err != nil {
-			n.log.Warn("create completion topic", "topic", n.topic, "err", err)
-		}
-		n.created = true
+	if err := n.createTopic(ctx); err != nil {
+		return err
 	}
 	b, err := json.Marshal(ev)
 	if err != nil {
@@ -194,6 +189,25 @@ func (n *Notifier) sendKafka(ctx context.Context, ev Event) error {
 	if err := n.kafka.WriteMessages(ctx, kafka.Message{Key: []byte(ev.Stream), Value: b}); err != nil {
 		return fmt.Errorf("produce to %s: %w", n.topic, err)
 	}
+	return nil
+}
+
+// createTopic creates the completion topic once (a refusal is only a
+// warning: the topic may exist or be created by an operator).
+func (n *Notifier) createTopic(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.created {
+		return nil
+	}
+	err := n.admin.CreateTopic(ctx, n.topic)
+	if err != nil && !errors.Is(err, kafkaio.ErrCreateRefused) {
+		return err
+	}
+	if err != nil {
+		n.log.Warn("create completion topic", "topic", n.topic, "err", err)
+	}
+	n.created = true
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lakesink/lakesink/partitioner"
@@ -67,13 +68,22 @@ import (
 // hours already complete when the instance started count from its first
 // check).
 type Finalizer struct {
-	o       Options
-	notify  *Notifier
-	cursors map[string]int64       // stream -> start of the next hour to finalize, unix ms
+	o      Options
+	notify *Notifier
+	// runs is each stream's state, keyed by stream name; the map is not
+	// changed after NewFinalizer, and each streamRun is used only by its
+	// stream's goroutine (Run checks every stream in a goroutine of its
+	// own, so one stream's refusing webhook holds back no other stream).
+	runs map[string]*streamRun
+}
+
+// streamRun is what the finalizer remembers of one stream between checks.
+type streamRun struct {
+	cursor  int64                  // start of the next hour to finalize, unix ms; 0: not read yet
 	empty   map[topicPart]emptyObs // partitions seen with nothing ever committed
 	wmSeen  map[topicPart][]wmObs  // committed watermarks seen, oldest first
 	waiting map[string]time.Time   // revision key -> since when its events are awaited from another instance
-	blocked map[string]bool        // streams whose markers wait for unproven files
+	blocked bool                   // markers wait for unproven files
 }
 
 // Options are a Finalizer's dependencies and settings.
@@ -223,8 +233,10 @@ func NewFinalizer(o Options) *Finalizer {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	f := &Finalizer{o: o, notify: o.Notifier, cursors: map[string]int64{}, empty: map[topicPart]emptyObs{},
-		wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}, blocked: map[string]bool{}}
+	f := &Finalizer{o: o, notify: o.Notifier, runs: map[string]*streamRun{}}
+	for _, st := range o.Streams {
+		f.runs[st.Name] = &streamRun{empty: map[topicPart]emptyObs{}, wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}}
+	}
 	return f
 }
 
@@ -234,29 +246,40 @@ func (f *Finalizer) sendGrace() time.Duration {
 	return 5*f.o.CheckInterval + 2*f.o.WebhookTimeout
 }
 
-// Run checks every stream each check interval until ctx ends. Errors are
-// logged and counted, and the check is tried again at the next interval. It
-// closes the Notifier when it returns.
+// Run checks every stream each check interval until ctx ends, each stream
+// in a goroutine of its own: delivering a stream's completion events waits
+// until they are accepted, and a webhook that refuses one stream must not
+// hold back another stream's markers and events. Errors are logged and
+// counted, and the check is tried again at the next interval. It returns
+// when every stream's goroutine has, and closes the Notifier then.
 func (f *Finalizer) Run(ctx context.Context) {
 	defer f.notify.Close()
+	var wg sync.WaitGroup
+	for _, st := range f.o.Streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.runStream(ctx, st)
+		}()
+	}
+	wg.Wait()
+}
+
+// runStream checks st every check interval until ctx ends.
+func (f *Finalizer) runStream(ctx context.Context, st *Stream) {
 	t := time.NewTicker(f.o.CheckInterval)
 	defer t.Stop()
 	for {
-		for _, st := range f.o.Streams {
-			err := f.check(ctx, st)
-			if errors.Is(err, errAwaitEvents) {
-				f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
-				continue
-			}
-			var ue *UnprovenError
-			if errors.As(err, &ue) {
-				f.block(st, ue)
-				continue
-			}
-			if err != nil && ctx.Err() == nil {
-				f.o.Metrics.FinalizerErrors.Inc()
-				f.fault(st, err)
-			}
+		err := f.check(ctx, st)
+		var ue *UnprovenError
+		switch {
+		case errors.Is(err, errAwaitEvents):
+			f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+		case errors.As(err, &ue):
+			f.block(st, ue)
+		case err != nil && ctx.Err() == nil:
+			f.o.Metrics.FinalizerErrors.Inc()
+			f.fault(st, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -287,7 +310,7 @@ func (f *Finalizer) fault(st *Stream, err error) {
 // warning, and in lakesink_unproven_files.
 func (f *Finalizer) block(st *Stream, ue *UnprovenError) {
 	f.o.Metrics.UnprovenFiles.WithLabelValues(st.Name).Set(float64(len(ue.Files)))
-	f.blocked[st.Name] = true
+	f.runs[st.Name].blocked = true
 	if f.o.Faults == nil {
 		f.o.Log.Warn("markers blocked", "stream", st.Name, "err", ue)
 		return
@@ -297,10 +320,11 @@ func (f *Finalizer) block(st *Stream, ue *UnprovenError) {
 
 // unblock clears what block reported once a marker of st was published.
 func (f *Finalizer) unblock(st *Stream) {
-	if !f.blocked[st.Name] {
+	if r := f.runs[st.Name]; !r.blocked {
 		return
+	} else {
+		r.blocked = false
 	}
-	delete(f.blocked, st.Name)
 	f.o.Metrics.UnprovenFiles.WithLabelValues(st.Name).Set(0)
 	if f.o.Faults != nil {
 		f.o.Faults.Blocked(st.Name, nil)
@@ -323,6 +347,7 @@ func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamS
 	}
 	now := f.o.Now()
 	idle := f.o.IdleTimeout
+	r := f.runs[st.Name]
 	wm := int64(math.MaxInt64)
 	for _, p := range parts {
 		{
@@ -334,17 +359,17 @@ func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamS
 			for _, a := range meta.AM {
 				ss.amends = append(ss.amends, partAmend{topicPart: tp, Amend: a})
 			}
-			f.observeWM(tp, meta.WM, now)
+			r.observeWM(tp, meta.WM, now)
 			ps := partState{tp: tp, wm: meta.WM}
 			eff := meta.WM
 			caughtUp := p.Committed >= p.High || (p.Committed < 0 && p.Low == p.High)
 			if caughtUp {
 				quietSince := time.UnixMilli(meta.LA)
 				if meta.LA == 0 {
-					o, seen := f.empty[tp]
+					o, seen := r.empty[tp]
 					if !seen || o.high != p.High {
 						o = emptyObs{high: p.High, since: now}
-						f.empty[tp] = o
+						r.empty[tp] = o
 					}
 					quietSince = o.since
 				}
@@ -353,7 +378,7 @@ func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamS
 					ps.idleSince = quietSince.Add(idle)
 				}
 			} else {
-				delete(f.empty, tp)
+				delete(r.empty, tp)
 			}
 			wm = min(wm, eff)
 			ss.parts = append(ss.parts, ps)
@@ -369,8 +394,8 @@ func (f *Finalizer) streamWatermark(ctx context.Context, st *Stream) (ss streamS
 
 // observeWM records a partition's committed watermark the first time it is
 // seen.
-func (f *Finalizer) observeWM(tp topicPart, wm int64, now time.Time) {
-	obs := f.wmSeen[tp]
+func (r *streamRun) observeWM(tp topicPart, wm int64, now time.Time) {
+	obs := r.wmSeen[tp]
 	if len(obs) > 0 && obs[len(obs)-1].wm >= wm {
 		return
 	}
@@ -378,17 +403,17 @@ func (f *Finalizer) observeWM(tp topicPart, wm int64, now time.Time) {
 	if len(obs) > maxWMObs {
 		obs = obs[len(obs)-maxWMObs:]
 	}
-	f.wmSeen[tp] = obs
+	r.wmSeen[tp] = obs
 }
 
 // completedAt estimates when the hour ending (with lateness) at bound became
 // complete by the rule (see the finalizer doc).
-func (f *Finalizer) completedAt(ss streamState, bound int64) time.Time {
+func (r *streamRun) completedAt(ss streamState, bound int64) time.Time {
 	at := time.UnixMilli(bound)
 	for _, p := range ss.parts {
 		var t time.Time
 		if p.wm >= bound {
-			obs := f.wmSeen[p.tp]
+			obs := r.wmSeen[p.tp]
 			for _, o := range obs {
 				if o.wm >= bound {
 					t = o.at
@@ -447,7 +472,7 @@ func (f *Finalizer) check(ctx context.Context, st *Stream) error {
 			break
 		}
 		if first {
-			if err := f.publish(ctx, st, hour, nil, f.completedAt(ss, hours[len(hours)-1].UnixMilli()+ledger.HourMs+lat)); err != nil {
+			if err := f.publish(ctx, st, hour, nil, f.runs[st.Name].completedAt(ss, hours[len(hours)-1].UnixMilli()+ledger.HourMs+lat)); err != nil {
 				return err
 			}
 		}
@@ -456,7 +481,7 @@ func (f *Finalizer) check(ctx context.Context, st *Stream) error {
 			return err
 		}
 		cursor = next
-		f.cursors[st.Name] = cursor
+		f.runs[st.Name].cursor = cursor
 		f.o.Metrics.OldestOpenHour.WithLabelValues(st.Name).Set(float64(cursor) / 1000)
 	}
 	return nil
@@ -471,7 +496,8 @@ func cursorKey(stream string) string { return "_lakesink/finalizer/" + stream + 
 // cursor returns the next hour to finalize: from memory, from the lake, or
 // else the earliest hour any partition wrote (0 when nothing was written).
 func (f *Finalizer) cursor(ctx context.Context, st *Stream, firstHour int64) (int64, error) {
-	if c := f.cursors[st.Name]; c != 0 {
+	r := f.runs[st.Name]
+	if c := r.cursor; c != 0 {
 		return c, nil
 	}
 	rc, err := f.o.Writer.Get(ctx, cursorKey(st.Name))
@@ -490,13 +516,13 @@ func (f *Finalizer) cursor(ctx context.Context, st *Stream, firstHour int64) (in
 		if err != nil {
 			return 0, fmt.Errorf("read %s: %w", cursorKey(st.Name), err)
 		}
-		f.cursors[st.Name] = t.UnixMilli()
+		r.cursor = t.UnixMilli()
 	case errors.Is(err, writers.ErrNotFound):
-		f.cursors[st.Name] = firstHour
+		r.cursor = firstHour
 	default:
 		return 0, fmt.Errorf("get %s: %w", cursorKey(st.Name), err)
 	}
-	return f.cursors[st.Name], nil
+	return r.cursor, nil
 }
 
 func (f *Finalizer) saveCursor(ctx context.Context, st *Stream, next int64) error {
@@ -694,15 +720,16 @@ func (f *Finalizer) deliver(ctx context.Context, ms markerStore, st *Stream, hou
 		return nil
 	}
 	sk := ms.sentKey(hour, n)
+	waiting := f.runs[st.Name].waiting
 	sent, err := ms.sent(ctx, hour, n)
 	if err != nil || sent {
-		delete(f.waiting, sk)
+		delete(waiting, sk)
 		return err
 	}
 	if !won {
-		since, ok := f.waiting[sk]
+		since, ok := waiting[sk]
 		if !ok {
-			f.waiting[sk] = f.o.Now()
+			waiting[sk] = f.o.Now()
 			return errAwaitEvents
 		}
 		if f.o.Now().Sub(since) < f.sendGrace() {
@@ -717,7 +744,7 @@ func (f *Finalizer) deliver(ctx context.Context, ms markerStore, st *Stream, hou
 	if err := f.o.Writer.Put(ctx, sk, bytes.NewReader(nil), 0); err != nil {
 		return fmt.Errorf("put %s: %w", sk, err)
 	}
-	delete(f.waiting, sk)
+	delete(waiting, sk)
 	f.o.Metrics.EventsSent.WithLabelValues(st.Name).Inc()
 	f.o.Log.Info("completion events sent", "stream", st.Name, "hour", m.Hour, "revision", n)
 	return nil
