@@ -130,6 +130,10 @@ func TestFolderHours(t *testing.T) {
 		{"lord howe fall back", "Australia/Lord_Howe", "2026-04-04T15:00:00Z",
 			[]string{"2026-04-05T01:00:00+11:00", "2026-04-05T01:30:00+10:30"}},
 		{"lord howe spring", "Australia/Lord_Howe", "2026-10-03T15:30:00Z", []string{"2026-10-04T02:30:00+11:00"}},
+		// A rule change: Asia/Pyongyang moved from +09:00 to +08:30 at
+		// midnight of 2015-08-15, repeating 23:30-00:00 of 2015-08-14.
+		{"pyongyang rule change", "Asia/Pyongyang", "2015-08-14T14:00:00Z",
+			[]string{"2015-08-14T23:00:00+09:00", "2015-08-14T23:30:00+08:30"}},
 		// Pacific/Apia skipped 2011-12-30 entirely (-10 to +14).
 		{"apia day skipped", "Pacific/Apia", "2011-12-30T10:00:00Z", []string{"2011-12-31T00:00:00+14:00"}},
 	}

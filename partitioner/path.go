@@ -54,10 +54,11 @@ type PathTemplate struct {
 
 // ParsePathTemplate compiles s. The placeholders are {stream}, {yyyy}, {MM},
 // {dd} and {HH}; anything else in braces, or an unmatched brace, is an
-// error. Every placeholder must appear at least once, so that each
-// (stream, hour) bucket gets a folder of its own: two buckets sharing a
-// folder would share a marker, and the finalizer would delete the other
-// bucket's files as orphans. The template must render a relative, clean
+// error. Every placeholder must appear at least once, so that a folder
+// holds one wall-clock hour: only buckets of the same local date and hour
+// share a folder (the two 01:00 hours of a fall-back night;
+// FolderHours), and the finalizer writes one manifest covering them. The
+// template must render a relative, clean
 // path: no leading or trailing '/', no empty, "." or ".." element, no '\'.
 func ParsePathTemplate(s string) (*PathTemplate, error) {
 	p := &PathTemplate{src: s, prefix: -1}
