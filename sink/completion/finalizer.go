@@ -103,6 +103,9 @@ type Options struct {
 // logs a lasting fault rarely and decides what readiness says.
 type Faults interface {
 	Kafka(err error)
+	// Storage reports a check that failed on the lake (err), or a round of
+	// checks that reached the lake without a failure (nil), which clears
+	// the finalizer's own storage fault.
 	Storage(err error)
 	// Events reports delivery of stream's completion events to dependency
 	// ("completion_topic" or "webhook"): err nil once delivered.
@@ -215,16 +218,27 @@ func (f *Finalizer) Run(ctx context.Context) {
 	t := time.NewTicker(f.o.CheckInterval)
 	defer t.Stop()
 	for {
+		// storageOK: some check reached the lake and none failed on it.
+		storageOK, storageFailed := false, false
 		for _, st := range f.o.Streams {
 			err := f.check(ctx, st)
 			if errors.Is(err, errAwaitEvents) {
 				f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+				storageOK = true
 				continue
+			}
+			if err == nil {
+				storageOK = true
 			}
 			if err != nil && ctx.Err() == nil {
 				f.o.Metrics.FinalizerErrors.Inc()
-				f.fault(st, err)
+				storageFailed = f.fault(st, err) || storageFailed
 			}
+		}
+		if storageOK && !storageFailed && f.o.Faults != nil && ctx.Err() == nil {
+			// Clears only the finalizer's own storage fault: readiness
+			// follows each source of storage calls separately.
+			f.o.Faults.Storage(nil)
 		}
 		select {
 		case <-ctx.Done():
@@ -235,19 +249,21 @@ func (f *Finalizer) Run(ctx context.Context) {
 }
 
 // fault reports a failed check: to Faults (which logs a lasting fault
-// rarely) when set, else as a warning.
-func (f *Finalizer) fault(st *Stream, err error) {
+// rarely) when set, else as a warning. It returns whether the error was
+// the lake's (reported as a storage fault).
+func (f *Finalizer) fault(st *Stream, err error) (storage bool) {
 	if f.o.Faults == nil {
 		f.o.Log.Warn("finalizer", "stream", st.Name, "err", err)
-		return
+		return false
 	}
 	f.o.Log.Debug("finalizer", "stream", st.Name, "err", err)
 	var ke kafkaError
 	if errors.As(err, &ke) {
 		f.o.Faults.Kafka(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
-		return
+		return false
 	}
 	f.o.Faults.Storage(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
+	return true
 }
 
 // kafkaError marks an error of the group-wide Kafka view.
