@@ -52,13 +52,13 @@ var diskFaults = []diskFault{
 }
 
 // smallFilesOnly is a lake disk with room for the write probe's tiny
-// object but not for a data file: the 64 KiB tmpfs, here 32 KiB
-// against data files of over 100 KiB (6,000 records per batch, 1,000 per
-// file), grown to 4 MiB by the repair. The probe's put and delete succeed
-// throughout, so only the failed uploads can say that the lake is broken.
+// object but not for a data file: a 16 KiB tmpfs against data files of
+// about 36 KB (6,000 records per batch, 1,000 per file), grown to 4 MiB by
+// the repair. The probe's put and delete succeed throughout, so only the
+// failed uploads can say that the lake is broken.
 var smallFilesOnly = diskFault{
 	name: "small-files-only", errno: "no space left on device",
-	prepare: func(t *testing.T, dir string) { testenv.MountTmpfs(t, dir, 32<<10) },
+	prepare: func(t *testing.T, dir string) { testenv.MountTmpfs(t, dir, 16<<10) },
 	inject: func(t *testing.T, dir string) func() {
 		return func() { testenv.ResizeTmpfs(t, dir, 4<<20) }
 	},

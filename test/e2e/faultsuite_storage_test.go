@@ -51,7 +51,8 @@ func storageFaultModes(errBody func(code int) string) []faultproxy.Mode {
 }
 
 // smallObject is the largest body S3 takes in the small-objects-only
-// modes: more than the write probe's timestamp, less than any data file.
+// modes: more than the write probe's timestamp, less than any data file
+// (about 7 KB here).
 const smallObject = 2 << 10
 
 // s3SmallObjectsOnly are S3 with room for small objects only: the write
