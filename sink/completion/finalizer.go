@@ -75,6 +75,9 @@ type Finalizer struct {
 	// stream's goroutine (Run checks every stream in a goroutine of its
 	// own, so one stream's refusing webhook holds back no other stream).
 	runs map[string]*streamRun
+
+	storageMu      sync.Mutex
+	storageFailing map[string]bool // streams whose last check failed on the lake
 }
 
 // streamRun is what the finalizer remembers of one stream between checks.
@@ -114,6 +117,9 @@ type Options struct {
 // logs a lasting fault rarely and decides what readiness says.
 type Faults interface {
 	Kafka(err error)
+	// Storage reports a check that failed on the lake (err), or a round of
+	// checks that reached the lake without a failure (nil), which clears
+	// the finalizer's own storage fault.
 	Storage(err error)
 	// Events reports delivery of stream's completion events to dependency
 	// ("completion_topic" or "webhook"): err nil once delivered.
@@ -233,7 +239,7 @@ func NewFinalizer(o Options) *Finalizer {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	f := &Finalizer{o: o, notify: o.Notifier, runs: map[string]*streamRun{}}
+	f := &Finalizer{o: o, notify: o.Notifier, runs: map[string]*streamRun{}, storageFailing: map[string]bool{}}
 	for _, st := range o.Streams {
 		f.runs[st.Name] = &streamRun{empty: map[topicPart]emptyObs{}, wmSeen: map[topicPart][]wmObs{}, waiting: map[string]time.Time{}}
 	}
@@ -272,15 +278,21 @@ func (f *Finalizer) runStream(ctx context.Context, st *Stream) {
 	for {
 		err := f.check(ctx, st)
 		var ue *UnprovenError
+		storageOK, storageFailed := false, false // the check reached the lake / failed on it
 		switch {
 		case errors.Is(err, errAwaitEvents):
 			f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+			storageOK = true
 		case errors.As(err, &ue):
 			f.block(st, ue)
-		case err != nil && ctx.Err() == nil:
+			storageOK = true
+		case err == nil:
+			storageOK = true
+		case ctx.Err() == nil:
 			f.o.Metrics.FinalizerErrors.Inc()
-			f.fault(st, err)
+			storageFailed = f.fault(st, err)
 		}
+		f.storageState(ctx, st, storageOK, storageFailed)
 		select {
 		case <-ctx.Done():
 			return
@@ -289,20 +301,40 @@ func (f *Finalizer) runStream(ctx context.Context, st *Stream) {
 	}
 }
 
+// storageState records whether st's last check failed on the lake and,
+// once no stream's last check did, clears the finalizer's own storage
+// fault (readiness follows each source of storage calls separately; the
+// streams' goroutines share this one).
+func (f *Finalizer) storageState(ctx context.Context, st *Stream, ok, failed bool) {
+	f.storageMu.Lock()
+	defer f.storageMu.Unlock()
+	switch {
+	case failed:
+		f.storageFailing[st.Name] = true
+	case ok:
+		delete(f.storageFailing, st.Name)
+	}
+	if ok && len(f.storageFailing) == 0 && f.o.Faults != nil && ctx.Err() == nil {
+		f.o.Faults.Storage(nil)
+	}
+}
+
 // fault reports a failed check: to Faults (which logs a lasting fault
-// rarely) when set, else as a warning.
-func (f *Finalizer) fault(st *Stream, err error) {
+// rarely) when set, else as a warning. It returns whether the error was
+// the lake's (reported as a storage fault).
+func (f *Finalizer) fault(st *Stream, err error) (storage bool) {
 	if f.o.Faults == nil {
 		f.o.Log.Warn("finalizer", "stream", st.Name, "err", err)
-		return
+		return false
 	}
 	f.o.Log.Debug("finalizer", "stream", st.Name, "err", err)
 	var ke kafkaError
 	if errors.As(err, &ke) {
 		f.o.Faults.Kafka(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
-		return
+		return false
 	}
 	f.o.Faults.Storage(fmt.Errorf("finalizer of stream %s: %w", st.Name, err))
+	return true
 }
 
 // block reports a stream whose markers wait for unproven files: to Faults

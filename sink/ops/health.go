@@ -37,8 +37,9 @@ const faultLogEvery = time.Minute
 // fault is logged when it starts (with the error), at most once a minute
 // while it lasts (with the number of errors since), and once when it
 // clears — whatever the number of partitions reporting it, so an outage
-// cannot flood the log. The latest report of a dependency wins: storage is
-// healthy after an upload or a write probe succeeded.
+// cannot flood the log. The latest report of a dependency wins, except for
+// storage, whose state combines the uploads, the write probe and the
+// finalizer, each clearing only the fault it raised (storageState).
 type Health struct {
 	log           *slog.Logger
 	now           func() time.Time
@@ -51,6 +52,7 @@ type Health struct {
 	faults     map[string]*fault // by key: dependency, or dependency + detail
 	regWaiting int               // partitions waiting for the registry
 	stopped    map[string]error  // "topic/partition" -> why its worker stopped
+	store      storageState
 }
 
 // fault is one failing dependency (or one stream's events).
@@ -82,58 +84,67 @@ func newHealth(log *slog.Logger, now func() time.Time, reg prometheus.Registerer
 	return h
 }
 
-// report records the state of key (a dependency, or a dependency and what
-// of it failed) and logs transitions; reason prefixes the readiness reason
-// while err is not nil.
+// report records the outcome of a call for key (a dependency, or a
+// dependency and what of it failed): err nil when it worked. Every error
+// counts in lakesink_dependency_errors_total; reason prefixes the readiness
+// reason while err is not nil.
 func (h *Health) report(dep, key, reason string, blocks bool, err error) {
 	if err != nil {
 		h.errors.WithLabelValues(dep).Inc()
 	}
 	now := h.now()
 	h.mu.Lock()
+	logLine := h.setLocked(now, dep, key, reason, blocks, err, err != nil)
+	h.mu.Unlock()
+	logLine()
+}
+
+// setLocked sets the state of key to err (nil: healthy) and returns the log
+// line of the transition, if any, to be written once h.mu is released.
+// fresh says that a new error was reported, as opposed to a state that
+// still fails while something else about it changed (storage, whose state
+// combines several sources): only fresh errors count towards the "errors
+// since" of the log and may bring a "still failing" line.
+func (h *Health) setLocked(now time.Time, dep, key, reason string, blocks bool, err error, fresh bool) (logLine func()) {
 	f := h.faults[key]
 	if f == nil {
 		if err == nil {
-			h.mu.Unlock()
-			return
+			return func() {}
 		}
 		f = &fault{dep: dep}
 		h.faults[key] = f
 	}
 	was := f.err
 	f.err, f.reason, f.blocks = err, reason, blocks
-	var logStart, logOngoing, logClear bool
-	var errs int
-	var since time.Time
 	switch {
 	case err != nil && was == nil:
 		f.since, f.errs = now, 1
 		// A fault that comes back within a minute of the last line about
 		// it is counted, not logged again (flapping must not flood).
 		if f.logged.IsZero() || now.Sub(f.logged) >= faultLogEvery {
-			logStart, f.logged, f.errs, f.started = true, now, 0, true
-		} else {
-			f.started = false
+			f.logged, f.errs, f.started = now, 0, true
+			return func() { h.log.Warn(reason, "dependency", dep, "err", err) }
 		}
-	case err != nil:
+		f.started = false
+	case err != nil && fresh:
 		f.errs++
 		if now.Sub(f.logged) >= faultLogEvery {
-			logOngoing, errs, since, f.logged, f.errs = true, f.errs, f.since, now, 0
-			f.started = true
+			errs, since := f.errs, f.since
+			f.logged, f.errs, f.started = now, 0, true
+			return func() {
+				h.log.Warn(reason+" (still failing)", "dependency", dep, "err", err, "since", since.UTC().Format(time.RFC3339), "errors", errs)
+			}
 		}
-	case was != nil:
-		logClear, since = f.started, f.since
+	case err == nil && was != nil:
+		started, since := f.started, f.since
 		f.started = false
+		if started {
+			return func() {
+				h.log.Info("recovered: "+reason, "dependency", dep, "after", now.Sub(since).Round(time.Second).String())
+			}
+		}
 	}
-	h.mu.Unlock()
-	switch {
-	case logStart:
-		h.log.Warn(reason, "dependency", dep, "err", err)
-	case logOngoing:
-		h.log.Warn(reason+" (still failing)", "dependency", dep, "err", err, "since", since.UTC().Format(time.RFC3339), "errors", errs)
-	case logClear:
-		h.log.Info("recovered: "+reason, "dependency", dep, "after", now.Sub(since).Round(time.Second).String())
-	}
+	return func() {}
 }
 
 // SetJoined reports group membership; reason says why not joined.
@@ -150,10 +161,124 @@ func (h *Health) Kafka(err error) {
 	h.report(DepKafka, DepKafka, "kafka unreachable", false, err)
 }
 
-// Storage reports the write path's state: err nil after an upload or a
-// write probe succeeded.
+// uploadQuiet is how long after its last failure an upload fault whose
+// uploads all ended without succeeding is kept; see storageState.
+const uploadQuiet = time.Minute
+
+// storageState is what storage readiness is decided on. Three sources
+// report into it, and each clears only the fault it raised:
+//
+//   - uploads (Upload): a failed attempt raises the fault. It clears when
+//     an upload succeeds while no other upload's last attempt failed — or,
+//     when every failing upload ended without succeeding (its generation
+//     ended: a rebalance, shutdown), once none has failed for uploadQuiet
+//     and none is running, as nothing is left that could succeed.
+//   - the write probe (probed): a tiny put and delete, every health check;
+//     its success clears only its own failure. Why: a lake can take the
+//     probe's few bytes and refuse every data file (a disk with room for
+//     small files only, an object store answering 413 EntityTooLarge or a
+//     quota error to large puts); readiness must follow the real uploads,
+//     not flip back to ready a second after each failed one. The probe
+//     still finds a broken lake while no upload runs (at idle).
+//   - the finalizer (Storage): its lists and small puts; cleared by a round
+//     of its checks without a storage error.
+//
+// Storage is unreachable while any source fails; the reason shows the
+// upload's error first, then the probe's, then the finalizer's.
+type storageState struct {
+	upload    error     // the last failed upload attempt; nil once cleared
+	failedAt  time.Time // when upload was last set
+	running   int       // uploads running, retry waits included
+	failing   int       // running uploads whose last attempt failed
+	probe     error     // the write probe's last outcome
+	finalizer error     // the finalizer's last outcome
+}
+
+func (s *storageState) err() error {
+	switch {
+	case s.upload != nil:
+		return s.upload
+	case s.probe != nil:
+		return s.probe
+	default:
+		return s.finalizer
+	}
+}
+
+// storageReport applies change to the storage state and reports the
+// result: fresh is the new error change reports (nil: none), counted like
+// every error.
+func (h *Health) storageReport(fresh error, change func(s *storageState, now time.Time)) {
+	if fresh != nil {
+		h.errors.WithLabelValues(DepStorage).Inc()
+	}
+	now := h.now()
+	h.mu.Lock()
+	s := &h.store
+	change(s, now)
+	if s.upload != nil && s.failing == 0 && s.running == 0 && now.Sub(s.failedAt) >= uploadQuiet {
+		s.upload = nil
+	}
+	logLine := h.setLocked(now, DepStorage, DepStorage, "storage unreachable", true, s.err(), fresh != nil)
+	h.mu.Unlock()
+	logLine()
+}
+
+// Upload reports an upload of one file, with its retries: attempt after
+// each try with its outcome (err nil: the file is in the lake), end once
+// the upload returns, done or abandoned. end is idempotent. A failed
+// attempt makes storage unreachable until an upload succeeds (see
+// storageState); the write probe cannot clear it.
+func (h *Health) Upload() (attempt func(err error), end func()) {
+	h.storageReport(nil, func(s *storageState, _ time.Time) { s.running++ })
+	failing, ended := false, false // guarded by h.mu (in change)
+	attempt = func(err error) {
+		h.storageReport(err, func(s *storageState, now time.Time) {
+			if ended {
+				return
+			}
+			if err != nil {
+				if !failing {
+					failing = true
+					s.failing++
+				}
+				s.upload, s.failedAt = err, now
+				return
+			}
+			if failing {
+				failing = false
+				s.failing--
+			}
+			if s.failing == 0 {
+				s.upload = nil
+			}
+		})
+	}
+	end = func() {
+		h.storageReport(nil, func(s *storageState, _ time.Time) {
+			if ended {
+				return
+			}
+			ended = true
+			if failing {
+				failing = false
+				s.failing--
+			}
+			s.running--
+		})
+	}
+	return attempt, end
+}
+
+// probed reports the write probe's outcome.
+func (h *Health) probed(err error) {
+	h.storageReport(err, func(s *storageState, _ time.Time) { s.probe = err })
+}
+
+// Storage reports the finalizer's storage calls (completion.Faults): err
+// for a failed call, nil after a round of checks without one.
 func (h *Health) Storage(err error) {
-	h.report(DepStorage, DepStorage, "storage unreachable", true, err)
+	h.storageReport(err, func(s *storageState, _ time.Time) { s.finalizer = err })
 }
 
 // Spool reports the spool disk's state: err nil after a spool file was

@@ -22,9 +22,10 @@ const ProbePrefix = "_lakesink/probe/"
 //
 //   - storage: a small object is put under ProbePrefix and deleted again.
 //     Why a write: a lake that answers lookups but refuses writes (a full
-//     disk, read-only credentials) must not look healthy. Uploads feed the
-//     same state, so storage is healthy when the last upload or probe
-//     succeeded;
+//     disk, read-only credentials) must not look healthy. The probe's
+//     success clears only a fault the probe raised: a lake that takes its
+//     few bytes may still refuse every data file, and only a successful
+//     upload clears an upload's fault (Health.Upload);
 //   - the spool disk: a small file is written, synced and removed in the
 //     group's spool folder, and the bytes under it are measured
 //     (lakesink_spool_disk_bytes);
@@ -57,7 +58,7 @@ func (ops *Ops) checkOnce(ctx context.Context, timeout time.Duration) {
 	if ctx.Err() != nil {
 		return
 	}
-	ops.Health.Storage(err)
+	ops.Health.probed(err)
 	if ops.o.SpoolDir != "" {
 		ops.Health.Spool(ops.probeSpool())
 		ops.spoolBytes.Set(float64(dirBytes(ops.o.SpoolDir)))

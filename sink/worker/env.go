@@ -111,8 +111,12 @@ type Markers interface {
 type Health interface {
 	// Kafka reports a fetch or commit-offset read: err nil when it worked.
 	Kafka(err error)
-	// Storage reports an upload: err nil when it succeeded.
-	Storage(err error)
+	// Upload reports an upload of one file with its retries: attempt
+	// after each try (err nil: it succeeded), end once it returns, done or
+	// abandoned. Only a successful upload clears a fault that uploads
+	// raised (ops.Health: not the write probe, whose tiny object a lake
+	// may take while it refuses every data file).
+	Upload() (attempt func(err error), end func())
 	// Spool reports a write to the spool disk: err nil when it worked.
 	Spool(err error)
 	// Catalog reports a commit to stream's table: err nil when it worked.

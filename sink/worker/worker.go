@@ -508,18 +508,22 @@ func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error
 // exponential backoff and jitter until it succeeds or ctx ends. The
 // partition waits meanwhile: nothing is committed past records that are not
 // durable.
+//
+// Every attempt's outcome goes to Health (which logs a fault rate-limited):
+// readiness follows the real uploads, so it stays "storage unreachable"
+// from the first failed attempt until an upload succeeds.
 func (w *Worker) upload(ctx context.Context, key, path string, size int64) error {
-	failed := false
+	report, end := w.env.Health.Upload()
+	defer end()
 	err := retry.Until(ctx, retry.NewBackoff(100*time.Millisecond, 10*time.Second), func(ctx context.Context) error {
 		return w.putFile(ctx, key, path, size)
 	}, func(attempt int, err error) {
-		failed = true
 		w.env.Metrics.UploadRetries.Inc()
-		w.env.Health.Storage(err) // logs the fault, rate-limited
+		report(err)
 		w.log.Debug("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
 	})
-	if err == nil && failed {
-		w.env.Health.Storage(nil)
+	if err == nil {
+		report(nil)
 	}
 	return err
 }

@@ -43,9 +43,11 @@ type testHealth struct {
 
 func (h *testHealth) Catalog(_ string, err error) { h.mu.Lock(); h.catalog = err; h.mu.Unlock() }
 
-func (h *testHealth) Kafka(error)       {}
-func (h *testHealth) Spool(err error)   { h.mu.Lock(); h.spool = err; h.mu.Unlock() }
-func (h *testHealth) Storage(err error) { h.mu.Lock(); h.storage = err; h.mu.Unlock() }
+func (h *testHealth) Kafka(error)     {}
+func (h *testHealth) Spool(err error) { h.mu.Lock(); h.spool = err; h.mu.Unlock() }
+func (h *testHealth) Upload() (func(error), func()) {
+	return func(err error) { h.mu.Lock(); h.storage = err; h.mu.Unlock() }, func() {}
+}
 func (h *testHealth) WorkerStopped(_ string, _ int, err error) {
 	h.mu.Lock()
 	h.stops = append(h.stops, err)

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
+
 	"github.com/lakesink/lakesink/cmd/lakesink/demo"
 	"github.com/lakesink/lakesink/partitioner"
+	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -40,14 +44,28 @@ func TestCalendarNights(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, night := range nights {
 				t.Run(night.name, func(t *testing.T) {
-					runCalendarNight(t, b.open(t), night.from, night.late)
+					runCalendarNight(t, b.open(t), night.from, night.late, nil)
 				})
 			}
 		})
 	}
+	// Streams with an Iceberg table (SQLite catalog): each bucket is one
+	// UTC hour partition, the repeated hour's folder is completed through
+	// the end of its second bucket.
+	t.Run("local-table", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "lake")
+		tbl := &calendarTable{db: filepath.Join(t.TempDir(), "catalog.db"), root: root}
+		runCalendarNight(t, localBackendAt(t, root), nights[0].from, nights[0].late, tbl)
+	})
 }
 
-func runCalendarNight(t *testing.T, b backend, from time.Time, late bool) {
+// calendarTable is the streams' Iceberg tables in an SQLite catalog over a
+// local lake.
+type calendarTable struct{ db, root string }
+
+// runCalendarNight runs one night; with tbl, the streams have Iceberg
+// tables, checked too.
+func runCalendarNight(t *testing.T, b backend, from time.Time, late bool, tbl *calendarTable) {
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +78,11 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool) {
 	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3, 4, 5}, 6000, from, 6, demo.Clickstream, clickID)
 	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2, 3}, 3000, from, 6, demo.IoT, iotID)
 
-	cfgPath := writeConfig(t, k.Addr, group, b.storage, "127.0.0.1:0")
+	table := ""
+	if tbl != nil {
+		table = fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", tbl.db)
+	}
+	cfgPath := writeConfigTables(t, k.Addr, group, b.storage, "127.0.0.1:0", table)
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +98,7 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool) {
 
 	bin := testenv.Build(t, "./cmd/lakesink")
 	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
+	t.Cleanup(func() { os.WriteFile(fmt.Sprintf("/tmp/caldebug-%d.log", time.Now().UnixNano()), []byte(proc.Log()), 0o644) })
 
 	tmpl, err := partitioner.ParsePathTemplate("{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}")
 	if err != nil {
@@ -139,8 +162,12 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool) {
 	}
 	stopGracefully(t, proc)
 
+	unit := time.Millisecond
+	if tbl != nil {
+		unit = time.Microsecond // Iceberg stores micros
+	}
 	for _, stream := range []string{"clickstream", "iot"} {
-		checkExactlyOnce(t, b.lake, stream, p.valid[stream])
+		checkExactlyOnceUnit(t, b.lake, stream, p.valid[stream], unit)
 	}
 	// The night's folders as Airflow sees them.
 	for _, s := range []string{"clickstream", "iot"} {
@@ -158,6 +185,9 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool) {
 				t.Errorf("%s: a folder for the skipped hour 02: %v %v", s, objs, err)
 			}
 		}
+	}
+	if tbl != nil {
+		checkCalendarTables(t, b.lake, tbl, p, day)
 	}
 }
 
@@ -182,4 +212,71 @@ func allListed(ctx context.Context, t *testing.T, lake writers.Writer, stream st
 		}
 	}
 	return nil
+}
+
+// checkCalendarTables reads the streams' tables: every valid record once,
+// the tables' files exactly the manifests' files, and the repeated hour's
+// manifest names the snapshot that completed the stream through the end of
+// its second bucket, and the first bucket's table partition.
+func checkCalendarTables(t *testing.T, lake writers.Writer, tbl *calendarTable, p *produced, day string) {
+	t.Helper()
+	ctx := context.Background()
+	cat := openSQLCatalog(t, tbl.db, nil)
+	for _, stream := range []string{"clickstream", "iot"} {
+		tb, err := cat.LoadTable(ctx, table.Identifier{"lake", stream})
+		if err != nil {
+			t.Fatalf("load table lake.%s: %v", stream, err)
+		}
+		seen, rows := scanColumn(t, tb, map[string]string{"clickstream": "event_id", "iot": "seq"}[stream])
+		if rows != len(p.valid[stream]) || len(seen) != len(p.valid[stream]) {
+			t.Errorf("table lake.%s: %d rows, %d distinct ids, want %d records once", stream, rows, len(seen), len(p.valid[stream]))
+		}
+		for id := range p.valid[stream] {
+			if seen[id] != 1 {
+				t.Errorf("table lake.%s: record %s %d times", stream, id, seen[id])
+				break
+			}
+		}
+		tasks, err := tb.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inTable := map[string]int{}
+		for _, task := range tasks {
+			inTable[task.File.FilePath()]++
+		}
+		objs, err := lake.List(ctx, stream+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
+				continue
+			}
+			for _, f := range readManifest(t, lake, o.Key).Files {
+				if inTable[tbl.root+"/"+f.Path] != 1 {
+					t.Errorf("%s lists %s, referenced %d times by the table", o.Key, f.Path, inTable[tbl.root+"/"+f.Path])
+				}
+				delete(inTable, tbl.root+"/"+f.Path)
+			}
+		}
+		for f := range inTable {
+			t.Errorf("table lake.%s references %s, which no manifest lists", stream, f)
+		}
+		key := fmt.Sprintf("%s/dt=%s/hour=01/_SUCCESS", stream, day)
+		m := readManifest(t, lake, key)
+		first, _ := time.Parse(time.RFC3339, m.Ranges[0].Start)
+		if got := m.TablePartition[map[string]string{"clickstream": "ts_hour", "iot": "event_time_hour"}[stream]]; got != first.Unix()/3600 {
+			t.Errorf("%s: table partition %d, want %d", key, got, first.Unix()/3600)
+		}
+		if m.Revision == 1 {
+			snap := tb.Metadata().SnapshotByID(m.SnapshotID)
+			if snap == nil {
+				t.Fatalf("%s: snapshot %d not in the table", key, m.SnapshotID)
+			}
+			if ct, want := snap.Summary.Properties[tables.PropCompleteThrough], m.Ranges[len(m.Ranges)-1].End; ct != want {
+				t.Errorf("%s: snapshot %d complete through %s, want the end of the folder's last bucket %s", key, m.SnapshotID, ct, want)
+			}
+		}
+	}
 }

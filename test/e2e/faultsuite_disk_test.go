@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 
 // Local disk faults — cells (e) and (f), made with real mounts (root
 // needed; skipped otherwise): a small tmpfs filled with a junk file
-// (ENOSPC), and a folder bind-mounted read-only over itself (EROFS). Each
+// (ENOSPC), a folder bind-mounted read-only over itself (EROFS), and for
+// the lake a tmpfs with room for small files only. Each
 // fault lasts over 10 s, during which the sink must stay in its group (at
 // most one more generation), log at most a handful of lines and use little
 // CPU; afterwards the output must be exact.
@@ -32,6 +34,8 @@ type diskFault struct {
 	prepare func(t *testing.T, dir string)
 	// inject breaks dir and returns the repair.
 	inject func(t *testing.T, dir string) (repair func())
+	// records is produced per hour batch (0: faultRecords).
+	records int
 }
 
 var diskFaults = []diskFault{
@@ -47,6 +51,20 @@ var diskFaults = []diskFault{
 	},
 }
 
+// smallFilesOnly is a lake disk with room for the write probe's tiny
+// object but not for a data file: a 16 KiB tmpfs against data files of
+// about 36 KB (6,000 records per batch, 1,000 per file), grown to 4 MiB by
+// the repair. The probe's put and delete succeed throughout, so only the
+// failed uploads can say that the lake is broken.
+var smallFilesOnly = diskFault{
+	name: "small-files-only", errno: "no space left on device",
+	prepare: func(t *testing.T, dir string) { testenv.MountTmpfs(t, dir, 16<<10) },
+	inject: func(t *testing.T, dir string) func() {
+		return func() { testenv.ResizeTmpfs(t, dir, 4<<20) }
+	},
+	records: 6000,
+}
+
 // newDir makes an empty folder for a fault.
 func newDir(t *testing.T, name string) string {
 	t.Helper()
@@ -57,28 +75,35 @@ func newDir(t *testing.T, name string) string {
 	return dir
 }
 
-// TestFaultLocalLake — cell (e): storage.type local on a full disk, and on
-// a read-only mount. Uploads fail while lookups still work: /readyz must
-// say "storage unreachable" (the write probe), lakesink_ready 0, storage
-// errors counted, nothing committed; after the repair, exact output.
+// TestFaultLocalLake — cell (e): storage.type local on a full disk, on a
+// read-only mount, and on a disk with room for small files only. Uploads
+// fail while lookups still work: /readyz must say "storage unreachable"
+// (the uploads; the write probe too, unless its tiny object fits) from the
+// first failed upload in every sample until the repair, lakesink_ready 0,
+// storage errors counted, nothing committed; after the repair, exact
+// output.
 func TestFaultLocalLake(t *testing.T) {
 	skipShort(t)
 	k := testenv.StartKafka(t)
-	concurrently(t, diskFaults, func(f diskFault) string { return f.name }, func(t *testing.T, f diskFault) {
+	faults := append(slices.Clone(diskFaults), smallFilesOnly)
+	concurrently(t, faults, func(f diskFault) string { return f.name }, func(t *testing.T, f diskFault) {
 		root := newDir(t, "lake")
 		f.prepare(t, root)
 		s := newLocalFaultSink(t, k, "lake-"+f.name, root)
+		if f.records > 0 {
+			s.records = f.records
+		}
 		s.start()
 		s.waitReady(60 * time.Second)
 		gen0 := s.generations()
 		repair := f.inject(t, root)
 		s.produceHours(2)
-		t.Logf("readiness reason: %s", s.waitNotReady(30*time.Second, "storage unreachable"))
+		t.Logf("readiness reason: %s", s.waitNotReady(30*time.Second, "storage unreachable", f.errno))
+		s.quietDuringFault(faultQuiet, faultMaxLines, gen0, "storage unreachable", f.errno)
 		s.checkFaultMetrics("storage")
 		if _, err := s.lake.List(t.Context(), "clickstream/"); err != nil {
 			t.Errorf("listing the lake during the fault: %v (reads should still work)", err)
 		}
-		s.quietDuringFault(faultQuiet, faultMaxLines, gen0)
 		s.checkNothingCommitted()
 		repair()
 		s.waitDone(faultRecover)

@@ -43,7 +43,7 @@ const (
 	// faultExitBound is how soon after SIGTERM the process must be gone.
 	faultExitBound = faultShutdownTimeout + 5*time.Second
 	faultParts     = 3
-	faultRecords   = 450 // per produceHours call
+	faultRecords   = 450 // per produceHours call, unless faultSink.records says otherwise
 	// faultRecover bounds how long the sink may take to catch up (commits
 	// and markers) once a fault has cleared: upload retries back off up to
 	// 10 s, plus the idle timeout and marker checks.
@@ -64,6 +64,7 @@ type faultSink struct {
 	p       *produced
 	from    time.Time // first hour produced
 	hours   int       // hours produced so far
+	records int       // per produceHours call (faultRecords); more make larger files
 }
 
 // newFaultSink prepares a sink named name (letters, digits, '-'): topic and
@@ -74,9 +75,10 @@ type faultSink struct {
 func newFaultSink(t *testing.T, k *testenv.Kafka, name string, storage config.Storage, lake writers.Writer) *faultSink {
 	t.Helper()
 	s := &faultSink{t: t, name: name, k: k, lake: lake, topic: "fault-" + name,
-		http: net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
-		p:    &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}},
-		from: time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)}
+		http:    net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
+		p:       &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}},
+		records: faultRecords,
+		from:    time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)}
 	k.CreateTopic(t, s.topic, faultParts)
 	cfg := config.Default()
 	cfg.Kafka.Brokers = []string{k.Addr}
@@ -128,7 +130,7 @@ func (s *faultSink) start() {
 	s.proc = testenv.Start(s.t, "lakesink-"+s.name, bin, testenv.Options{}, "run", "-c", path)
 }
 
-// produceHours produces faultRecords records spread over the next hours
+// produceHours produces s.records records spread over the next hours
 // hours after those produced before (at most 3 in all, so every hour has
 // ended more than an hour ago), round robin over the partitions.
 func (s *faultSink) produceHours(hours int) {
@@ -140,7 +142,7 @@ func (s *faultSink) produceHours(hours int) {
 	for i := range parts {
 		parts[i] = i
 	}
-	produce(s.t, s.k, s.p, "clickstream", s.topic, parts, faultRecords, s.from.Add(time.Duration(s.hours)*time.Hour), hours, demo.Clickstream, clickID)
+	produce(s.t, s.k, s.p, "clickstream", s.topic, parts, s.records, s.from.Add(time.Duration(s.hours)*time.Hour), hours, demo.Clickstream, clickID)
 	s.hours += hours
 }
 
@@ -229,6 +231,33 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
+}
+
+// notReadyThroughout samples /readyz every 200 ms for d: every sample must
+// be 503 with a reason holding every string of want (case-insensitive),
+// and /healthz 200. A fault must not look healed between two failures —
+// as it did when the write probe's tiny put passed while every upload
+// failed. The test fails with the number of bad samples and the first;
+// the process exiting ends it at once.
+func (s *faultSink) notReadyThroughout(d time.Duration, want ...string) {
+	s.t.Helper()
+	var n, bad int
+	var first error
+	start := time.Now()
+	for time.Since(start) < d {
+		s.alive()
+		n++
+		if _, err := s.notReadyReason(func(r string) bool { return containsAll(r, want) }); err != nil {
+			bad++
+			if first == nil {
+				first = fmt.Errorf("after %s: %w", time.Since(start).Round(time.Millisecond), err)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if bad > 0 {
+		s.t.Errorf("%s: /readyz not 503 naming %q in %d of %d samples over %s of the fault; first: %v", s.name, want, bad, n, d, first)
+	}
 }
 
 // waitReady waits until /readyz answers 200.
@@ -397,11 +426,16 @@ func (s *faultSink) cpuTime() time.Duration {
 // process stays a member of its group (at most one generation more than
 // gen0, counted before the fault began), and that it neither floods the
 // log nor burns CPU while it waits: at most maxLines lines in d, and a
-// quarter of a core.
-func (s *faultSink) quietDuringFault(d time.Duration, maxLines int, gen0 float64) {
+// quarter of a core. With reason, /readyz must say so throughout
+// (notReadyThroughout).
+func (s *faultSink) quietDuringFault(d time.Duration, maxLines int, gen0 float64, reason ...string) {
 	s.t.Helper()
 	lines0, cpu0 := s.logLines(), s.cpuTime()
-	time.Sleep(d)
+	if len(reason) > 0 {
+		s.notReadyThroughout(d, reason...)
+	} else {
+		time.Sleep(d)
+	}
 	s.alive()
 	gen, lines, cpu := s.generations(), s.logLines(), s.cpuTime()
 	if gen-gen0 > 1 {

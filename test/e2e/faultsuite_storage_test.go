@@ -22,10 +22,11 @@ import (
 //
 //   - the sink starts ready, then the proxy turns to the mode and records
 //     of two past hours are produced, so uploads meet the fault;
-//   - during it: /readyz 503 with "storage unreachable", /healthz 200,
-//     lakesink_ready 0, lakesink_dependency_errors_total{dependency=
-//     "storage"} > 0, and (except Slow, where uploads may still land)
-//     nothing committed;
+//   - during it: /readyz 503 with "storage unreachable" — in every sample
+//     from the first failure on, except in Slow, where uploads may still
+//     land —, /healthz 200, lakesink_ready 0,
+//     lakesink_dependency_errors_total{dependency="storage"} > 0, and
+//     (except Slow) nothing committed;
 //   - back to Pass: every record committed and in the manifests, /readyz
 //     200, exact output;
 //   - Blackhole only: the fault comes back and SIGTERM must end the sink
@@ -49,13 +50,33 @@ func storageFaultModes(errBody func(code int) string) []faultproxy.Mode {
 	}
 }
 
-func s3ErrorBody(code int) string {
-	c, msg := "AccessDenied", "Access Denied"
-	if code == 503 {
-		c, msg = "ServiceUnavailable", "Please reduce your request rate."
+// smallObject is the largest body S3 takes in the small-objects-only
+// modes: more than the write probe's timestamp, less than any data file
+// (about 7 KB here).
+const smallObject = 2 << 10
+
+// s3SmallObjectsOnly are S3 with room for small objects only: the write
+// probe's put and delete pass, every data file is refused — 413
+// EntityTooLarge (a body limit in front of the store) or 403 QuotaExceeded
+// (a bucket or user quota, as Ceph RGW answers it).
+func s3SmallObjectsOnly() []faultproxy.Mode {
+	return []faultproxy.Mode{
+		faultproxy.HTTPStatusOver(smallObject, 413, s3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")),
+		faultproxy.HTTPStatusOver(smallObject, 403, s3Error("QuotaExceeded", "The quota has been exceeded")),
 	}
+}
+
+func s3ErrorBody(code int) string {
+	if code == 503 {
+		return s3Error("ServiceUnavailable", "Please reduce your request rate.")
+	}
+	return s3Error("AccessDenied", "Access Denied")
+}
+
+// s3Error is S3's error document with code and message.
+func s3Error(code, msg string) string {
 	return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
-<Error><Code>%s</Code><Message>%s</Message><RequestId>faultproxy</RequestId><HostId>faultproxy</HostId></Error>`, c, msg)
+<Error><Code>%s</Code><Message>%s</Message><RequestId>faultproxy</RequestId><HostId>faultproxy</HostId></Error>`, code, msg)
 }
 
 func gcsErrorBody(code int) string {
@@ -77,11 +98,16 @@ func runStorageFault(t *testing.T, k *testenv.Kafka, name string, proxy *faultpr
 	faultStart := time.Now()
 	s.produceHours(2)
 	s.waitNotReady(30*time.Second, "storage unreachable")
-	s.checkFaultMetrics("storage")
-	if d := time.Until(faultStart.Add(6 * time.Second)); d > 0 {
-		time.Sleep(d) // several upload attempts and commit intervals
+	// Several upload attempts, probes and commit intervals.
+	hold := max(time.Until(faultStart.Add(6*time.Second)), 5*time.Second)
+	slow := strings.HasPrefix(mode.String(), "slow") // slow uploads may still land
+	if slow {
+		time.Sleep(hold)
+	} else {
+		s.notReadyThroughout(hold, "storage unreachable")
 	}
-	if !strings.HasPrefix(mode.String(), "slow") { // slow uploads may still land
+	s.checkFaultMetrics("storage")
+	if !slow {
 		s.checkNothingCommitted()
 	}
 	if proxy.Accepted() == 0 {
@@ -100,13 +126,15 @@ func runStorageFault(t *testing.T, k *testenv.Kafka, name string, proxy *faultpr
 	s.checkExact()
 }
 
-// TestFaultStorageS3: every mode against versitygw.
+// TestFaultStorageS3: every mode against versitygw, and S3 with room for
+// small objects only.
 func TestFaultStorageS3(t *testing.T) {
 	skipShort(t)
 	k := testenv.StartKafka(t)
 	srv := testenv.StartS3(t)
 	srv.CreateBucket(t, "lake")
-	concurrently(t, storageFaultModes(s3ErrorBody), faultproxy.Mode.String, func(t *testing.T, mode faultproxy.Mode) {
+	modes := append(storageFaultModes(s3ErrorBody), s3SmallObjectsOnly()...)
+	concurrently(t, modes, faultproxy.Mode.String, func(t *testing.T, mode faultproxy.Mode) {
 		name := "s3-" + mode.String()
 		proxy := faultproxy.New(t, srv.Endpoint[len("http://"):])
 		st := config.Default().Storage

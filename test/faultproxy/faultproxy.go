@@ -18,6 +18,11 @@
 //   - HTTPStatus(code, body): for HTTP targets, answer every request with
 //     a canned status and body instead of forwarding (401, 403, 500, 503...);
 //     open forwarded connections are reset.
+//   - HTTPStatusOver(n, code, body): for HTTP targets, answer the requests
+//     whose body is larger than n bytes like HTTPStatus and forward the
+//     others, request by request: a server with room for small objects
+//     only (413 EntityTooLarge, a quota error). Open forwarded connections
+//     are reset.
 //
 // A proxy and all its goroutines end with Close, which New registers with
 // t.Cleanup. Nothing is sent anywhere but to the loopback target.
@@ -53,15 +58,16 @@ const (
 	kindSlow
 	kindReset
 	kindHTTP
+	kindHTTPOver
 )
 
 // Mode is what the proxy does with traffic; see the package comment.
 type Mode struct {
 	kind   kind
 	delay  time.Duration // Slow
-	after  int64         // Reset
-	status int           // HTTPStatus
-	body   string        // HTTPStatus
+	after  int64         // Reset; HTTPStatusOver: the largest body forwarded
+	status int           // HTTPStatus, HTTPStatusOver
+	body   string        // HTTPStatus, HTTPStatusOver
 }
 
 // The modes without parameters.
@@ -84,6 +90,15 @@ func Reset(afterBytes int64) Mode { return Mode{kind: kindReset, after: afterByt
 // closes the connection, instead of forwarding.
 func HTTPStatus(code int, body string) Mode { return Mode{kind: kindHTTP, status: code, body: body} }
 
+// HTTPStatusOver answers the HTTP requests whose body is larger than n
+// bytes with status code and body, as HTTPStatus does, and forwards the
+// others. A body's size is its Content-Length, or X-Amz-Decoded-Content-
+// Length for an S3 streaming upload (aws-chunked); a body of unknown size
+// counts as larger.
+func HTTPStatusOver(n int64, code int, body string) Mode {
+	return Mode{kind: kindHTTPOver, after: n, status: code, body: body}
+}
+
 // String names the mode for logs and subtest names.
 func (m Mode) String() string {
 	switch m.kind {
@@ -99,6 +114,8 @@ func (m Mode) String() string {
 		return "reset-after-" + strconv.FormatInt(m.after, 10)
 	case kindHTTP:
 		return "http-" + strconv.Itoa(m.status)
+	case kindHTTPOver:
+		return "http-" + strconv.Itoa(m.status) + "-over-" + strconv.FormatInt(m.after, 10)
 	}
 	return "unknown"
 }
@@ -242,7 +259,7 @@ func (p *Proxy) SetMode(m Mode) {
 	p.changed = make(chan struct{})
 	var drop []*conn
 	for c := range p.conns {
-		if c.bound || m.kind == kindRefuse || m.kind == kindHTTP {
+		if c.bound || m.kind == kindRefuse || m.kind == kindHTTP || m.kind == kindHTTPOver {
 			drop = append(drop, c)
 		}
 	}
@@ -319,7 +336,7 @@ func (p *Proxy) accept(ln net.Listener) {
 			return
 		}
 		m := p.mode
-		cc := &conn{client: c, bound: m.kind == kindBlackhole || m.kind == kindHTTP}
+		cc := &conn{client: c, bound: m.kind == kindBlackhole || m.kind == kindHTTP || m.kind == kindHTTPOver}
 		p.conns[cc] = struct{}{}
 		p.wg.Add(1)
 		p.mu.Unlock()
@@ -345,7 +362,13 @@ func (p *Proxy) serve(c *conn, m Mode) {
 		_, _ = io.Copy(io.Discard, c.client) // until reset
 		return
 	case kindHTTP:
-		p.answer(c.client, m)
+		br := bufio.NewReader(c.client)
+		if req, err := http.ReadRequest(br); err == nil {
+			p.answer(c.client, br, req, m)
+		}
+		return
+	case kindHTTPOver:
+		p.serveHTTP(c.client, m)
 		return
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
@@ -410,7 +433,7 @@ func (p *Proxy) gate(c *conn, chunk []byte) ([]byte, bool) {
 		case kindPass:
 			c.bytes.Add(int64(len(chunk)))
 			return chunk, true
-		case kindRefuse, kindHTTP:
+		case kindRefuse, kindHTTP, kindHTTPOver:
 			return nil, false // SetMode resets these connections too
 		case kindBlackhole:
 			<-changed // hold the bytes until the network heals
@@ -438,15 +461,60 @@ func (p *Proxy) gate(c *conn, chunk []byte) ([]byte, bool) {
 	}
 }
 
-// answer reads one HTTP request (and its body) and writes the canned
-// response, then closes the connection gracefully.
-func (p *Proxy) answer(c net.Conn, m Mode) {
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
+// serveHTTP serves one connection in HTTPStatusOver: each request with a
+// body over the limit gets the canned answer (which ends the connection),
+// the others go to the target, over a connection of this one's own.
+func (p *Proxy) serveHTTP(c net.Conn, m Mode) {
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
 	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if bodySize(req) > m.after {
+			p.answer(c, br, req, m)
+			return
+		}
+		if strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
+			if _, err := io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+				return
+			}
+		}
+		// Host stays as the client sent it (signatures cover it).
+		req.RequestURI, req.URL.Scheme, req.URL.Host = "", "http", p.target
+		resp, err := tr.RoundTrip(req.WithContext(p.ctx))
+		if err != nil {
+			return // the client sees a reset, as from a dead server
+		}
+		err = resp.Write(c)
+		resp.Body.Close()
+		if err != nil || req.Close || resp.Close {
+			return
+		}
 	}
+}
+
+// bodySize is the size of req's body as its headers declare it; -1 and
+// unknown sizes count as the largest.
+func bodySize(req *http.Request) int64 {
+	if d := req.Header.Get("X-Amz-Decoded-Content-Length"); d != "" {
+		if n, err := strconv.ParseInt(d, 10, 64); err == nil {
+			return n
+		}
+	}
+	if req.ContentLength < 0 {
+		return 1<<63 - 1
+	}
+	return req.ContentLength
+}
+
+// answer writes the canned response of m to req (read from br, after its
+// body unless the client waits for 100-continue), then closes the
+// connection gracefully.
+func (p *Proxy) answer(c net.Conn, br *bufio.Reader, req *http.Request, m Mode) {
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	if !strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 		// Read the body so the client is not reset while still sending.
 		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 1<<30))

@@ -3,6 +3,7 @@ package faultproxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -220,12 +221,87 @@ func TestHTTPStatus(t *testing.T) {
 	}
 }
 
+// TestHTTPStatusOver: requests with bodies up to the limit reach the
+// server, on a kept-alive connection, with their headers (Host included)
+// and bodies; larger ones get the canned answer, whatever came before on
+// the connection; a streaming S3 upload counts at its decoded length.
+func TestHTTPStatusOver(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]string{} // path -> "host len(body)"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.URL.Path] = fmt.Sprintf("%s %d", r.Host, len(b))
+		mu.Unlock()
+		_, _ = io.WriteString(w, "real")
+	}))
+	defer srv.Close()
+	p := New(t, strings.TrimPrefix(srv.URL, "http://"))
+	const tooLarge = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>EntityTooLarge</Code></Error>`
+	p.SetMode(HTTPStatusOver(1024, http.StatusRequestEntityTooLarge, tooLarge))
+	if p.Mode().String() != "http-413-over-1024" {
+		t.Errorf("mode name %q", p.Mode())
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	cases := []struct {
+		method, path string
+		size         int
+		decoded      string // X-Amz-Decoded-Content-Length
+		wantCode     int
+	}{
+		{"GET", "/get", 0, "", 200},
+		{"PUT", "/small", 1024, "", 200},
+		{"HEAD", "/head", 0, "", 200},
+		{"PUT", "/large", 1025, "", 413},
+		{"PUT", "/small-again", 10, "", 200},
+		{"PUT", "/chunked-small", 1100, "1000", 200},
+		{"PUT", "/chunked-large", 1100, "5000", 413},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, "http://"+p.Addr()+c.path, bytes.NewReader(make([]byte, c.size)))
+		if c.decoded != "" {
+			req.Header.Set("X-Amz-Decoded-Content-Length", c.decoded)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.wantCode {
+			t.Errorf("%s %s (%d bytes): %d %q, want %d", c.method, c.path, c.size, resp.StatusCode, b, c.wantCode)
+		}
+		mu.Lock()
+		reached, ok := got[c.path]
+		mu.Unlock()
+		switch {
+		case c.wantCode == 413 && (ok || string(b) != tooLarge):
+			t.Errorf("%s %s: body %q, reached the server: %v", c.method, c.path, b, ok)
+		case c.wantCode == 200 && reached != fmt.Sprintf("%s %d", p.Addr(), c.size):
+			t.Errorf("%s %s: the server saw %q, want host %s and %d bytes", c.method, c.path, reached, p.Addr(), c.size)
+		case c.wantCode == 200 && c.method != "HEAD" && string(b) != "real":
+			t.Errorf("%s %s: body %q", c.method, c.path, b)
+		}
+	}
+	p.SetMode(Pass)
+	req, _ := http.NewRequest("PUT", "http://"+p.Addr()+"/after", bytes.NewReader(make([]byte, 1<<20)))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("pass again: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("pass again: %d", resp.StatusCode)
+	}
+}
+
 // TestCloseEndsEverything: Close returns with every goroutine gone, in
 // every mode and with connections open in each.
 func TestCloseEndsEverything(t *testing.T) {
 	target := echoServer(t)
 	before := runtime.NumGoroutine()
-	for _, m := range []Mode{Pass, Blackhole, Slow(time.Hour), Reset(1 << 20), HTTPStatus(500, "x"), Refuse} {
+	for _, m := range []Mode{Pass, Blackhole, Slow(time.Hour), Reset(1 << 20), HTTPStatus(500, "x"), HTTPStatusOver(10, 413, "x"), Refuse} {
 		p := New(t, target)
 		var cs []net.Conn
 		for range 3 {

@@ -44,6 +44,14 @@ func MountTmpfs(t testing.TB, dir string, size int64) {
 	t.Cleanup(func() { unmount(t, dir) })
 }
 
+// ResizeTmpfs makes the tmpfs mounted on dir (MountTmpfs) size bytes big,
+// keeping its files: a disk that was too small, made bigger.
+func ResizeTmpfs(t testing.TB, dir string, size int64) {
+	t.Helper()
+	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_NOSUID|syscall.MS_NODEV, "size="+strconv.FormatInt(size, 10))
+	mountOrSkip(t, "resize tmpfs on "+dir, err)
+}
+
 // ReadOnly is a folder bind-mounted over itself, read-only until Writable.
 type ReadOnly struct {
 	t   testing.TB
