@@ -16,6 +16,7 @@ import (
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ledger"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -243,5 +244,90 @@ func TestLatePolicies(t *testing.T) {
 				t.Errorf("lake files:\n got %v\nwant %v", got, want)
 			}
 		})
+	}
+}
+
+// TestLateCurrentHourReplay: a worker resuming from its commit skips a
+// late record that current_hour put into a file of another hour that is
+// already durable. The late record's own hour has no done mark; the hour
+// it was filed under has. Here that file was finished early (as memory
+// pressure or max_file_bytes would) while an older hour's file, opened
+// before the late record, held the commit below it — possible when the
+// allowed lateness exceeds an hour.
+func TestLateCurrentHourReplay(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(90 * time.Minute)
+	cfg.Streams[0].LatePolicy = config.LateCurrentHour
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	lake := writers.NewMemory()
+	ctx := context.Background()
+	h := time.Now().UTC().Truncate(time.Hour).Add(-6 * time.Hour)
+	x := h.Add(time.Hour)
+	ts := []time.Time{
+		0: h.Add(10 * time.Minute),             // hour h: its file holds the commit at 0
+		1: x.Add(30 * time.Minute),             // hour x = h+1: the watermark's hour
+		2: h.Add(-2*time.Hour + 5*time.Minute), // late (its hour closed at h+30m): filed under x
+		3: x.Add(40 * time.Minute),             // hour x, after x's first file finished
+	}
+	send := func(w *Worker, off int) {
+		t.Helper()
+		m := kafka.Message{Topic: "events", Offset: int64(off), HighWaterMark: int64(len(ts)),
+			Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, ts[off].UnixMilli())}
+		if err := w.process(ctx, m); err != nil {
+			t.Fatalf("process offset %d: %v", off, err)
+		}
+	}
+
+	w, _ := testWorker(t, cfg, lake)
+	for off := range 3 {
+		send(w, off)
+	}
+	if err := w.finish(ctx, x.UnixMilli()); err != nil { // finished early
+		t.Fatal(err)
+	}
+	send(w, 3)
+	c, meta := w.led.CommitPoint()
+	if c != 0 {
+		t.Fatalf("commit point %d, want 0 (hour h's file is open)", c)
+	}
+	w.abandonAll() // the process dies
+
+	// The next owner resumes from the commit and reads 0..3 again.
+	w2, _ := testWorker(t, cfg, lake)
+	resumed, _, err := ledger.Parse(meta.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.led = ledger.New(c, resumed, w2.st.Lateness.Milliseconds())
+	for off := range len(ts) {
+		send(w2, off)
+	}
+	for k := range w2.files {
+		if err := w2.finish(ctx, k.hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, _ := w2.led.CommitPoint(); c != int64(len(ts)) {
+		t.Errorf("commit point %d after the replay, want %d", c, len(ts))
+	}
+	got := map[string][]int64{}
+	seen := map[int64]int{}
+	for _, f := range readLake(t, lake) {
+		for _, r := range f.rows {
+			got[f.key] = append(got[f.key], r["id"].(int64))
+			seen[r["id"].(int64)]++
+		}
+	}
+	key := func(hour time.Time, first int64) string { return w.st.Path.FileKey("events", hour, "events", 0, first) }
+	want := map[string][]int64{key(h, 0): {0}, key(x, 1): {1, 2}, key(x, 3): {3}}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("lake files after the replay:\n got %v\nwant %v", got, want)
+	}
+	for id := range int64(len(ts)) {
+		if seen[id] != 1 {
+			t.Errorf("record %d is %d times in the lake, want once", id, seen[id])
+		}
 	}
 }
