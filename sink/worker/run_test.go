@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,5 +154,33 @@ func TestRunPausesOnSpoolFault(t *testing.T) {
 	slices.Sort(ids)
 	if len(ids) != 20 || ids[0] != 0 || ids[19] != 19 || len(slices.Compact(ids)) != 20 {
 		t.Errorf("lake holds ids %v, want 0..19 once each", ids)
+	}
+}
+
+// fencedOffsets refuses every commit as the broker refuses one of an ended
+// generation (kafkaio.Admin.Commit's error, TestAdminCommitFenced).
+type fencedOffsets struct{ noOffsets }
+
+func (fencedOffsets) Commit(_ context.Context, _ int, _, topic string, partition int, _ int64, _ string) error {
+	return fmt.Errorf("offset commit %s/%d: %w", topic, partition, kafka.IllegalGeneration)
+}
+
+// TestCommitFencedRevokes: a commit the broker refuses because the
+// generation ended stops the worker as revoked (errRevoked: consume returns
+// and the open files are abandoned) instead of being retried or counted as
+// committed.
+func TestCommitFencedRevokes(t *testing.T) {
+	w, _ := testWorker(t, testConfig(), writers.NewMemory())
+	w.env.Offsets = fencedOffsets{}
+	ts := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour).UnixMilli()
+	m := kafka.Message{Topic: "events", Offset: 0, HighWaterMark: 1, Value: fmt.Appendf(nil, `{"id":1,"ts":%d}`, ts)}
+	if err := w.process(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.commit(context.Background()); !errors.Is(err, errRevoked) {
+		t.Fatalf("commit refused for a stale generation = %v, want errRevoked", err)
+	}
+	if w.lastC != -1 {
+		t.Errorf("last committed offset %d after a refused commit, want -1", w.lastC)
 	}
 }

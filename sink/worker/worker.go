@@ -318,6 +318,13 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		if hour, hms, drop = w.applyLatePolicy(m, hour); drop {
 			return nil
 		}
+		// current_hour filed it under another hour: a replay finds it
+		// durable there, not under its own hour.
+		if w.led.DurableAlready(hms, m.Offset) {
+			w.env.Metrics.RecordsSkipped.Inc()
+			w.led.Skipped(m.Offset, now)
+			return nil
+		}
 	}
 	// The record goes to the first open file of its hour that takes it;
 	// fitOther (another schema family) asks the hour's next file, or opens

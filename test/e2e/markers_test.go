@@ -112,8 +112,14 @@ func hourFolder(h time.Time) string {
 
 // tryManifest reads an hour's _SUCCESS; ok false while it does not exist.
 func tryManifest(lake writers.Writer, h time.Time) (completion.Manifest, bool, error) {
+	return tryManifestIn(lake, hourFolder(h))
+}
+
+// tryManifestIn reads the _SUCCESS of an hour folder; ok false while it
+// does not exist.
+func tryManifestIn(lake writers.Writer, folder string) (completion.Manifest, bool, error) {
 	var m completion.Manifest
-	rc, err := lake.Get(context.Background(), hourFolder(h)+"/_SUCCESS")
+	rc, err := lake.Get(context.Background(), folder+"/_SUCCESS")
 	if err != nil {
 		if errors.Is(err, writers.ErrNotFound) {
 			return m, false, nil
