@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,5 +229,59 @@ func TestFinalizerUnprovenBlocks(t *testing.T) {
 	}
 	if n := len(faults.blocked); n != 2 || faults.blocked[1] != nil {
 		t.Errorf("Blocked reports %v, want the fault then its clearing", faults.blocked)
+	}
+}
+
+// tickingClock advances by step at every reading.
+type tickingClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *tickingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+// TestFinalizerAmendDuringCatchUp: a stream that was idle for a long time
+// catches up on many empty hours; a late file that arrives meanwhile makes
+// its hour's next revision within a check interval, before the remaining
+// empty hours, not after the whole catch-up.
+func TestFinalizerAmendDuringCatchUp(t *testing.T) {
+	h := newHarness(t, at(11, 30, 0))
+	f0 := h.putFile(0, hourH, 0, 1)
+	h.offs.Set(busy(0, at(11, 20, 0)))
+	h.check(at(11, 30, 0))
+	h.wantMarker(hourH, 1, 2, f0)
+
+	// Two days later: the partition was idle, every hour since is complete;
+	// a late file of H arrived.
+	rw := newRecWriter(h.lake)
+	clock := &tickingClock{t: hourH.Add(48 * time.Hour), step: 200 * time.Millisecond}
+	h.reg = prometheus.NewRegistry()
+	h.f, h.metrics = h.newFinalizer(rw, &fakeClock{}, h.reg)
+	h.f.o.Now = clock.Now
+	late := h.putFile(0, hourH, 50, 51)
+	// The amend entry is committed while the catch-up runs: the first
+	// check sees the offsets without it.
+	h.offs.Set(busy(0, hourH.Add(47*time.Hour)))
+	if err := h.f.check(h.ctx, h.st); err != nil {
+		t.Fatal(err)
+	}
+	h.offs.Set(busy(0, hourH.Add(47*time.Hour), ledger.Amend{Hour: hourH.UnixMilli(), First: 50}))
+	for range 100 {
+		if err := h.f.check(h.ctx, h.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.wantMarker(hourH, 2, 4, f0, late)
+	ops := rw.Ops()
+	rev2 := slices.Index(ops, "putifabsent "+revKey(hourH, 2))
+	lastHour := slices.Index(ops, "putifabsent "+revKey(hourH.Add(45*time.Hour), 1))
+	if rev2 < 0 || lastHour < 0 || rev2 > lastHour {
+		t.Errorf("revision 2 of H at op %d, the catch-up's hour H+45 at op %d: want the amendment first", rev2, lastHour)
 	}
 }

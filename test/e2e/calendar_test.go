@@ -98,7 +98,6 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool, tbl *c
 
 	bin := testenv.Build(t, "./cmd/lakesink")
 	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)
-	t.Cleanup(func() { os.WriteFile(fmt.Sprintf("/tmp/caldebug-%d.log", time.Now().UnixNano()), []byte(proc.Log()), 0o644) })
 
 	tmpl, err := partitioner.ParsePathTemplate("{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}")
 	if err != nil {
