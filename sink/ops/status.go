@@ -96,10 +96,15 @@ func (ops *Ops) Status(ctx context.Context, hours int) Status {
 	}
 	for _, str := range ops.o.Streams {
 		ss := StreamStatus{Name: str.Name, Topics: str.Topics}
-		cur := partitioner.HourOf(now, str.Loc)
-		for i := hours - 1; i >= 0; i-- {
-			h := cur.Add(-time.Duration(i) * time.Hour)
-			ss.Hours = append(ss.Hours, ops.hourStatus(ctx, str, h, now))
+		// The last hours' buckets, oldest first: each one before the
+		// current starts where the one after it ends (a bucket is shorter
+		// than an hour at a zone's transition).
+		bs := []time.Time{partitioner.HourOf(now, str.Loc)}
+		for len(bs) < hours {
+			bs = append(bs, partitioner.HourOf(bs[len(bs)-1].Add(-time.Nanosecond), str.Loc))
+		}
+		for i := len(bs) - 1; i >= 0; i-- {
+			ss.Hours = append(ss.Hours, ops.hourStatus(ctx, str, bs[i], now))
 		}
 		st.Streams = append(st.Streams, ss)
 	}
