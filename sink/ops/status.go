@@ -99,8 +99,12 @@ func (ops *Ops) Status(ctx context.Context, hours int) Status {
 		// The last hours' buckets, oldest first: each one before the
 		// current starts where the one after it ends (a bucket is shorter
 		// than an hour at a zone's transition).
-		bs := []time.Time{partitioner.HourOf(now, str.Loc)}
+		var bs []time.Time
 		for len(bs) < hours {
+			if len(bs) == 0 {
+				bs = append(bs, partitioner.HourOf(now, str.Loc))
+				continue
+			}
 			bs = append(bs, partitioner.HourOf(bs[len(bs)-1].Add(-time.Nanosecond), str.Loc))
 		}
 		for i := len(bs) - 1; i >= 0; i-- {
