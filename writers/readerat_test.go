@@ -31,3 +31,25 @@ func TestReaderAt(t *testing.T) {
 		t.Errorf("missing key: %v, want ErrNotFound", err)
 	}
 }
+
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	if err := m.Put(ctx, "k", bytes.NewReader([]byte("v")), 1); err != nil {
+		t.Fatal(err)
+	}
+	r := ReadOnly(m)
+	for name, err := range map[string]error{
+		"Put":         r.Put(ctx, "x", bytes.NewReader([]byte("v")), 1),
+		"PutIfAbsent": r.PutIfAbsent(ctx, "x", bytes.NewReader([]byte("v")), 1),
+		"Delete":      r.Delete(ctx, "k"),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s: %v, want ErrReadOnly", name, err)
+		}
+	}
+	objs, err := r.List(ctx, "")
+	if err != nil || len(objs) != 1 || objs[0].Key != "k" {
+		t.Fatalf("List through ReadOnly: %v, %v (the lake changed?)", objs, err)
+	}
+}
