@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -22,11 +23,12 @@ import (
 
 // runAudit runs `lakesink audit --json` and returns its exit code and
 // report.
-func runAudit(t *testing.T, bin string, args ...string) (int, audit.Report) {
+func runAudit(t *testing.T, bin string, env []string, args ...string) (int, audit.Report) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(bin, append([]string{"audit", "--json"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), env...)
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -75,7 +77,7 @@ func TestAudit(t *testing.T) {
 	stopGracefully(t, proc)
 
 	rangeArgs := []string{"--config", cfgPath, "--from", from.Format(time.RFC3339), "--to", from.Add(3 * time.Hour).Format(time.RFC3339)}
-	code, r := runAudit(t, bin, rangeArgs...)
+	code, r := runAudit(t, bin, nil, rangeArgs...)
 	if code != 0 || !r.Clean() || len(r.Streams) != 2 || r.Streams[0].Files == 0 || r.Streams[0].Marked != 3 {
 		t.Fatalf("audit of a clean lake: exit %d, %+v", code, r)
 	}
@@ -127,7 +129,7 @@ func TestAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, r = runAudit(t, bin, rangeArgs...)
+	code, r = runAudit(t, bin, nil, rangeArgs...)
 	if code != 1 {
 		t.Fatalf("audit of a damaged lake: exit %d, want 1: %+v", code, r)
 	}
@@ -147,7 +149,7 @@ func TestAudit(t *testing.T) {
 		}
 	}
 	// --stream narrows the audit: iot's damage alone.
-	if code, r := runAudit(t, bin, append(rangeArgs, "--stream", "iot")...); code != 1 || len(r.Findings) != 1 || r.Findings[0].Key != dropped {
+	if code, r := runAudit(t, bin, nil, append(rangeArgs, "--stream", "iot")...); code != 1 || len(r.Findings) != 1 || r.Findings[0].Key != dropped {
 		t.Errorf("audit --stream iot: exit %d, %+v", code, r.Findings)
 	}
 }
