@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lakesink/lakesink/partitioner"
@@ -203,7 +204,16 @@ type streamAudit struct {
 	byKey    map[string]*folder
 	// listings counts, per data file key, how many manifest entries name it.
 	listings map[string]int
-	files    []*listed // one per listed key that exists and reads
+	jobs     []fileJob  // listed files to read the footers of
+	mu       sync.Mutex // guards findings and files while footers are read
+	files    []*listed  // one per listed key that exists and reads
+}
+
+// fileJob is a listed file whose footer is to be read.
+type fileJob struct {
+	f *folder
+	e completion.ManifestFile
+	o writers.Object
 }
 
 func (a *streamAudit) add(f *folder, kind Kind, key, format string, args ...any) {
@@ -211,7 +221,9 @@ func (a *streamAudit) add(f *folder, kind Kind, key, format string, args ...any)
 	if f != nil {
 		fd.Hour = f.hour()
 	}
+	a.mu.Lock()
 	a.findings = append(a.findings, fd)
+	a.mu.Unlock()
 }
 
 func (a *streamAudit) run(ctx context.Context) error {
@@ -235,6 +247,9 @@ func (a *streamAudit) run(ctx context.Context) error {
 		if err := a.readFolder(ctx, f); err != nil {
 			return err
 		}
+	}
+	if err := a.readFiles(ctx); err != nil {
+		return err
 	}
 	for _, f := range a.folders {
 		if f.man == nil {
@@ -327,10 +342,54 @@ func (a *streamAudit) readFolder(ctx context.Context, f *folder) error {
 			a.add(f, MissingFile, e.Path, "listed by the manifest, not in the lake")
 			continue
 		}
-		if err := a.readFile(ctx, f, e, o); err != nil {
-			return err
+		a.jobs = append(a.jobs, fileJob{f, e, o})
+	}
+	return nil
+}
+
+// footerReads is how many footers an audit reads at once: each is a ranged
+// read of up to 64 KiB, mostly waiting on the storage's latency.
+const footerReads = 16
+
+// readFiles runs readFile for every job, footerReads at a time; the first
+// error stops it.
+func (a *streamAudit) readFiles(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan fileJob)
+	errs := make(chan error, footerReads)
+	var wg sync.WaitGroup
+	for range footerReads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := a.readFile(ctx, j.f, j.e, j.o); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, j := range a.jobs {
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			break feed
 		}
 	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	sort.Slice(a.files, func(i, j int) bool { return a.files[i].entry.Path < a.files[j].entry.Path })
 	return nil
 }
 
@@ -376,8 +435,11 @@ func (a *streamAudit) readFile(ctx context.Context, f *folder, e completion.Mani
 	if len(diffs) > 0 {
 		a.add(f, ManifestMismatch, o.Key, "%s", strings.Join(diffs, "; "))
 	}
-	a.files = append(a.files, &listed{f: f, entry: e, topic: meta.Topic, part: meta.Partition,
-		first: info.FirstOffset, last: info.LastOffset, hour: meta.Hour, group: partitioner.FileGroup(meta)})
+	l := &listed{f: f, entry: e, topic: meta.Topic, part: meta.Partition,
+		first: info.FirstOffset, last: info.LastOffset, hour: meta.Hour, group: partitioner.FileGroup(meta)}
+	a.mu.Lock()
+	a.files = append(a.files, l)
+	a.mu.Unlock()
 	return nil
 }
 
