@@ -74,6 +74,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer, now func() time.Time) int
 		}
 		return 2
 	}
+	if !cfg.Markers.Enabled {
+		return fail("markers.enabled is false in %s: without manifests there is nothing to audit against", *path)
+	}
 	// Errors of backends and catalogs are not ours: they may quote a URL
 	// or a request. Scrub the config's secrets from whatever is printed.
 	scrub := strings.NewReplacer(secretPairs(cfg)...)

@@ -26,6 +26,10 @@ func TestAuditCommand(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(cfgText(root)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	nomarkers := filepath.Join(dir, "nomarkers.yaml")
+	if err := os.WriteFile(nomarkers, []byte(cfgText(root)+"markers: {enabled: false}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	missing := filepath.Join(dir, "missing.yaml")
 	if err := os.WriteFile(missing, []byte(cfgText(filepath.Join(dir, "nolake"))), 0o600); err != nil {
 		t.Fatal(err)
@@ -49,6 +53,7 @@ func TestAuditCommand(t *testing.T) {
 		{[]string{"-c", filepath.Join(dir, "nope.yaml")}, "invalid config"},
 		{[]string{"-c", cfg, "--stream", "zzz"}, `no stream "zzz"`},
 		{[]string{"-c", missing}, "nolake"},
+		{[]string{"-c", nomarkers}, "markers.enabled is false"},
 		{[]string{"-c", cfg, "--bogus"}, "flag provided but not defined"},
 	} {
 		code, _, errOut := runAudit(c.args...)

@@ -278,8 +278,8 @@ func (a *streamAudit) run(ctx context.Context) error {
 	return nil
 }
 
-// readFolder lists f, reads its manifest and the footers of the files it
-// lists, and checks the manifest against the folder.
+// readFolder lists f, reads its manifest, checks that the files it lists
+// exist and queues them for readFiles.
 func (a *streamAudit) readFolder(ctx context.Context, f *folder) error {
 	w := a.o.Writer
 	objs, err := w.List(ctx, f.key+"/")
