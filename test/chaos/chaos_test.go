@@ -58,7 +58,7 @@ type cluster struct {
 	mu      sync.Mutex
 	running map[int]*testenv.Process
 	next    int
-	cfg     string // the config of the last instance started
+	cfg     string             // the config of the last instance started
 	killed  []*testenv.Process // kept for their logs
 }
 
