@@ -341,6 +341,8 @@ func TestChaos(t *testing.T) {
 	audit.Env = append(os.Environ(), c.env...)
 	if out, err := audit.CombinedOutput(); err != nil {
 		t.Errorf("lakesink audit: %v\n%s", err, out)
+	} else {
+		t.Logf("lakesink audit:\n%s", out)
 	}
 	t.Logf("%d records in Kafka, %d kills, %d scale-outs, %d scale-ins, %d broker restarts, %d storage outages",
 		len(inKafka), kills, scaleOuts, scaleIns, brokerRestarts, outages)
