@@ -100,6 +100,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzInfer$$' -fuzztime $(FUZZTIME) ./sink/decode/infer
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaColumns$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
+	$(GO) test -run '^$$' -fuzz '^FuzzAuditManifest$$' -fuzztime $(FUZZTIME) ./sink/audit
 
 # unit runs the fast tests only (no server processes).
 unit:

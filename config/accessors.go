@@ -154,6 +154,46 @@ func (c *Config) Redacted() *Config {
 	return &r
 }
 
+// Secrets returns the non-empty secret values of c — what Redacted
+// replaces: passwords, keys, tokens, webhook header values, secret catalog
+// properties and the passwords in URL user information — for tools that
+// must scrub them from error text they did not write (a backend's or a
+// catalog's error may quote a URL or a request).
+func (c *Config) Secrets() []string {
+	var out []string
+	add := func(vs ...string) {
+		for _, v := range vs {
+			if v != "" && v != RedactedValue {
+				out = append(out, v)
+			}
+		}
+	}
+	urlPass := func(s string) string {
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			p, _ := u.User.Password()
+			return p
+		}
+		return ""
+	}
+	add(c.Kafka.SASL.Password, c.Storage.S3.SecretAccessKey, c.Storage.S3.SessionToken, c.SchemaRegistry.Password)
+	add(urlPass(c.Markers.Webhook.URL), urlPass(c.Storage.S3.Endpoint), urlPass(c.Storage.GCS.Endpoint), urlPass(c.SchemaRegistry.URL))
+	for _, v := range c.Markers.Webhook.Headers {
+		add(v)
+	}
+	for _, s := range c.Streams {
+		if s.Table == nil {
+			continue
+		}
+		add(s.Table.Catalog.Token, urlPass(s.Table.Catalog.URI))
+		for k, v := range s.Table.Catalog.Properties {
+			if secretProperty(k) {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
 // redactURL replaces the password in s's user information, if any. A URL
 // that does not parse but has an '@' is replaced entirely.
 func redactURL(s string) string {

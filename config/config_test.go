@@ -676,6 +676,18 @@ func TestRedacted(t *testing.T) {
 			t.Errorf("redacted YAML contains %q:\n%s", secret, out)
 		}
 	}
+	// Secrets lists every one of them, and nothing the redacted YAML shows.
+	secrets := strings.Join(c.Secrets(), "\n")
+	for _, secret := range []string{"s3cr3t-kafka", "tok-airflow", "hunter2", "s3pass", "tok-123", "srpass"} {
+		if !strings.Contains(secrets, secret) {
+			t.Errorf("Secrets() lacks %q: %q", secret, c.Secrets())
+		}
+	}
+	for _, s := range c.Secrets() {
+		if len(s) >= 6 && strings.Contains(string(out), s) { // short ones ("tok") are in key names
+			t.Errorf("Secrets() lists %q, which the redacted YAML shows", s)
+		}
+	}
 	if !strings.Contains(string(out), "user:xxxxx@airflow.example.com") {
 		t.Errorf("redacted webhook URL lost its non-secret parts:\n%s", out)
 	}

@@ -3,6 +3,7 @@
 //
 //	lakesink run -c lakesink.yaml       run the sink
 //	lakesink validate -c lakesink.yaml  check a config file
+//	lakesink audit -c lakesink.yaml     check the lake over a range of hours
 //	lakesink demo                       embedded broker + generator + local lake
 //	lakesink version
 package main
@@ -48,6 +49,8 @@ const usage = `lakesink moves Kafka event streams into hourly Parquet files in a
 Usage:
   lakesink run -c FILE        run the sink with the config FILE
   lakesink validate -c FILE   check FILE; print a summary or every problem
+  lakesink audit -c FILE      check the lake (and tables) over a range of hours:
+                              exit 0 clean, 1 with a report of findings, 2 on errors
   lakesink demo [flags]       embedded broker + event generator + local lake
   lakesink version            print version information
 
@@ -68,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr, time.Now)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "version", "--version", "-version":

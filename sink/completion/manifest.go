@@ -116,7 +116,7 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 		if !ok {
 			continue
 		}
-		info, meta, err := partitioner.ReadFileInfo(&rangeReaderAt{ctx: ctx, w: w, key: o.Key}, o.Size)
+		info, meta, err := partitioner.ReadFileInfo(writers.ReaderAt(ctx, w, o.Key), o.Size)
 		if err != nil {
 			return m, nil, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
 		}
@@ -296,26 +296,6 @@ func (m Manifest) Encode() []byte {
 		panic(err) // plain data
 	}
 	return append(b, '\n')
-}
-
-// rangeReaderAt adapts Writer.GetRange to io.ReaderAt for footer reads.
-type rangeReaderAt struct {
-	ctx context.Context
-	w   writers.Writer
-	key string
-}
-
-func (r *rangeReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	rc, err := r.w.GetRange(r.ctx, r.key, off, int64(len(p)))
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	n, err := io.ReadFull(rc, p)
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
-	}
-	return n, err
 }
 
 // Lists reports whether m lists the file of topic/partition starting at first.

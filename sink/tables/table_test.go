@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -435,5 +436,54 @@ func TestEvolve(t *testing.T) {
 		if !errors.Is(err, ErrIncompatible) || Retryable(err) {
 			t.Errorf("%s: err %v, want ErrIncompatible", name, err)
 		}
+	}
+}
+
+// TestReader reads the data files of the current snapshot without
+// changing the table, and refuses a table or catalog that is not there.
+func TestReader(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := OpenReader(ctx, f.stream, f.store); err == nil || !strings.Contains(err.Error(), "open sql catalog") {
+		t.Fatalf("OpenReader without a catalog file: %v", err)
+	}
+	if _, err := os.Stat(f.stream.Table.Catalog.URI); !os.IsNotExist(err) {
+		t.Fatalf("OpenReader created the catalog: %v", err)
+	}
+	tb := f.open(prometheus.NewRegistry())
+	r, err := OpenReader(ctx, f.stream, f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, err := r.DataFiles(ctx); err != nil || len(files) != 0 || r.Ident() != "lake.clicks" {
+		t.Fatalf("empty table: %v, %v, %s", files, err, r.Ident())
+	}
+	r.Close()
+	a := Owner{Topic: "clicks", Partition: 0, Generation: 1, Member: "a"}
+	if _, _, err := tb.Claim(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	f1, f2 := f.write(tb, 0, 0, 10, hour10), f.write(tb, 0, 10, 5, hour10.Add(time.Hour))
+	if err := tb.Commit(ctx, a, []File{f1, f2}, 15, ledger.Meta{V: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = OpenReader(ctx, f.stream, f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	files, err := r.DataFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(files)
+	want := []string{r.Location("clicks/2026120110/clicks+0+00000000000000000000.parquet"), r.Location("clicks/2026120111/clicks+0+00000000000000000010.parquet")}
+	if !slices.Equal(files, want) {
+		t.Fatalf("data files %v, want %v", files, want)
+	}
+	other := f.stream
+	other.Table = &config.Table{Format: config.TableIceberg, Namespace: "lake", Name: "nope", Catalog: f.stream.Table.Catalog}
+	if _, err := OpenReader(ctx, other, f.store); err == nil || !strings.Contains(err.Error(), "load table lake.nope") {
+		t.Fatalf("OpenReader of a missing table: %v", err)
 	}
 }

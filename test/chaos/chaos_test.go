@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -57,6 +58,7 @@ type cluster struct {
 	mu      sync.Mutex
 	running map[int]*testenv.Process
 	next    int
+	cfg     string             // the config of the last instance started
 	killed  []*testenv.Process // kept for their logs
 }
 
@@ -98,6 +100,7 @@ log: {level: info, format: json}
 	p := testenv.Start(c.t, fmt.Sprintf("lakesink-%d", id), c.bin, testenv.Options{Env: c.env}, "run", "-c", cfg)
 	c.mu.Lock()
 	c.running[id] = p
+	c.cfg = cfg
 	c.mu.Unlock()
 	return id
 }
@@ -333,6 +336,14 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTable(t, cat, inKafkaIce, listed)
+	// lakesink audit over the run's hours: the lake and the table are clean.
+	audit := exec.Command(c.bin, "audit", "--config", c.cfg, "--from", from.Format(time.RFC3339), "--to", lastHour.Add(time.Hour).Format(time.RFC3339))
+	audit.Env = append(os.Environ(), c.env...)
+	if out, err := audit.CombinedOutput(); err != nil {
+		t.Errorf("lakesink audit: %v\n%s", err, out)
+	} else {
+		t.Logf("lakesink audit:\n%s", out)
+	}
 	t.Logf("%d records in Kafka, %d kills, %d scale-outs, %d scale-ins, %d broker restarts, %d storage outages",
 		len(inKafka), kills, scaleOuts, scaleIns, brokerRestarts, outages)
 }

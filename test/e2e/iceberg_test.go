@@ -133,6 +133,10 @@ func runIceberg(t *testing.T, s icebergSetup) {
 		checkExactlyOnceUnit(t, s.lake, stream, p.valid[stream], time.Microsecond)
 		checkTable(t, s, cat, stream, p.valid[stream], hours)
 	}
+	// lakesink audit reads the same lake and tables: nothing to report.
+	if code, r := runAudit(t, bin, env, "--config", cfgPath, "--from", from.Format(time.RFC3339), "--to", from.Add(3*time.Hour).Format(time.RFC3339)); code != 0 || r.Streams[0].Table != "lake.clickstream" || r.Streams[0].TableFiles != r.Streams[0].Files {
+		t.Errorf("lakesink audit: exit %d, %+v", code, r)
+	}
 	if s.rest != nil {
 		var commits, conflicts int
 		for _, r := range s.rest.Requests() {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,11 @@ import (
 // (registered on reg when it is not nil). Start-up problems — a missing
 // bucket, bad credentials, an unreachable NameNode — are returned as errors
 // naming the backend and location. The caller closes the returned Writer.
-func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prometheus.Registerer) (writers.Writer, error) {
+func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (writers.Writer, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -34,6 +39,15 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 	)
 	switch cfg.Type {
 	case config.StorageLocal:
+		if o.readOnly {
+			// local.New creates a missing root and sweeps temporary
+			// files of uploads: neither may happen here.
+			if _, err := os.Stat(cfg.Local.Root); err != nil {
+				return nil, fmt.Errorf("storage %s %s: %w", cfg.Type, cfg.Location(), err)
+			}
+			w, err = local.New(cfg.Local.Root, local.WithStartupCleanup(false))
+			break
+		}
 		w, err = local.New(cfg.Local.Root)
 	case config.StorageS3:
 		c := cfg.S3
@@ -61,7 +75,21 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 	if reg != nil {
 		w = writers.WithMetrics(w, writers.NewMetrics(reg))
 	}
+	if o.readOnly {
+		w = writers.ReadOnly(w)
+	}
 	// Every call gets a deadline (storage.timeout; uploads more by size),
 	// so a storage server that stops answering cannot stall the sink.
 	return writers.WithDeadline(w, time.Duration(cfg.Timeout), 1<<20), nil
 }
+
+// Option configures New.
+type Option func(*options)
+
+type options struct{ readOnly bool }
+
+// ReadOnly makes New change nothing in the lake, for tools such as
+// `lakesink audit`: a local root must exist (it is not created, and
+// temporary files of uploads in flight are not swept), and the Writer
+// refuses Put, PutIfAbsent and Delete (writers.ReadOnly).
+func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
