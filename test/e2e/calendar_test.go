@@ -188,6 +188,13 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool, tbl *c
 	if tbl != nil {
 		checkCalendarTables(t, b.lake, tbl, p, day)
 	}
+	// lakesink audit proves the night's lake (and tables) consistent: every
+	// file in exactly one manifest, no offset range twice within a bucket,
+	// no listed file missing, no hour past its lateness without a marker.
+	if code, r := runAudit(t, bin, b.env, "--config", cfgPath, "--from", from.Format(time.RFC3339),
+		"--to", from.Add(6*time.Hour).Format(time.RFC3339)); code != 0 {
+		t.Errorf("lakesink audit: exit %d, findings %+v", code, r.Findings)
+	}
 }
 
 // allListed returns an error naming a data file of stream that no
