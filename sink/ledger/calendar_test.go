@@ -102,12 +102,7 @@ func runCalendar(t *testing.T, seed uint64, loc *time.Location, tmpl *partitione
 			s.bad[int64(i)] = true
 		}
 	}
-	s.restart()
-	crashes := 0
-	for !s.run(0.003) {
-		crashes++
-		s.restart()
-	}
+	crashes := s.runToEnd()
 
 	// The finalizer's view: the files of each folder, whatever bucket.
 	byFolder := map[string][]completion.ManifestFile{}
@@ -140,17 +135,10 @@ func runCalendar(t *testing.T, seed uint64, loc *time.Location, tmpl *partitione
 			}
 		}
 	}
-	for o := range int64(n) {
-		switch {
-		case s.bad[o] && seen[o] != 0:
-			t.Fatalf("seed %d: bad record %d in the lake", seed, o)
-		case s.bad[o] && s.dlqSent[o] == 0:
-			t.Fatalf("seed %d: bad record %d never dead-lettered", seed, o)
-		case !s.bad[o] && seen[o] != 1:
-			t.Fatalf("seed %d: record %d (event %s, bucket %s, folder %s) in the manifests %d times after %d crashes",
-				seed, o, time.UnixMilli(s.events[o]).UTC().Format(time.RFC3339), time.UnixMilli(s.hours[o]).In(loc).Format(time.RFC3339),
-				tmpl.Render("s", time.UnixMilli(s.hours[o]).In(loc)), seen[o], crashes)
-		}
+	if o, err := s.checkSeen(seen); err != nil {
+		t.Fatalf("seed %d: record %d (event %s, bucket %s, folder %s): %v after %d crashes", seed, o,
+			time.UnixMilli(s.events[o]).UTC().Format(time.RFC3339), time.UnixMilli(s.hours[o]).In(loc).Format(time.RFC3339),
+			tmpl.Render("s", time.UnixMilli(s.hours[o]).In(loc)), err, crashes)
 	}
 	for name, f := range s.committed {
 		if deleted[name] || listed[name] != 1 {

@@ -253,6 +253,35 @@ func (s *simPartition) run(crashProb float64) bool {
 	return !s.crash
 }
 
+// runToEnd runs the partition from the start, restarting after every
+// crash, until it reaches the end; it returns the number of crashes.
+func (s *simPartition) runToEnd() int {
+	s.restart()
+	crashes := 0
+	for !s.run(0.003) {
+		crashes++
+		s.restart()
+	}
+	return crashes
+}
+
+// checkSeen checks what the manifests hold (seen: offset -> times): every
+// good record once, no bad record, every bad one dead-lettered. It returns
+// the first offset that breaks it.
+func (s *simPartition) checkSeen(seen map[int64]int) (int64, error) {
+	for o := range int64(len(s.hours)) {
+		switch {
+		case s.bad[o] && seen[o] != 0:
+			return o, fmt.Errorf("bad record in the lake")
+		case s.bad[o] && s.dlqSent[o] == 0:
+			return o, fmt.Errorf("bad record never dead-lettered")
+		case !s.bad[o] && seen[o] != 1:
+			return o, fmt.Errorf("in the lake %d times", seen[o])
+		}
+	}
+	return 0, nil
+}
+
 // TestCommitProtocol runs partitions with interleaved hours through random
 // crashes and checks that (1) a commit never passes a record that is not
 // durable (checked at every commit), and (2) after the orphan rule the lake
@@ -303,12 +332,7 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 					s.bad[int64(i)] = true
 				}
 			}
-			s.restart()
-			crashes := 0
-			for !s.run(0.003) {
-				crashes++
-				s.restart()
-			}
+			crashes := s.runToEnd()
 
 			// The finalizer's view: files per hour, orphans removed.
 			byHour := map[int64][]completion.ManifestFile{}
@@ -333,15 +357,8 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 					}
 				}
 			}
-			for o := int64(0); o < int64(n); o++ {
-				switch {
-				case s.bad[o] && seen[o] != 0:
-					t.Fatalf("bad record %d in the lake", o)
-				case s.bad[o] && s.dlqSent[o] == 0:
-					t.Fatalf("bad record %d never dead-lettered", o)
-				case !s.bad[o] && seen[o] != 1:
-					t.Fatalf("record %d (hour %d) in the lake %d times after %d crashes", o, s.hours[o], seen[o], crashes)
-				}
+			if o, err := s.checkSeen(seen); err != nil {
+				t.Fatalf("record %d (hour %d): %v after %d crashes", o, s.hours[o], err, crashes)
 			}
 			if s.table == nil {
 				return
