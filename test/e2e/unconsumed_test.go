@@ -26,7 +26,8 @@ import (
 // that arrive on its partitions wait with no commit, so the sink reports
 // exactly those partitions — /readyz 503 naming them,
 // lakesink_partitions_unconsumed — and never its own; once the member
-// leaves, the sink takes them over and the report clears.
+// leaves, the sink takes them over and the report clears. The log has a
+// warning when it starts and a line when it clears.
 func TestUnconsumedPartitions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short mode")
@@ -46,7 +47,7 @@ func TestUnconsumedPartitions(t *testing.T) {
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
+	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 	testenv.Eventually(t, time.Minute, 100*time.Millisecond, "the sink owns all 7 partitions", func() error {
 		if got := metric(httpAddr, "lakesink_assigned_partitions"); got != 7 {
 			return fmt.Errorf("%v partitions assigned", got)
@@ -139,6 +140,18 @@ func TestUnconsumedPartitions(t *testing.T) {
 		}
 		return nil
 	})
+	logged := func(msg, attrs string) func() error {
+		return func() error {
+			for _, l := range strings.Split(proc.Log(), "\n") {
+				if strings.Contains(l, msg) && strings.Contains(l, attrs) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no log line %q with %s", msg, attrs)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "the warning", logged(
+		"partitions not consumed by any live group member", `"topic":"clickstream","partitions":"`+strings.Join(want, ",")+`"`))
 
 	// The other member leaves: the sink takes its partitions over.
 	cancel()
@@ -154,6 +167,8 @@ func TestUnconsumedPartitions(t *testing.T) {
 		}
 		return nil
 	})
+	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "the recovery line", logged(
+		"recovered: partitions consumed again", `"topic":"clickstream"`))
 }
 
 // readyz is /readyz's status code and reasons.
