@@ -315,7 +315,7 @@ func (d *Detector) Reasons() []string {
 	defer d.mu.Unlock()
 	var out []string
 	for t, ts := range d.topics {
-		out = append(out, fmt.Sprintf("partitions not consumed: %s/%s have had records waiting for %s with no commit (lag %d records); no live group member consumes them",
+		out = append(out, fmt.Sprintf("partitions not consumed: %s/%s have had records waiting for %s with no commit (lag %d records); no live group member appears to consume them",
 			t, join(ts.partitions), now.Sub(ts.since).Round(time.Second), ts.lag))
 	}
 	sort.Strings(out)
