@@ -140,9 +140,10 @@ func New(opts Options) (*Sink, error) {
 	bound := unconsumed.Bound(time.Duration(cfg.Kafka.SessionTimeout), time.Duration(cfg.Kafka.RebalanceTimeout), time.Duration(cfg.Kafka.CommitInterval))
 	s.unconsumed = unconsumed.New(unconsumed.Options{
 		Offsets: s.admin, Topics: s.topics, Bound: bound,
-		IdleTimeout: time.Duration(cfg.Markers.IdlePartitionTimeout),
-		Interval:    min(max(bound/4, time.Second), 30*time.Second),
-		Owned:       s.owns, Now: now, Log: s.log, Registry: reg,
+		IdleTimeout:  time.Duration(cfg.Markers.IdlePartitionTimeout),
+		FromEarliest: cfg.Kafka.StartOffset != config.StartLatest,
+		Interval:     min(max(bound/4, time.Second), 30*time.Second),
+		Owned:        s.owns, Now: now, Log: s.log, Registry: reg,
 		Faults: s.ops.Health.Kafka,
 	})
 	s.ops.AddReasons(s.unconsumed.Reasons)

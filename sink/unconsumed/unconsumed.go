@@ -26,7 +26,11 @@
 //
 // Times are from the injected clock, as seen by the looks (every
 // Interval), so a partition is reported at most one Interval late. A
-// partition never committed counts only by the first rule. The
+// partition never committed is read from its log start when FromEarliest
+// (kafka.start_offset: earliest), so its records above the log start are
+// waiting records; otherwise (latest) only records that arrive count, by
+// the first rule: an owner that started at the end and read nothing does
+// not commit. The
 // partitions the instance owns are left out: their own worker is alive and
 // its stalls are reported by the commit-stall detection of sink/ops. An
 // owner that is alive but blocked (storage down, registry down) is
@@ -77,6 +81,9 @@ type Options struct {
 	Bound time.Duration
 	// IdleTimeout is markers.idle_partition_timeout.
 	IdleTimeout time.Duration
+	// FromEarliest: a partition never committed is read from its log
+	// start (kafka.start_offset: earliest).
+	FromEarliest bool
 	// Interval is how often Run looks.
 	Interval time.Duration
 	// Owned reports whether this instance owns a partition in its current
@@ -111,13 +118,15 @@ type tp struct {
 
 // part is what the looks saw of one partition.
 type part struct {
-	committed int64
-	meta      string
-	high      int64
-	changed   time.Time // the commit was first seen as it is
-	highThen  int64     // the high watermark seen at changed
-	grew      time.Time // the high watermark first seen above highThen; zero: not yet
-	waiting   time.Time // records first seen above the commit; zero: not yet
+	fromEarliest bool
+	low          int64
+	committed    int64
+	meta         string
+	high         int64
+	changed      time.Time // the commit was first seen as it is
+	highThen     int64     // the high watermark seen at changed
+	grew         time.Time // the high watermark first seen above highThen; zero: not yet
+	waiting      time.Time // records first seen above the commit; zero: not yet
 }
 
 // topicState is one topic's unconsumed partitions, as last reported.
@@ -209,10 +218,10 @@ func (d *Detector) Observe(offs []kafkaio.PartitionOffsets) {
 		seen[k] = true
 		p := d.parts[k]
 		if p == nil || p.committed != po.Committed || p.meta != po.Metadata || po.High < p.highThen {
-			p = &part{committed: po.Committed, meta: po.Metadata, changed: now, highThen: po.High}
+			p = &part{fromEarliest: d.o.FromEarliest, committed: po.Committed, meta: po.Metadata, changed: now, highThen: po.High}
 			d.parts[k] = p
 		}
-		p.high = po.High
+		p.low, p.high = po.Low, po.High
 		if p.grew.IsZero() && po.High > p.highThen {
 			p.grew = now
 		}
@@ -293,17 +302,21 @@ func (d *Detector) unconsumed(p *part, now time.Time) (time.Time, bool) {
 	if !p.grew.IsZero() && now.Sub(p.grew) > d.o.Bound {
 		return p.grew, true
 	}
-	if p.committed >= 0 && now.Sub(p.waiting) > d.o.IdleTimeout+d.o.Bound {
+	if (p.committed >= 0 || p.fromEarliest) && now.Sub(p.waiting) > d.o.IdleTimeout+d.o.Bound {
 		return p.waiting, true
 	}
 	return time.Time{}, false
 }
 
-// lag is the records waiting: above the commit, or for a partition never
-// committed, those that arrived since it was first seen.
+// lag is the records waiting: above the commit; for a partition never
+// committed, above the log start (FromEarliest) or those that arrived
+// since it was first seen.
 func (p *part) lag() int64 {
-	if p.committed >= 0 {
+	switch {
+	case p.committed >= 0:
 		return p.high - p.committed
+	case p.fromEarliest:
+		return p.high - p.low
 	}
 	return p.high - p.highThen
 }

@@ -32,6 +32,11 @@ func po(p int, high, committed int64, meta string) kafkaio.PartitionOffsets {
 	return kafkaio.PartitionOffsets{Topic: "t", Partition: p, High: high, Committed: committed, Metadata: meta}
 }
 
+// poLow is a partition never committed with the log range [low, high).
+func poLow(p int, low, high int64) kafkaio.PartitionOffsets {
+	return kafkaio.PartitionOffsets{Topic: "t", Partition: p, Low: low, High: high, Committed: -1}
+}
+
 // look is one look: the partitions as the group shows them, after step.
 type look struct {
 	step  time.Duration
@@ -47,9 +52,10 @@ type look struct {
 // partitions this instance owns never do, and a commit that moves clears.
 func TestDetector(t *testing.T) {
 	tests := []struct {
-		name  string
-		owned map[int]bool
-		looks []look
+		name     string
+		owned    map[int]bool
+		earliest bool // kafka.start_offset: earliest
+		looks    []look
 	}{
 		{
 			name: "a live owner commits as records arrive",
@@ -100,7 +106,16 @@ func TestDetector(t *testing.T) {
 			},
 		},
 		{
-			name: "never committed: only records that arrive count",
+			name:     "never committed, read from the log start: its records wait (a member killed before its first commit)",
+			earliest: true,
+			looks: []look{
+				{0, []kafkaio.PartitionOffsets{poLow(0, 0, 100), poLow(1, 100, 100), poLow(2, 0, 0)}, ""},
+				{bound + time.Minute, []kafkaio.PartitionOffsets{poLow(0, 0, 100), poLow(1, 100, 100), poLow(2, 0, 0)}, ""},
+				{idle, []kafkaio.PartitionOffsets{poLow(0, 0, 100), poLow(1, 100, 100), poLow(2, 0, 0)}, "0"},
+			},
+		},
+		{
+			name: "never committed, read from the end: only records that arrive count",
 			looks: []look{
 				{0, []kafkaio.PartitionOffsets{po(0, 100, -1, ""), po(1, 100, -1, "")}, ""},
 				{time.Hour, []kafkaio.PartitionOffsets{po(0, 100, -1, ""), po(1, 100, -1, "")}, ""},
@@ -113,7 +128,7 @@ func TestDetector(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
 			reg := prometheus.NewRegistry()
-			d := unconsumed.New(unconsumed.Options{Topics: []string{"t"}, Bound: bound, IdleTimeout: idle, Now: c.now, Registry: reg,
+			d := unconsumed.New(unconsumed.Options{Topics: []string{"t"}, Bound: bound, IdleTimeout: idle, FromEarliest: tt.earliest, Now: c.now, Registry: reg,
 				Owned: func(topic string, p int) bool { return topic == "t" && tt.owned[p] }})
 			for i, l := range tt.looks {
 				c.add(l.step)
