@@ -30,10 +30,12 @@
 // (kafka.start_offset: earliest), so its records above the log start are
 // waiting records; otherwise (latest) only records that arrive count, by
 // the first rule: an owner that started at the end and read nothing does
-// not commit. The
-// partitions the instance owns are left out: their own worker is alive and
-// its stalls are reported by the commit-stall detection of sink/ops. An
-// owner that is alive but blocked (storage down, registry down) is
+// not commit. The detector keeps no history: after a restart the bounds
+// count from its first look.
+//
+// The partitions the instance owns are left out: their own worker is alive
+// and its stalls are reported by the commit-stall detection of sink/ops.
+// An owner that is alive but blocked (storage down, registry down) is
 // reported by the other instances too: from the group's state it cannot be
 // told from a dead one.
 //
