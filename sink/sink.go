@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/lakesink/lakesink/sink/registry"
 	"github.com/lakesink/lakesink/sink/retry"
 	"github.com/lakesink/lakesink/sink/tables"
+	"github.com/lakesink/lakesink/sink/unconsumed"
 	"github.com/lakesink/lakesink/sink/worker"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -62,6 +64,11 @@ type Sink struct {
 	env      *worker.Env
 	ops      *ops.Ops
 	finalize *completion.Options // nil when markers are disabled
+
+	// unconsumed finds partitions no live member consumes; owned is
+	// what this instance owns in its current generation (nil: nothing).
+	unconsumed *unconsumed.Detector
+	owned      atomic.Pointer[map[string]map[int]bool]
 
 	tableMetrics *tables.Metrics
 }
@@ -130,6 +137,16 @@ func New(opts Options) (*Sink, error) {
 		Now:                 now, Logs: opts.RecentLogs, Registry: reg, Log: s.log,
 		SpoolDir: filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID),
 	})
+	bound := unconsumed.Bound(time.Duration(cfg.Kafka.SessionTimeout), time.Duration(cfg.Kafka.RebalanceTimeout), time.Duration(cfg.Kafka.CommitInterval))
+	s.unconsumed = unconsumed.New(unconsumed.Options{
+		Offsets: s.admin, Topics: s.topics, Bound: bound,
+		IdleTimeout:  time.Duration(cfg.Markers.IdlePartitionTimeout),
+		FromEarliest: cfg.Kafka.StartOffset != config.StartLatest,
+		Interval:     min(max(bound/4, time.Second), 30*time.Second),
+		Owned:        s.owns, Now: now, Log: s.log, Registry: reg,
+		Faults: s.ops.Health.Kafka,
+	})
+	s.ops.AddReasons(s.unconsumed.Reasons)
 	startOffset := kafka.FirstOffset
 	if cfg.Kafka.StartOffset == config.StartLatest {
 		startOffset = kafka.LastOffset
@@ -172,6 +189,13 @@ func New(opts Options) (*Sink, error) {
 		}
 	}
 	return s, nil
+}
+
+// owns reports whether this instance owns topic/partition in its current
+// generation.
+func (s *Sink) owns(topic string, partition int) bool {
+	m := s.owned.Load()
+	return m != nil && (*m)[topic][partition]
 }
 
 // newRegistryClient returns the schema registry client for cfg, or nil when
@@ -281,6 +305,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); f.Run(fctx) }()
 	}
+	// Every instance looks for partitions no live member consumes.
+	bg.Add(1)
+	go func() { defer bg.Done(); s.unconsumed.Run(fctx) }()
 
 	drain := make(chan struct{})
 	var drainOnce sync.Once
@@ -300,6 +327,7 @@ generations:
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
+			s.owned.Store(nil)
 			if ctx.Err() == nil && !errors.Is(err, kafka.ErrGroupClosed) {
 				health.Kafka(fmt.Errorf("join group %s: %w", s.cfg.Kafka.GroupID, err))
 				health.SetJoined(false, err.Error())
@@ -313,9 +341,15 @@ generations:
 		health.Kafka(nil)
 		s.metrics.Rebalances.Inc()
 		n := 0
-		for _, as := range gen.Assignments {
+		owned := map[string]map[int]bool{}
+		for topic, as := range gen.Assignments {
 			n += len(as)
+			owned[topic] = map[int]bool{}
+			for _, a := range as {
+				owned[topic][a.ID] = true
+			}
 		}
+		s.owned.Store(&owned)
 		s.metrics.AssignedPartitions.Set(float64(n))
 		health.SetJoined(true, "")
 		s.log.Info("group joined", "generation", gen.ID, "member", gen.MemberID, "partitions", n)

@@ -68,6 +68,9 @@ type Ops struct {
 	// lakesink_spool_disk_bytes.
 	lagSeconds *prometheus.GaugeVec
 	spoolBytes prometheus.Gauge
+	// more are further sources of readiness reasons (AddReasons).
+	moreMu sync.Mutex
+	more   []func() []string
 }
 
 // New returns the Ops of o.
@@ -106,9 +109,25 @@ func New(o Options) *Ops {
 
 // Readiness reports whether the sink is ready and, if not, why: the group
 // is not joined, storage or the dead-letter topic failed, partitions wait
-// for the schema registry, a partition worker stopped, or commits stall.
+// for the schema registry, a partition worker stopped, or commits stall;
+// then the reasons of every source added with AddReasons.
 func (o *Ops) Readiness() (bool, []string) {
 	reasons := o.Health.reasons()
 	reasons = append(reasons, o.stalls()...)
+	o.moreMu.Lock()
+	more := o.more
+	o.moreMu.Unlock()
+	for _, f := range more {
+		reasons = append(reasons, f()...)
+	}
 	return len(reasons) == 0, reasons
+}
+
+// AddReasons adds a source of readiness reasons (for instance the
+// unconsumed partitions of package unconsumed); Readiness lists its
+// reasons after its own.
+func (o *Ops) AddReasons(f func() []string) {
+	o.moreMu.Lock()
+	o.more = append(o.more, f)
+	o.moreMu.Unlock()
 }

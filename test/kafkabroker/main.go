@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/lakesink/lakesink/test/kafkabroker/kfakenet"
 )
 
 func main() {
@@ -50,6 +52,9 @@ func main() {
 		kfake.DefaultNumPartitions(*partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.GroupMinSessionTimeout(*minSession),
+		// Expires a member killed with its JoinGroup pending, which kfake
+		// alone may keep forever (see package kfakenet).
+		kfake.ListenFn(kfakenet.Listen),
 	}
 	if *saslMechs != "" {
 		opts = append(opts, kfake.EnableSASL())

@@ -1,0 +1,4 @@
+package kfakenet
+
+// ExpectsAnswer is expectsAnswer, for the tests.
+var ExpectsAnswer = expectsAnswer
