@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,14 +30,14 @@ var lateStreams = []lateStream{
 
 const (
 	lateGroup = "lakesink-late"
-	lateDLQ   = "lakesink-dlq"
+	lateDLQ   = "lakesink-dlq" // writeLocalConfig's dead-letter topic
 )
 
 // lateConfig writes the config of TestLatePolicies: one stream per late
-// policy, allowed_lateness 1m, short idle timeout and check interval.
-func lateConfig(t *testing.T, broker, root string) string {
+// policy, allowed_lateness 1m, over a local lake (writeLocalConfig); it
+// returns the lake root and the config path.
+func lateConfig(t *testing.T, broker string) (root, cfgPath string) {
 	t.Helper()
-	dir := t.TempDir()
 	var streams strings.Builder
 	for _, s := range lateStreams {
 		fmt.Fprintf(&streams, `  - name: %s
@@ -52,30 +50,8 @@ func lateConfig(t *testing.T, broker, root string) string {
       - {name: ts, type: timestamp_ms}
 `, s.name, s.topic, s.policy)
 	}
-	text := fmt.Sprintf(`kafka:
-  brokers: [%q]
-  group_id: %s
-  commit_interval: 200ms
-streams:
-%sfiles:
-  spool_dir: %q
-storage:
-  type: local
-  local: {root: %q}
-markers:
-  idle_partition_timeout: 2s
-  check_interval: 300ms
-dead_letter:
-  topic: %s
-http:
-  listen: "127.0.0.1:0"
-log: {level: debug, format: json}
-`, broker, lateGroup, streams.String(), filepath.Join(dir, "spool"), root, lateDLQ)
-	p := filepath.Join(dir, "lakesink.yaml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	head := fmt.Sprintf("kafka:\n  brokers: [%q]\n  group_id: %s\n  commit_interval: 200ms\nstreams:\n%s", broker, lateGroup, streams.String())
+	return writeLocalConfig(t, t.TempDir(), head, "127.0.0.1:0")
 }
 
 // lateFolder is the hour folder of stream and h (UTC).
@@ -108,7 +84,7 @@ func TestLatePolicies(t *testing.T) {
 	for _, s := range lateStreams {
 		k.CreateTopic(t, s.topic, 1)
 	}
-	root := filepath.Join(t.TempDir(), "lake")
+	root, cfgPath := lateConfig(t, k.Addr)
 	lake, err := local.New(root)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +125,7 @@ func TestLatePolicies(t *testing.T) {
 	}
 	produce(onTime)
 
-	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", lateConfig(t, k.Addr, root))
+	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 	running := func() error {
 		select {
 		case <-proc.Done():
