@@ -83,24 +83,25 @@ rules: promtool
 test: tools lint chromium fuzz rules
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# fuzz runs the decoders', the footer reader's and the config parser's fuzz
-# targets for a bounded number of executions each (their seed corpora also
-# run in every `go test`). A count, not a duration: with a duration, Go
-# 1.26's fuzz coordinator can report "context deadline exceeded" without
-# a failing input when the time runs out under CPU load (go.dev/issue/75804,
-# fixed in Go 1.27). FUZZTIME=2000000x, or a duration, for a longer hunt.
+# fuzz runs every fuzz target of the repository (every `func Fuzz...` in
+# a tracked _test.go file, found anew each time, so a new target cannot be
+# forgotten) for a bounded number of executions each; their seed corpora
+# also run in every `go test`. A count, not a duration: with a duration,
+# Go 1.26's fuzz coordinator can report "context deadline exceeded"
+# without a failing input when the time runs out under CPU load
+# (go.dev/issue/75804, fixed in Go 1.27). FUZZTIME=2000000x, or a
+# duration, for a longer hunt.
 FUZZTIME ?= 100000x
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAgainstStdlib$$' -fuzztime $(FUZZTIME) ./sink/decode
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
-	$(GO) test -run '^$$' -fuzz '^FuzzMeta$$' -fuzztime $(FUZZTIME) ./sink/ledger
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFileInfo$$' -fuzztime $(FUZZTIME) ./partitioner
-	$(GO) test -run '^$$' -fuzz '^FuzzAvroDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
-	$(GO) test -run '^$$' -fuzz '^FuzzProtobufDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
-	$(GO) test -run '^$$' -fuzz '^FuzzInfer$$' -fuzztime $(FUZZTIME) ./sink/decode/infer
-	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaDecode$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
-	$(GO) test -run '^$$' -fuzz '^FuzzJSONSchemaColumns$$' -fuzztime $(FUZZTIME) ./sink/decode/confluent
-	$(GO) test -run '^$$' -fuzz '^FuzzAuditManifest$$' -fuzztime $(FUZZTIME) ./sink/audit
+	@set -e; n=0; \
+	for f in $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go' -not -path './.tools/*'); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f"); do \
+	    echo "$(GO) test -run '^$$' -fuzz '^$$t$$' -fuzztime $(FUZZTIME) ./$$(dirname $$f)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+	    n=$$((n+1)); \
+	  done; \
+	done; \
+	echo "fuzz: $$n targets"; test $$n -gt 0
 
 # unit runs the fast tests only (no server processes).
 unit:
