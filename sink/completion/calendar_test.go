@@ -204,7 +204,7 @@ func TestFinalizerUnprovenBlocks(t *testing.T) {
 	if !errors.As(err, &ue) || len(ue.Files) != 1 || ue.Files[0].Path != stray {
 		t.Fatalf("check: %v, want an UnprovenError naming %s", err, stray)
 	}
-	h.f.block(h.st, ue)
+	h.f.settle(h.ctx, h.st, err)
 	h.wantNoMarker(hourH)
 	if !h.exists(stray) || !h.exists(kept) {
 		t.Fatalf("a file was deleted")
@@ -219,7 +219,8 @@ func TestFinalizerUnprovenBlocks(t *testing.T) {
 	// The replay writes the records from 401 on into a file that holds
 	// offset 500: the stray file is proven superseded.
 	replay := h.putFile(0, hourH, 450, 500)
-	h.check(at(11, 31, 0))
+	h.clock.Set(at(11, 31, 0))
+	h.f.settle(h.ctx, h.st, h.f.check(h.ctx, h.st))
 	h.wantMarker(hourH, 1, 6, kept, replay)
 	if h.exists(stray) {
 		t.Errorf("superseded %s still in the lake", stray)

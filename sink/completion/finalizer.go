@@ -276,29 +276,37 @@ func (f *Finalizer) runStream(ctx context.Context, st *Stream) {
 	t := time.NewTicker(f.o.CheckInterval)
 	defer t.Stop()
 	for {
-		err := f.check(ctx, st)
-		var ue *UnprovenError
-		storageOK, storageFailed := false, false // the check reached the lake / failed on it
-		switch {
-		case errors.Is(err, errAwaitEvents):
-			f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
-			storageOK = true
-		case errors.As(err, &ue):
-			f.block(st, ue)
-			storageOK = true
-		case err == nil:
-			storageOK = true
-		case ctx.Err() == nil:
-			f.o.Metrics.FinalizerErrors.Inc()
-			storageFailed = f.fault(st, err)
-		}
-		f.storageState(ctx, st, storageOK, storageFailed)
+		f.settle(ctx, st, f.check(ctx, st))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// settle reports the outcome of one check of st: markers blocked by
+// unproven files (cleared only by a check that met none), a failure of
+// Kafka or the lake, or success.
+func (f *Finalizer) settle(ctx context.Context, st *Stream, err error) {
+	var ue *UnprovenError
+	storageOK, storageFailed := false, false // the check reached the lake / failed on it
+	switch {
+	case errors.Is(err, errAwaitEvents):
+		f.o.Log.Debug("finalizer", "stream", st.Name, "wait", err)
+		storageOK = true
+		f.unblock(st)
+	case errors.As(err, &ue):
+		f.block(st, ue)
+		storageOK = true
+	case err == nil:
+		storageOK = true
+		f.unblock(st)
+	case ctx.Err() == nil:
+		f.o.Metrics.FinalizerErrors.Inc()
+		storageFailed = f.fault(st, err)
+	}
+	f.storageState(ctx, st, storageOK, storageFailed)
 }
 
 // storageState records whether st's last check failed on the lake and,
@@ -350,7 +358,8 @@ func (f *Finalizer) block(st *Stream, ue *UnprovenError) {
 	f.o.Faults.Blocked(st.Name, ue)
 }
 
-// unblock clears what block reported once a marker of st was published.
+// unblock clears what block reported once a check of st met no unproven
+// file.
 func (f *Finalizer) unblock(st *Stream) {
 	if r := f.runs[st.Name]; !r.blocked {
 		return
@@ -638,7 +647,6 @@ func (f *Finalizer) publish(ctx context.Context, st *Stream, bucket time.Time, n
 	if n == 0 {
 		return nil
 	}
-	f.unblock(st)
 	if !won {
 		// Make sure _SUCCESS is not behind (its writer may have died).
 		if err := f.ensureSuccess(ctx, ms, hour, key, n, cur); err != nil {
