@@ -64,7 +64,7 @@ func TestAudit(t *testing.T) {
 	k.CreateTopic(t, clickTopic, 3)
 	k.CreateTopic(t, iotTopic, 2)
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2}, 3000, from, 3, demo.Clickstream, clickID)
 	produce(t, k, p, "iot", iotTopic, []int{0, 1}, 1000, from, 3, demo.IoT, iotID)
 

@@ -74,7 +74,7 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool, tbl *c
 	const clickTopic, iotTopic, clickParts, iotParts, group = "clickstream", "iot-telemetry", 6, 4, "lakesink-calendar"
 	k.CreateTopic(t, clickTopic, clickParts)
 	k.CreateTopic(t, iotTopic, iotParts)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3, 4, 5}, 6000, from, 6, demo.Clickstream, clickID)
 	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2, 3}, 3000, from, 6, demo.IoT, iotID)
 

@@ -47,6 +47,11 @@ type produced struct {
 	perPart   map[string]map[int]int      // topic -> partition -> records
 }
 
+// newProduced returns an empty record of what a test sent.
+func newProduced() *produced {
+	return &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+}
+
 // partitionBalancer sends each message to the partition written in its key
 // ("P:..."), so the test decides which partition stays empty.
 var partitionBalancer = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int {
@@ -139,7 +144,7 @@ func runEndToEnd(t *testing.T, b backend) {
 	// Three full past hours, ending at least an hour ago, so the allowed
 	// lateness (10m) has passed in wall-clock time too.
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3, 4, 5}, 20000, from, 3, demo.Clickstream, clickID)
 	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2}, 10000, from, 3, demo.IoT, iotID)
 	nMalformed := 0

@@ -41,7 +41,7 @@ func runStorageOutage(t *testing.T, b backend) {
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{Env: b.env}, "run", "-c", cfgPath)
 
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	// First hour while storage is up.
 	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2}, 3000, from, 1, demo.Clickstream, clickID)
 	waitCommitted(t, k, group, "clickstream", 3, p, 2*time.Minute)

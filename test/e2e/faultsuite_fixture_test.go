@@ -76,7 +76,7 @@ func newFaultSink(t *testing.T, k *testenv.Kafka, name string, storage config.St
 	t.Helper()
 	s := &faultSink{t: t, name: name, k: k, lake: lake, topic: "fault-" + name,
 		http:    net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))),
-		p:       &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}},
+		p:       newProduced(),
 		records: faultRecords,
 		from:    time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)}
 	k.CreateTopic(t, s.topic, faultParts)

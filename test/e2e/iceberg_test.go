@@ -105,7 +105,7 @@ func runIceberg(t *testing.T, s icebergSetup) {
 	k.CreateTopic(t, clickTopic, 4)
 	k.CreateTopic(t, iotTopic, 3)
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", clickTopic, []int{0, 1, 2, 3}, 8000, from, 3, demo.Clickstream, clickID)
 	produce(t, k, p, "iot", iotTopic, []int{0, 1, 2}, 4000, from, 3, demo.IoT, iotID)
 
@@ -447,7 +447,7 @@ func TestIcebergCatalogOutage(t *testing.T) {
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2}, 3000, from, 1, demo.Clickstream, clickID)
 	waitCommitted(t, k, group, "clickstream", 3, p, 2*time.Minute)
 

@@ -38,7 +38,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	now := time.Now().UTC()
 	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2}, 3000, now.Add(-time.Minute), 0, demo.Clickstream, clickID)
 	n := len(p.valid["clickstream"]) + len(p.malformed)

@@ -80,7 +80,7 @@ func TestWebhookRefusingOneStream(t *testing.T) {
 	k.CreateTopic(t, "clickstream", 2)
 	k.CreateTopic(t, "iot-telemetry", 2)
 	from := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	// iot first: its finalizer is delivering (and retrying) its first
 	// event before clickstream has a record.
 	produce(t, k, p, "iot", "iot-telemetry", []int{0, 1}, 3000, from, 3, demo.IoT, iotID)

@@ -117,7 +117,7 @@ func TestUnconsumedPartitions(t *testing.T) {
 
 	// Records to every clickstream partition: the sink's are consumed,
 	// the other member's wait.
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2, 3, 4, 5}, 600, time.Now().UTC().Add(-time.Minute), 0, demo.Clickstream, clickID)
 
 	want := make([]string, len(theirs))
@@ -215,7 +215,7 @@ func TestKilledWhileJoining(t *testing.T) {
 	k.CreateTopic(t, "iot-telemetry", 1)
 	const group = "lakesink-killed-joining"
 	b := localBackend(t)
-	p := &produced{valid: map[string]map[string]int64{}, malformed: map[string]int{}, perPart: map[string]map[int]int{}}
+	p := newProduced()
 	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2, 3, 4, 5}, 600, time.Now().UTC().Add(-time.Minute), 0, demo.Clickstream, clickID)
 	bin := testenv.Build(t, "./cmd/lakesink")
 	start := func(name string) (*testenv.Process, string) {
