@@ -227,11 +227,8 @@ func exitAfterShutdownTimeout(ctx context.Context, finished <-chan struct{}, lim
 	}
 }
 
-// runSink wires storage, sink and HTTP server together and runs until ctx
-// ends. ready, if not nil, receives the HTTP listener address once serving.
-func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// registerBuildInfo registers lakesink_build_info with reg.
+func registerBuildInfo(reg prometheus.Registerer) {
 	v, c := buildVersion()
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "lakesink_build_info",
@@ -239,6 +236,15 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	}, []string{"version", "revision", "goversion"})
 	info.WithLabelValues(v, c, runtime.Version()).Set(1)
 	reg.MustRegister(info)
+}
+
+// runSink wires storage, sink and HTTP server together and runs until ctx
+// ends. ready, if not nil, receives the HTTP listener address once serving.
+func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(httpAddr string)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
+	v, c := buildVersion()
 	// Recent warnings and errors for the status page.
 	ring := ops.NewLogRing(50)
 	log = slog.New(ring.Handler(log.Handler()))

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/writers/factory"
+)
+
+// describeRecorder is a Registerer that records the name and labels of
+// every metric registered through it, vectors without children included
+// (a Gather would not show those).
+type describeRecorder struct {
+	*prometheus.Registry
+	metrics map[string]string // name → labels, comma-separated in order
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}\}$`)
+
+func (r *describeRecorder) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		if m := descName.FindStringSubmatch(d.String()); m != nil {
+			r.metrics[m[1]] = m[2]
+		}
+	}
+	return r.Registry.Register(c)
+}
+
+func (r *describeRecorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// TestDocsMetrics checks docs/operations.md's metric table against the
+// metrics the process registers, with their labels: an operator builds
+// dashboards and alerts from that table.
+func TestDocsMetrics(t *testing.T) {
+	t.Setenv("KAFKA_PASSWORD", "x")
+	t.Setenv("AIRFLOW_TOKEN", "x")
+	cfg, err := config.Load("../../config/testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SchemaRegistry.TLS = config.RegistryTLS{} // the file names no real CA
+	cfg.Storage = config.Default().Storage
+	cfg.Storage.Local.Root = t.TempDir()
+	rec := &describeRecorder{Registry: prometheus.NewRegistry(), metrics: map[string]string{}}
+	registerBuildInfo(rec)
+	log := slog.New(slog.DiscardHandler)
+	w, err := factory.New(context.Background(), cfg.Storage, log, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := sink.New(sink.Options{Config: cfg, Writer: w, Logger: log, Registry: rec}); err != nil {
+		t.Fatal(err)
+	}
+	code := map[string]string{}
+	for name, labels := range rec.metrics {
+		if strings.HasPrefix(name, "lakesink_") {
+			code[name] = labels
+		}
+	}
+	if len(code) < 30 {
+		t.Fatalf("only %d lakesink metrics registered: %v", len(code), slices.Sorted(maps.Keys(code)))
+	}
+
+	documented := docsMetrics(t, "../../docs/operations.md")
+	for _, name := range slices.Sorted(maps.Keys(code)) {
+		labels, ok := documented[name]
+		switch {
+		case !ok:
+			t.Errorf("docs/operations.md: metric %s (labels %q) is registered but not in the Metrics table", name, code[name])
+		case labels != code[name]:
+			t.Errorf("docs/operations.md: metric %s has labels %q in the Metrics table, %q in the code", name, labels, code[name])
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(documented)) {
+		if _, ok := code[name]; !ok {
+			t.Errorf("docs/operations.md: metric %s is in the Metrics table but not registered", name)
+		}
+	}
+}
+
+var metricRow = regexp.MustCompile("^\\| `(lakesink_[a-z_]+)` \\|([^|]*)\\|")
+
+// docsMetrics returns the metrics of the table under "## Metrics" (up to
+// the next heading), each with its labels as the code writes them:
+// "topic,partition".
+func docsMetrics(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
+	if !ok {
+		t.Fatalf("%s has no Metrics section", path)
+	}
+	if i := strings.Index(section, "\n#"); i >= 0 {
+		section = section[:i]
+	}
+	out := map[string]string{}
+	for line := range strings.SplitSeq(section, "\n") {
+		m := metricRow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for l := range strings.SplitSeq(m[2], ",") {
+			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		out[m[1]] = strings.Join(labels, ",")
+	}
+	return out
+}
