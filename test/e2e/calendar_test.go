@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,18 +82,9 @@ func runCalendarNight(t *testing.T, b backend, from time.Time, late bool, tbl *c
 		table = fmt.Sprintf("      format: iceberg\n      namespace: lake\n      name: %%s\n      catalog: {type: sql, uri: %q}\n", tbl.db)
 	}
 	cfgPath := writeConfigTables(t, k.Addr, group, b.storage, "127.0.0.1:0", table)
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zoned := strings.Replace(string(cfg), "format: unix_ms}", "format: unix_ms, timezone: America/New_York}", 1)
-	zoned = strings.Replace(zoned, "format: rfc3339, timezone: UTC}", "format: rfc3339, timezone: America/New_York}", 1)
-	if strings.Count(zoned, "America/New_York") != 2 {
-		t.Fatalf("config has no place for the zone:\n%s", cfg)
-	}
-	if err := os.WriteFile(cfgPath, []byte(zoned), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, cfgPath,
+		"format: unix_ms}", "format: unix_ms, timezone: America/New_York}",
+		"format: rfc3339, timezone: UTC}", "format: rfc3339, timezone: America/New_York}")
 
 	bin := testenv.Build(t, "./cmd/lakesink")
 	proc := testenv.Start(t, "lakesink", bin, testenv.Options{Env: b.env}, "run", "-c", cfgPath)

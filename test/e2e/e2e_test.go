@@ -253,6 +253,33 @@ func writeConfig(t *testing.T, broker, group, storage, httpListen string) string
 	return writeConfigTables(t, broker, group, storage, httpListen, "")
 }
 
+// editConfig changes the config file at path: each pair of olds gives a
+// text and its replacement, and each text must occur (a test whose edit
+// silently matched nothing would test the defaults instead).
+func editConfig(t *testing.T, path string, olds ...string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(olds); i += 2 {
+		s = replaceOnce(t, s, olds[i], olds[i+1])
+	}
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceOnce replaces the first old in s by new; old must occur.
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("config edit: %q not found in\n%s", old, s)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
 // eventsWithTables is the markers' kafka_topic line when the streams have
 // tables: their completion events are checked too.
 func eventsWithTables(table string) string {
@@ -337,49 +364,25 @@ func checkExactlyOnce(t *testing.T, lake writers.Writer, stream string, valid ma
 // (milliseconds, or microseconds in streams with an Iceberg table).
 func checkExactlyOnceUnit(t *testing.T, lake writers.Writer, stream string, valid map[string]int64, unit time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	objs, err := lake.List(ctx, stream+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listed := map[string]bool{}
 	seen := map[string]int{}
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
-			continue
+	walkManifests(t, lake, stream, func(path string, schema *parquet.Schema) {
+		checkSchema(t, stream, path, schema, unit)
+	}, func(_, path string, r map[string]any) {
+		var id string
+		var ts int64
+		if stream == "clickstream" {
+			id, ts = r["event_id"].(string), r["ts"].(int64)
+		} else {
+			id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
 		}
-		m := readManifest(t, lake, o.Key)
-		checkManifest(t, lake, m, o.Key, stream)
-		for _, f := range m.Files {
-			listed[f.Path] = true
-			rows, schema := readParquet(t, lake, f.Path)
-			if int64(len(rows)) != f.Records {
-				t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
-			}
-			checkSchema(t, stream, f.Path, schema, unit)
-			for _, r := range rows {
-				var id string
-				var ts int64
-				if stream == "clickstream" {
-					id, ts = r["event_id"].(string), r["ts"].(int64)
-				} else {
-					id, ts = strconv.FormatInt(r["seq"].(int64), 10), r["event_time"].(int64)
-				}
-				seen[id]++
-				ts = ts * int64(unit) / int64(time.Millisecond)
-				if want, ok := valid[id]; !ok {
-					t.Errorf("%s: unexpected record %s", f.Path, id)
-				} else if ts != want {
-					t.Errorf("%s: record %s has event time %d, want %d", f.Path, id, ts, want)
-				}
-			}
+		seen[id]++
+		ts = ts * int64(unit) / int64(time.Millisecond)
+		if want, ok := valid[id]; !ok {
+			t.Errorf("%s: unexpected record %s", path, id)
+		} else if ts != want {
+			t.Errorf("%s: record %s has event time %d, want %d", path, id, ts, want)
 		}
-	}
-	for _, o := range objs {
-		if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
-			t.Errorf("orphan data file not in any manifest: %s", o.Key)
-		}
-	}
+	})
 	lost, dup := 0, 0
 	for id := range valid {
 		switch seen[id] {
@@ -392,6 +395,46 @@ func checkExactlyOnceUnit(t *testing.T, lake writers.Writer, stream string, vali
 	}
 	if lost > 0 || dup > 0 {
 		t.Errorf("%s: %d records lost, %d duplicated (of %d)", stream, lost, dup, len(valid))
+	}
+}
+
+// walkManifests reads every manifest of stream (checkManifest) and the
+// files they list, calling file once per listed file with its schema and
+// row once per row with the row's folder and file; each file must hold
+// the records its entry says, and no data file may be outside the
+// manifests.
+func walkManifests(t *testing.T, lake writers.Writer, stream string, file func(path string, schema *parquet.Schema), row func(folder, path string, r map[string]any)) {
+	t.Helper()
+	objs, err := lake.List(context.Background(), stream+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
+			continue
+		}
+		folder := strings.TrimSuffix(o.Key, "/"+partitioner.MarkerName)
+		m := readManifest(t, lake, o.Key)
+		checkManifest(t, lake, m, o.Key, stream)
+		for _, f := range m.Files {
+			listed[f.Path] = true
+			rows, schema := readParquet(t, lake, f.Path)
+			if int64(len(rows)) != f.Records {
+				t.Errorf("%s: %d rows, manifest says %d", f.Path, len(rows), f.Records)
+			}
+			if file != nil {
+				file(f.Path, schema)
+			}
+			for _, r := range rows {
+				row(folder, f.Path, r)
+			}
+		}
+	}
+	for _, o := range objs {
+		if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
+			t.Errorf("orphan data file not in any manifest: %s", o.Key)
+		}
 	}
 }
 

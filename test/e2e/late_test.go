@@ -275,39 +275,18 @@ func TestLatePolicies(t *testing.T) {
 // manifests. It returns the folder each record is in.
 func checkLateStream(t *testing.T, lake writers.Writer, stream string, valid map[int64]time.Time) map[int64]string {
 	t.Helper()
-	objs, err := lake.List(context.Background(), stream+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listed := map[string]bool{}
 	folder := map[int64]string{}
 	seen := map[int64]int{}
-	for _, o := range objs {
-		if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
-			continue
+	walkManifests(t, lake, stream, nil, func(dir, path string, r map[string]any) {
+		id, ts := r["id"].(int64), r["ts"].(int64)
+		seen[id]++
+		folder[id] = dir
+		if want, ok := valid[id]; !ok {
+			t.Errorf("%s: unexpected record %d", path, id)
+		} else if ts != want.UnixMilli() {
+			t.Errorf("%s: record %d has event time %d, want its own %d", path, id, ts, want.UnixMilli())
 		}
-		m := readManifest(t, lake, o.Key)
-		checkManifest(t, lake, m, o.Key, stream)
-		for _, f := range m.Files {
-			listed[f.Path] = true
-			rows, _ := readParquet(t, lake, f.Path)
-			for _, r := range rows {
-				id, ts := r["id"].(int64), r["ts"].(int64)
-				seen[id]++
-				folder[id] = strings.TrimSuffix(o.Key, "/"+partitioner.MarkerName)
-				if want, ok := valid[id]; !ok {
-					t.Errorf("%s: unexpected record %d", f.Path, id)
-				} else if ts != want.UnixMilli() {
-					t.Errorf("%s: record %d has event time %d, want its own %d", f.Path, id, ts, want.UnixMilli())
-				}
-			}
-		}
-	}
-	for _, o := range objs {
-		if strings.HasSuffix(o.Key, ".parquet") && !listed[o.Key] {
-			t.Errorf("data file not in any manifest: %s", o.Key)
-		}
-	}
+	})
 	for id := range valid {
 		if seen[id] != 1 {
 			t.Errorf("record %d is %d times in the manifests' files, want once", id, seen[id])

@@ -260,8 +260,8 @@ func TestOperations(t *testing.T) {
 	// validate: the good config, and a broken one that still carries the
 	// secrets (the errors must not quote them).
 	outputs["validate"] = runCmd(t, bin, env, "validate", "-c", cfgPath)
-	bad := strings.Replace(string(y), "group_id: lakesink-ops", "group_id: \"\"", 1)
-	bad = strings.Replace(bad, "mechanism: SCRAM-SHA-512", "mechanism: SCRAM-SHA-1", 1)
+	bad := replaceOnce(t, string(y), "group_id: lakesink-ops", "group_id: \"\"")
+	bad = replaceOnce(t, bad, "mechanism: SCRAM-SHA-512", "mechanism: SCRAM-SHA-1")
 	bad += "\nunknown_key: 1\n"
 	badPath := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(badPath, []byte(bad), 0o600); err != nil {
@@ -272,7 +272,7 @@ func TestOperations(t *testing.T) {
 		t.Errorf("validate of a bad config: %s", outputs["validate (bad)"])
 	}
 	// A config error at run time (an invalid header name beside the token).
-	badRun := strings.Replace(string(y), "Authorization:", "Bad Header:", 1)
+	badRun := replaceOnce(t, string(y), "Authorization:", "Bad Header:")
 	if err := os.WriteFile(badPath, []byte(badRun), 0o600); err != nil {
 		t.Fatal(err)
 	}

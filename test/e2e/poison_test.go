@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,14 +33,7 @@ func TestPoisonRecords(t *testing.T) {
 	b := localBackend(t)
 	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	cfgPath := writeConfig(t, k.Addr, group, b.storage, httpAddr)
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = []byte(strings.Replace(string(cfg), "  commit_interval: 500ms\n", "  commit_interval: 500ms\n  max_record_bytes: 2KiB\n", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, cfgPath, "  commit_interval: 500ms\n", "  commit_interval: 500ms\n  max_record_bytes: 2KiB\n")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	ts := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour).UnixMilli()

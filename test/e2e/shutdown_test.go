@@ -31,11 +31,7 @@ func TestGracefulShutdown(t *testing.T) {
 	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	cfgPath := writeConfig(t, k.Addr, group, b.storage, httpAddr)
 	// A long idle timeout: only the shutdown can finish the files.
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = []byte(strings.Replace(string(cfg), "idle_partition_timeout: 3s", "idle_partition_timeout: 10m", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, cfgPath, "idle_partition_timeout: 3s", "idle_partition_timeout: 10m")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	p := newProduced()

@@ -89,14 +89,7 @@ func TestWebhookRefusingOneStream(t *testing.T) {
 	b := localBackendAt(t, root)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfgPath := writeConfig(t, k.Addr, "lakesink-webhook-streams", b.storage, httpAddr)
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withHook := strings.Replace(string(cfg), "markers:\n", fmt.Sprintf("markers:\n  webhook: {url: %q, timeout: 1s}\n", srv.URL), 1)
-	if err := os.WriteFile(cfgPath, []byte(withHook), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, cfgPath, "markers:\n", fmt.Sprintf("markers:\n  webhook: {url: %q, timeout: 1s}\n", srv.URL))
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 
 	hours := []time.Time{from, from.Add(time.Hour), from.Add(2 * time.Hour)}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,12 +40,8 @@ func TestUnconsumedPartitions(t *testing.T) {
 	cfgPath := writeConfig(t, k.Addr, group, b.storage, httpAddr)
 	// Short timeouts: partitions count as unconsumed after session +
 	// rebalance timeout + 2 commit intervals = 3s + 3s + 1s.
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = []byte(strings.Replace(string(cfg), "  commit_interval: 500ms\n",
-		"  commit_interval: 500ms\n  session_timeout: 3s\n  heartbeat_interval: 500ms\n  rebalance_timeout: 3s\n", 1))
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, cfgPath, "  commit_interval: 500ms\n",
+		"  commit_interval: 500ms\n  session_timeout: 3s\n  heartbeat_interval: 500ms\n  rebalance_timeout: 3s\n")
 	proc := testenv.Start(t, "lakesink", testenv.Build(t, "./cmd/lakesink"), testenv.Options{}, "run", "-c", cfgPath)
 	testenv.Eventually(t, time.Minute, 100*time.Millisecond, "the sink owns all 7 partitions", func() error {
 		if got := metric(httpAddr, "lakesink_assigned_partitions"); got != 7 {
