@@ -348,10 +348,16 @@ func TestComplete(t *testing.T) {
 	if err != nil || s2 == s1 {
 		t.Errorf("Complete(12:00) = %d, %v", s2, err)
 	}
-	// Another process sees it.
+	// Another process sees it: it answers with the snapshot that recorded
+	// it, adding none.
 	tb2 := f.open(prometheus.NewRegistry())
-	if at, s := tb2.CompleteThrough(); !at.Equal(hour10.Add(2*time.Hour)) || s != s2 {
-		t.Errorf("CompleteThrough() = %s, %d; want 12:00, %d", at, s, s2)
+	for _, at := range []time.Time{hour10.Add(time.Hour), hour10.Add(2 * time.Hour)} {
+		if s, err := tb2.Complete(ctx, at); err != nil || s != s2 {
+			t.Errorf("another process: Complete(%s) = %d, %v; want %d", at, s, err, s2)
+		}
+	}
+	if cur, err := tb2.Current(ctx); err != nil || cur != s2 {
+		t.Errorf("current snapshot %d, %v; want %d", cur, err, s2)
 	}
 }
 
