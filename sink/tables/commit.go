@@ -155,14 +155,6 @@ func (t *Table) Current(ctx context.Context) (int64, error) {
 	return 0, nil
 }
 
-// CompleteThrough returns the table's lakesink.complete-through and the
-// snapshot that set it, as of the last commit or refresh (zero: none).
-func (t *Table) CompleteThrough() (time.Time, int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.complete, t.completeSnap
-}
-
 // loop applies queued requests in batches until Close.
 func (t *Table) loop() {
 	defer close(t.done)

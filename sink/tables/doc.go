@@ -10,6 +10,16 @@
 // snapshot, so that the table gets one snapshot per batch and not one per
 // file.
 //
+// # Schema
+//
+// Open makes the table read files of the stream's schema list, Evolve
+// files of each writer schema, with one planner (planSchema, plan.go): a
+// column the table lacks is added as optional, a file column of a type
+// Iceberg promotes to the table's (partitioner.Promotes: int to long,
+// float to double) is read as it is, and anything else is ErrIncompatible
+// naming the column. Only Evolve widens a table column the other way; a
+// schema list never changes an existing column's type.
+//
 // # Exactly once
 //
 // Each snapshot lakesink writes carries, in its summary, the group

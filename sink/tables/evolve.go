@@ -6,9 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/iceberg-go"
-	"github.com/apache/iceberg-go/table"
-
 	"github.com/lakesink/lakesink/partitioner"
 	"github.com/lakesink/lakesink/sink/retry"
 )
@@ -32,23 +29,25 @@ func (t *Table) Evolve(ctx context.Context, cols []partitioner.Column) ([]partit
 	defer t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 	defer cancel()
+	return t.evolveTo(ctx, cols, planRules{table: t.Ident(), source: "the writer schema", timeCol: t.timeCol, widen: true})
+}
+
+// evolveTo makes the table read files of cols: it commits the update
+// planSchema finds under r, and returns planSchema's columns once the
+// table needs nothing more. Each update is a commit of its own,
+// compare-and-swap on the table's schema: on a conflict with another
+// writer (another instance adding the same column, say) the table is
+// reloaded and planned again, with backoff, until ctx ends. Called with
+// t.mu held, or by Open before the table is shared.
+func (t *Table) evolveTo(ctx context.Context, cols []partitioner.Column, r planRules) ([]partitioner.Column, error) {
 	wait := retry.NewBackoff(20*time.Millisecond, 2*time.Second)
-	for attempt := 0; ; attempt++ {
-		out, adds, widens, err := t.planEvolution(t.tbl.Schema(), cols)
-		if err != nil || len(adds)+len(widens) == 0 {
+	for {
+		out, upd, err := planSchema(t.tbl.Schema(), cols, r)
+		if err != nil || upd.empty() {
 			return out, err
 		}
 		txn := t.tbl.NewTransaction()
-		u := txn.UpdateSchema(false, false)
-		var names []string
-		for _, c := range adds {
-			u = u.AddColumn([]string{c.name}, c.typ, "", false, nil)
-			names = append(names, "+"+c.name)
-		}
-		for _, c := range widens {
-			u = u.UpdateColumn([]string{c.name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: c.typ, Valid: true}})
-			names = append(names, c.name+" → "+c.typ.String())
-		}
+		u, names := upd.stage(txn.UpdateSchema(false, false))
 		if err := u.Commit(); err != nil {
 			return nil, fmt.Errorf("table %s: evolve schema (%s): %w", t.Ident(), strings.Join(names, ", "), err)
 		}
@@ -74,41 +73,4 @@ func (t *Table) Evolve(ctx context.Context, cols []partitioner.Column) ([]partit
 			return nil, fmt.Errorf("table %s: evolve schema (%s): %w", t.Ident(), strings.Join(names, ", "), err)
 		}
 	}
-}
-
-type colChange struct {
-	name string
-	typ  iceberg.Type
-}
-
-// planEvolution compares a file's columns with the table schema sc and
-// returns the columns with field ids (for the columns sc has), and the
-// columns to add and to widen.
-func (t *Table) planEvolution(sc *iceberg.Schema, cols []partitioner.Column) (out []partitioner.Column, adds, widens []colChange, err error) {
-	out = make([]partitioner.Column, len(cols))
-	for i, c := range cols {
-		typ, err := icebergType(c.Type)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%w: column %q: %v", ErrIncompatible, c.Name, err)
-		}
-		if strings.EqualFold(c.Name, t.timeCol) && !typ.Equals(iceberg.PrimitiveTypes.TimestampTz) {
-			return nil, nil, nil, fmt.Errorf("%w: table %s is partitioned by hour(%s), and the writer schema's %s is %s, not a timestamp",
-				ErrIncompatible, t.Ident(), t.timeCol, c.Name, c.Type)
-		}
-		c.MillisAsMicros = c.Type == partitioner.TypeTimestampMillis
-		f, ok := sc.FindFieldByNameCaseInsensitive(c.Name)
-		switch {
-		case !ok:
-			adds = append(adds, colChange{c.Name, typ})
-		case readable(typ, f.Type):
-			c.FieldID = f.ID
-		case readable(f.Type, typ):
-			widens = append(widens, colChange{f.Name, typ})
-		default:
-			return nil, nil, nil, fmt.Errorf("%w: table %s: column %q is %s, the writer schema has %s (%s), which Iceberg cannot read as one column",
-				ErrIncompatible, t.Ident(), c.Name, f.Type, typ, c.Type)
-		}
-		out[i] = c
-	}
-	return out, adds, widens, nil
 }

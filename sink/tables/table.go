@@ -101,7 +101,8 @@ type Table struct {
 // Open connects to the stream's catalog, creates the namespace and the
 // table if missing (the stream's columns, partition spec hour(<event time
 // column>)), adds columns the table lacks (as optional), checks the types of
-// the others, and starts the commit loop.
+// the others — the planner Evolve uses, except that a schema list widens no
+// column (planRules.widen) — and starts the commit loop.
 func Open(ctx context.Context, o Options) (*Table, error) {
 	sc := o.Stream
 	if sc.Table == nil {
@@ -331,42 +332,6 @@ func openSQL(path string, props iceberg.Properties) (*sqlcat.Catalog, *sql.DB, e
 	return cat, db, nil
 }
 
-// icebergType maps a lake column type to its Iceberg type.
-func icebergType(ct partitioner.ColumnType) (iceberg.Type, error) {
-	switch ct {
-	case partitioner.TypeString, partitioner.TypeJSON:
-		return iceberg.PrimitiveTypes.String, nil
-	case partitioner.TypeInt32:
-		return iceberg.PrimitiveTypes.Int32, nil
-	case partitioner.TypeInt64:
-		return iceberg.PrimitiveTypes.Int64, nil
-	case partitioner.TypeDouble:
-		return iceberg.PrimitiveTypes.Float64, nil
-	case partitioner.TypeFloat:
-		return iceberg.PrimitiveTypes.Float32, nil
-	case partitioner.TypeBool:
-		return iceberg.PrimitiveTypes.Bool, nil
-	case partitioner.TypeTimestampMillis, partitioner.TypeTimestampMicros:
-		return iceberg.PrimitiveTypes.TimestampTz, nil
-	case partitioner.TypeDate:
-		return iceberg.PrimitiveTypes.Date, nil
-	}
-	return nil, fmt.Errorf("column type %v has no Iceberg type", ct)
-}
-
-// readable reports whether a file column of Iceberg type file can be read
-// as a table column of type tbl: equal, or a promotion Iceberg allows.
-func readable(file, tbl iceberg.Type) bool {
-	switch {
-	case file.Equals(tbl):
-		return true
-	case file.Equals(iceberg.PrimitiveTypes.Int32) && tbl.Equals(iceberg.PrimitiveTypes.Int64),
-		file.Equals(iceberg.PrimitiveTypes.Float32) && tbl.Equals(iceberg.PrimitiveTypes.Float64):
-		return true
-	}
-	return false
-}
-
 func (t *Table) schema() (*iceberg.Schema, error) {
 	if len(t.opts.Columns) == 0 {
 		return iceberg.NewSchema(0, iceberg.NestedField{ID: 1, Name: t.timeCol, Type: iceberg.PrimitiveTypes.TimestampTz}), nil
@@ -410,68 +375,21 @@ func (t *Table) loadOrCreate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load table %s: %w", t.Ident(), err)
 	}
-	if len(t.opts.Columns) > 0 {
-		if tbl, err = t.evolve(ctx, tbl); err != nil {
-			return err
-		}
-	}
-	if err := t.checkSpec(tbl); err != nil {
-		return err
-	}
-	t.setFileMeta(tbl)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.tbl = tbl
+	if len(t.opts.Columns) > 0 {
+		r := planRules{table: t.Ident(), source: "the stream", timeCol: t.timeCol}
+		if t.cols, err = t.evolveTo(ctx, t.opts.Columns, r); err != nil {
+			return err
+		}
+	}
+	if err := t.checkSpec(t.tbl); err != nil {
+		return err
+	}
+	t.setFileMeta(t.tbl)
 	t.scan()
 	return nil
-}
-
-// evolve adds the stream's columns that the table lacks (optional: files
-// written before have none), checks the others, and sets the field ids of
-// t.cols from the table.
-func (t *Table) evolve(ctx context.Context, tbl *table.Table) (*table.Table, error) {
-	var missing []partitioner.Column
-	for _, c := range t.opts.Columns {
-		f, ok := tbl.Schema().FindFieldByNameCaseInsensitive(c.Name)
-		if !ok {
-			missing = append(missing, c)
-			continue
-		}
-		typ, err := icebergType(c.Type)
-		if err != nil {
-			return nil, err
-		}
-		if !readable(typ, f.Type) {
-			return nil, fmt.Errorf("%w: table %s: column %q is %s in the table, the stream writes %s (%s): not a promotion Iceberg allows", ErrIncompatible, t.Ident(), c.Name, f.Type, typ, c.Type)
-		}
-	}
-	if len(missing) > 0 {
-		txn := tbl.NewTransaction()
-		u := txn.UpdateSchema(false, false)
-		var names []string
-		for _, c := range missing {
-			typ, _ := icebergType(c.Type)
-			u = u.AddColumn([]string{c.Name}, typ, "", false, nil)
-			names = append(names, c.Name)
-		}
-		if err := u.Commit(); err != nil {
-			return nil, fmt.Errorf("table %s: add columns %s: %w", t.Ident(), strings.Join(names, ", "), err)
-		}
-		nt, err := txn.Commit(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("table %s: add columns %s: %w", t.Ident(), strings.Join(names, ", "), err)
-		}
-		t.log.Info("table columns added", "columns", names)
-		tbl = nt
-	}
-	t.cols = make([]partitioner.Column, len(t.opts.Columns))
-	for i, c := range t.opts.Columns {
-		f, _ := tbl.Schema().FindFieldByNameCaseInsensitive(c.Name)
-		c.FieldID = f.ID
-		c.MillisAsMicros = c.Type == partitioner.TypeTimestampMillis
-		t.cols[i] = c
-	}
-	return tbl, nil
 }
 
 // checkSpec requires the table's partition spec to be hour(<time column>):

@@ -184,6 +184,23 @@ func TestOpenCreatesTable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `column "n" is int in the table, the stream writes string`) {
 		t.Errorf("Open with n as string: %v", err)
 	}
+
+	// A schema list widens no column (Evolve would, for a writer schema):
+	// n as int64 is an error too, and the table keeps its int.
+	f.stream.Schema[2].Type = "int64"
+	f.cols, _ = f.stream.Columns()
+	_, err = Open(context.Background(), Options{Stream: f.stream, Storage: f.store, Group: "g", Columns: f.cols})
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), `column "n" is int in the table, the stream writes long (int64)`) {
+		t.Errorf("Open with n as int64: %v", err)
+	}
+	r, err := OpenReader(context.Background(), f.stream, f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if fld, _ := r.tbl.Schema().FindFieldByName("n"); !fld.Type.Equals(iceberg.PrimitiveTypes.Int32) {
+		t.Errorf("n is %s after a refused Open, want int", fld.Type)
+	}
 }
 
 func TestClaimCommitFence(t *testing.T) {
@@ -331,10 +348,16 @@ func TestComplete(t *testing.T) {
 	if err != nil || s2 == s1 {
 		t.Errorf("Complete(12:00) = %d, %v", s2, err)
 	}
-	// Another process sees it.
+	// Another process sees it: it answers with the snapshot that recorded
+	// it, adding none.
 	tb2 := f.open(prometheus.NewRegistry())
-	if at, s := tb2.CompleteThrough(); !at.Equal(hour10.Add(2*time.Hour)) || s != s2 {
-		t.Errorf("CompleteThrough() = %s, %d; want 12:00, %d", at, s, s2)
+	for _, at := range []time.Time{hour10.Add(time.Hour), hour10.Add(2 * time.Hour)} {
+		if s, err := tb2.Complete(ctx, at); err != nil || s != s2 {
+			t.Errorf("another process: Complete(%s) = %d, %v; want %d", at, s, err, s2)
+		}
+	}
+	if cur, err := tb2.Current(ctx); err != nil || cur != s2 {
+		t.Errorf("current snapshot %d, %v; want %d", cur, err, s2)
 	}
 }
 
@@ -428,13 +451,14 @@ func TestEvolve(t *testing.T) {
 
 	// What Iceberg cannot read as one column is refused, naming it.
 	for name, cols := range map[string][]partitioner.Column{
-		`column "id" is string`:        {{Name: "id", Type: partitioner.TypeInt64}, {Name: "ts", Type: partitioner.TypeTimestampMillis}},
-		`ts is int64, not a timestamp`: {{Name: "ts", Type: partitioner.TypeInt64}},
-		`column "n" is long`:           {{Name: "ts", Type: partitioner.TypeTimestampMicros}, {Name: "n", Type: partitioner.TypeInt32}, {Name: "extra", Type: partitioner.TypeString}},
+		`column "id" is string in the table, the writer schema writes long`: {{Name: "id", Type: partitioner.TypeInt64}, {Name: "ts", Type: partitioner.TypeTimestampMillis}},
+		`the writer schema's ts is int64, not a timestamp`:                  {{Name: "ts", Type: partitioner.TypeInt64}},
+		// n as int reads as the table's long; extra does not.
+		`column "extra" is double in the table, the writer schema writes string`: {{Name: "ts", Type: partitioner.TypeTimestampMicros}, {Name: "n", Type: partitioner.TypeInt32}, {Name: "extra", Type: partitioner.TypeString}},
 	} {
 		_, err := tb.Evolve(ctx, cols)
-		if !errors.Is(err, ErrIncompatible) || Retryable(err) {
-			t.Errorf("%s: err %v, want ErrIncompatible", name, err)
+		if !errors.Is(err, ErrIncompatible) || Retryable(err) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err %v, want ErrIncompatible saying so", name, err)
 		}
 	}
 }

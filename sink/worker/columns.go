@@ -17,23 +17,22 @@ import (
 // the same type, or the wider one of a widening that writer-schema
 // resolution allows (Avro int to long, float to double, int and long to
 // double; Protobuf int32 to int64; JSON Schema integer to number). For a
-// table stream only Iceberg's own promotions count (int to long, float to
-// double): the table reads every file with its one column type. ok false:
-// no such type, an incompatible change.
+// table stream only the promotions of partitioner.Promotes count (int to
+// long, float to double, Iceberg's): the table reads every file with its
+// one column type. ok false: no such type, an incompatible change.
 func widen(a, b partitioner.ColumnType, table bool) (t partitioner.ColumnType, ok bool) {
-	if a == b {
+	switch {
+	case partitioner.Promotes(a, b):
+		return b, true
+	case partitioner.Promotes(b, a):
 		return a, true
+	case table:
+		return 0, false
 	}
 	if b < a {
-		a, b = b, a
+		a, b = b, a // the ColumnType constants order them: Int32 < Int64 < Double
 	}
-	// The ColumnType constants order the pairs: Int32 < Int64 < Double < Float.
-	switch {
-	case a == partitioner.TypeInt32 && b == partitioner.TypeInt64:
-		return partitioner.TypeInt64, true
-	case a == partitioner.TypeDouble && b == partitioner.TypeFloat:
-		return partitioner.TypeDouble, true
-	case !table && b == partitioner.TypeDouble && (a == partitioner.TypeInt32 || a == partitioner.TypeInt64):
+	if b == partitioner.TypeDouble && (a == partitioner.TypeInt32 || a == partitioner.TypeInt64) {
 		return partitioner.TypeDouble, true
 	}
 	return 0, false
