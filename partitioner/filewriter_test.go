@@ -61,7 +61,9 @@ func allTypesRow(i int) Row {
 }
 
 // readBack reads every row of the file at path with parquet-go's generic
-// reader and returns them in config column order.
+// reader and returns them in config column order. It finds each column by
+// name in the file's own schema, not through s, so a round trip also checks
+// that Append put every value under its column's name.
 func readBack(t testing.TB, path string, s *Schema) (*parquet.File, []Row) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -77,6 +79,14 @@ func readBack(t testing.TB, path string, s *Schema) (*parquet.File, []Row) {
 	if err != nil {
 		t.Fatalf("open parquet %s: %v", path, err)
 	}
+	leaf := make([]int, len(s.cols))
+	for i, c := range s.cols {
+		l, ok := pf.Schema().Lookup(c.Name)
+		if !ok {
+			t.Fatalf("column %q not in the file's schema", c.Name)
+		}
+		leaf[i] = l.ColumnIndex
+	}
 	r := parquet.NewReader(pf)
 	defer r.Close()
 	var out []Row
@@ -86,9 +96,9 @@ func readBack(t testing.TB, path string, s *Schema) (*parquet.File, []Row) {
 		for _, pr := range buf[:n] {
 			row := make(Row, len(s.cols))
 			for i := range s.cols {
-				v := pr[s.leaf[i]]
-				if v.Column() != s.leaf[i] {
-					t.Fatalf("value %d of row has column %d, want %d", s.leaf[i], v.Column(), s.leaf[i])
+				v := pr[leaf[i]]
+				if v.Column() != leaf[i] {
+					t.Fatalf("value %d of row has column %d, want %d", leaf[i], v.Column(), leaf[i])
 				}
 				row[i] = v.Clone()
 			}
@@ -289,10 +299,10 @@ func TestNewSchemaErrors(t *testing.T) {
 	seen := map[int]bool{}
 	for i, c := range s.Columns() {
 		leaf, ok := s.Parquet().Lookup(c.Name)
-		if !ok || leaf.ColumnIndex != s.LeafIndex(i) || seen[s.LeafIndex(i)] {
-			t.Errorf("column %s: leaf index %d, schema says %d", c.Name, s.LeafIndex(i), leaf.ColumnIndex)
+		if !ok || leaf.ColumnIndex != s.leaf[i] || seen[s.leaf[i]] {
+			t.Errorf("column %s: leaf index %d, schema says %d", c.Name, s.leaf[i], leaf.ColumnIndex)
 		}
-		seen[s.LeafIndex(i)] = true
+		seen[s.leaf[i]] = true
 	}
 }
 
