@@ -8,8 +8,15 @@ import (
 )
 
 const (
-	batchRows  = 32       // rows handed to parquet-go per WriteRows call
-	arenaBytes = 16 << 10 // byte-array bytes copied per batch
+	// batchRows is how many checked rows wait, column by column, before
+	// writeBatch hands them to parquet-go's column writers (one
+	// WriteRowValues call per column); a batch is handed over earlier when
+	// the next row's byte arrays would overflow the arena.
+	batchRows = 32
+	// arenaBytes is the capacity of the arena holding copies of the
+	// pending rows' byte arrays. A row whose byte arrays alone exceed it is
+	// handed over at once, its values aliasing the caller's buffer.
+	arenaBytes = 16 << 10
 )
 
 // openEncoder creates the data file and parquet-go's writer into it: at

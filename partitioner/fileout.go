@@ -2,7 +2,9 @@ package partitioner
 
 import "os"
 
-const outBuffer = 64 << 10 // write buffer, held only while a row group is written
+// outBuffer is fileOut's write buffer, held only while a row group or the
+// footer is being written.
+const outBuffer = 64 << 10
 
 // fileOut is the writer's output: it counts bytes and buffers writes only
 // while a row group or the footer is being written (release drops the

@@ -21,7 +21,9 @@ var ErrWriterClosed = errors.New("file writer is closed")
 //
 // Memory stays bounded whatever the file size: rows are encoded into pages
 // as they arrive, row groups go to disk at RowGroupBytes, and encoded pages
-// beyond PageMemoryBytes (or all of them, on Flush) wait in a spool file.
+// beyond PageMemoryBytes (or all of them, on Flush) wait in a spool file. A
+// deferred writer (FileOptions.Deferred) logs its rows to the spool disk
+// instead and encodes them at Finish.
 //
 // The bytes of the file, and EstimatedBytes at every step, depend only on the
 // rows appended and the options, never on when Flush was called. Errors

@@ -59,7 +59,8 @@ var valueSize = int64(unsafe.Sizeof(parquet.Value{}))
 // spool disk. It does not end the row group, so the file's bytes and
 // EstimatedBytes are the same as without it; what stays in memory is the
 // unencoded page being filled for each column (at most PageBufferBytes each)
-// and up to 64 pending rows.
+// and up to batchRows (32) pending rows. A deferred writer writes its row
+// log's buffer to the log's file and drops the buffer.
 func (w *FileWriter) Flush() error {
 	if w.err != nil {
 		return w.err
