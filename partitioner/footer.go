@@ -12,6 +12,63 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
+// FileMeta describes the bucket a file belongs to; Finish writes it into the
+// Parquet footer's key/value metadata.
+type FileMeta struct {
+	Stream    string
+	Topic     string
+	Partition int
+	Hour      time.Time
+	// Extra key/value pairs, written verbatim. Keys must not be one of the
+	// lakesink.* keys that FileWriter writes itself.
+	Extra map[string]string
+}
+
+// FileInfo describes a finished file, as the manifest lists it.
+type FileInfo struct {
+	Path         string
+	Records      int64
+	Bytes        int64 // size of the finished file
+	FirstOffset  int64
+	LastOffset   int64
+	MinEventTime time.Time // UTC
+	MaxEventTime time.Time // UTC
+}
+
+// Footer key/value metadata keys written by Finish.
+const (
+	MetaStream       = "lakesink.stream"
+	MetaTopic        = "lakesink.topic"
+	MetaPartition    = "lakesink.partition"
+	MetaFirstOffset  = "lakesink.first_offset"
+	MetaLastOffset   = "lakesink.last_offset"
+	MetaRecords      = "lakesink.records"
+	MetaMinEventTime = "lakesink.min_event_time" // RFC 3339 with nanoseconds, UTC
+	MetaMaxEventTime = "lakesink.max_event_time" // RFC 3339 with nanoseconds, UTC
+	MetaHour         = "lakesink.hour"           // RFC 3339, in the stream's zone
+)
+
+// Footer keys that lakesink's formats add through FileMeta.Extra.
+const (
+	// MetaSchemaID holds the registry id of the writer schema of an avro,
+	// protobuf or json_schema file's records (decimal) when they all have
+	// the same one; files written before MetaSchemaIDs have only this key.
+	MetaSchemaID = "lakesink.schema_id"
+	// MetaSchemaIDs holds the registry ids of the writer schemas of a
+	// registry file's records, ascending, comma-separated ("7,9"); see
+	// FormatSchemaIDs and SchemaIDs.
+	MetaSchemaIDs = "lakesink.schema_ids"
+	// MetaInferredSchema holds a schema: infer file's columns as JSON:
+	// [{"name":"device.id","type":"string"},...].
+	MetaInferredSchema = "lakesink.inferred_schema"
+	// MetaSchemaFingerprint identifies the inferred column list
+	// ("sha256:..."): files with equal fingerprints have equal columns.
+	MetaSchemaFingerprint = "lakesink.schema_fingerprint"
+)
+
+var metaKeys = []string{MetaStream, MetaTopic, MetaPartition, MetaFirstOffset, MetaLastOffset,
+	MetaRecords, MetaMinEventTime, MetaMaxEventTime, MetaHour}
+
 // ErrNotLakesinkFile is wrapped by ReadFileInfo's error for a Parquet file
 // that lacks lakesink's footer metadata.
 var ErrNotLakesinkFile = errors.New("not a lakesink data file")

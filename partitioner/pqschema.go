@@ -133,6 +133,3 @@ func (s *Schema) Parquet() *parquet.Schema { return s.pq }
 
 // Columns returns a copy of the config columns, in config order.
 func (s *Schema) Columns() []Column { return append([]Column(nil), s.cols...) }
-
-// LeafIndex returns the Parquet leaf column index of the config column i.
-func (s *Schema) LeafIndex(i int) int { return s.leaf[i] }

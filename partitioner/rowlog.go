@@ -250,3 +250,22 @@ func (l *rowLog) close() {
 	}
 	l.f, l.buf, l.done = nil, nil, true
 }
+
+// encodeLog encodes a deferred writer's rows into the data file and
+// removes the row log.
+func (w *FileWriter) encodeLog() error {
+	if err := w.openEncoder(); err != nil {
+		return w.fail(err)
+	}
+	log := w.log
+	err := log.replay(w.schema, func(row Row) error {
+		need, size := w.measure(row)
+		return w.encodeRow(row, need, size)
+	})
+	if err != nil {
+		return w.fail(fmt.Errorf("finish %s: %w", w.path, err))
+	}
+	log.close()
+	w.log, w.logged = nil, 0
+	return nil
+}

@@ -1,6 +1,7 @@
 package completion
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -119,4 +120,104 @@ func paths(files []ManifestFile) []string {
 		out = append(out, f.Path)
 	}
 	return out
+}
+
+// TestSplitOrphansEdgeCases covers what TestSplitOrphans does not: empty
+// input, identical first offsets, several topics, chains of orphans,
+// unsorted input, and that the input is left alone.
+func TestSplitOrphansEdgeCases(t *testing.T) {
+	f := func(path, topic string, p int, first, last int64) ManifestFile {
+		return ManifestFile{Path: path, Topic: topic, Partition: p, FirstOffset: first, LastOffset: last}
+	}
+	for _, tc := range []struct {
+		name                  string
+		files                 []ManifestFile
+		kept, orphs, unproven []string // nil: expect none
+	}{
+		{name: "nil input", files: nil},
+		{name: "empty input", files: []ManifestFile{}},
+		{name: "single file", files: []ManifestFile{f("a", "t", 0, 5, 9)}, kept: []string{"a"}},
+		{
+			name:  "identical first offsets: the longer is kept",
+			files: []ManifestFile{f("b", "t", 0, 100, 150), f("a", "t", 0, 100, 200)},
+			kept:  []string{"a"}, orphs: []string{"b"},
+		},
+		{
+			name: "same partition number in two topics",
+			files: []ManifestFile{
+				f("x1", "x", 0, 100, 400),
+				f("y1", "y", 0, 250, 300), // would be an orphan of x1 in the same topic
+				f("x2", "x", 0, 250, 300), // orphan of x1
+				f("y2", "y", 0, 260, 270), // orphan of y1
+			},
+			kept: []string{"x1", "y1"}, orphs: []string{"x2", "y2"},
+		},
+		{
+			name: "candidates do not move the bound",
+			files: []ManifestFile{
+				f("a", "t", 0, 100, 400),
+				f("b", "t", 0, 300, 900), // reaching past a, 461-900 in no kept file: unproven
+				f("c", "t", 0, 450, 460), // above a's last: kept
+				f("d", "t", 0, 455, 460), // inside c: orphan
+			},
+			kept: []string{"a", "c"}, orphs: []string{"d"}, unproven: []string{"b"},
+		},
+		{
+			name: "contained file does not lower the bound",
+			files: []ManifestFile{
+				f("a", "t", 0, 100, 400),
+				f("b", "t", 0, 150, 200), // orphan
+				f("c", "t", 0, 350, 360), // still below a's last: orphan
+				f("d", "t", 0, 401, 410),
+			},
+			kept: []string{"a", "d"}, orphs: []string{"b", "c"},
+		},
+		{
+			name: "unsorted input, kept sorted by path",
+			files: []ManifestFile{
+				f("z", "t", 1, 10, 20),
+				f("m", "t", 0, 30, 40),
+				f("b", "t", 0, 35, 36),
+				f("a", "t", 0, 0, 29),
+			},
+			kept: []string{"a", "m", "z"}, orphs: []string{"b"},
+		},
+		{
+			name: "last offset equal to next first",
+			files: []ManifestFile{
+				f("a", "t", 2, 10, 10),
+				f("b", "t", 2, 11, 12),
+				f("c", "t", 2, 12, 12),
+			},
+			kept: []string{"a", "b"}, orphs: []string{"c"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(tc.files)
+			kept, orphans, unproven := SplitOrphans(tc.files)
+			if !slices.EqualFunc(in, tc.files, func(a, b ManifestFile) bool { return reflect.DeepEqual(a, b) }) {
+				t.Errorf("SplitOrphans changed its input: %v, was %v", tc.files, in)
+			}
+			paths := func(fs []ManifestFile) []string {
+				var out []string
+				for _, x := range fs {
+					out = append(out, x.Path)
+				}
+				return out
+			}
+			k, o, u := paths(kept), paths(orphans), paths(unproven)
+			if len(k)+len(o)+len(u) != len(tc.files) {
+				t.Errorf("kept %v + orphans %v + unproven %v: %d files, want %d", k, o, u, len(k)+len(o)+len(u), len(tc.files))
+			}
+			if !slices.Equal(u, tc.unproven) {
+				t.Errorf("unproven %v, want %v", u, tc.unproven)
+			}
+			if !slices.Equal(k, tc.kept) {
+				t.Errorf("kept %v, want %v", k, tc.kept)
+			}
+			if !slices.Equal(o, tc.orphs) {
+				t.Errorf("orphans %v, want %v", o, tc.orphs)
+			}
+		})
+	}
 }

@@ -259,9 +259,6 @@ func (l *Ledger) Uploaded(hour, first, last int64) {
 	l.pending = append(l.pending, pendingFile{hour, first, last})
 }
 
-// Pending returns how many uploaded files wait for the table.
-func (l *Ledger) Pending() int { return len(l.pending) }
-
 // Published notes that the table now references the first n files passed
 // to Uploaded and not yet published (uploads are published in order): they
 // are durable.
