@@ -67,6 +67,7 @@ import (
 
 	"github.com/colinmarc/hdfs/v2"
 
+	"github.com/lakesink/lakesink/internal/sleep"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -183,7 +184,6 @@ type Writer struct {
 	logger *slog.Logger
 	client *hdfs.Client
 	nn     executor
-	sleep  func(ctx context.Context, d time.Duration) error
 }
 
 var _ writers.Writer = (*Writer)(nil)
@@ -207,7 +207,7 @@ func New(cfg Config, logger *slog.Logger) (*Writer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{cfg: cfg, logger: logger, sleep: writers.SleepContext}
+	w := &Writer{cfg: cfg, logger: logger}
 	err := w.retry(context.Background(), "connect", func() error {
 		c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: cfg.Namenodes, User: cfg.User,
 			NamenodeDialFunc: dialNamenode(cfg.RPCTimeout)})
@@ -332,8 +332,8 @@ func (w *Writer) writeTemp(ctx context.Context, tmp string, r io.Reader, size in
 			return fmt.Errorf("close %s: %w", tmp, mapErr(err))
 		}
 		w.logger.Debug("hdfs file not complete yet, retrying", "path", tmp, "attempt", attempt+1)
-		if err := w.sleep(ctx, backoff); err != nil {
-			return err
+		if !sleep.For(ctx, backoff) {
+			return ctx.Err()
 		}
 		backoff = min(2*backoff, 32*w.cfg.CompleteBackoff)
 	}
@@ -415,8 +415,8 @@ func (w *Writer) open(ctx context.Context, key string, off, length int64) (io.Re
 		if attempt == maxOpenAttempts {
 			return nil, fmt.Errorf("%s keeps changing while being opened", p)
 		}
-		if err := writers.SleepContext(ctx, time.Millisecond<<min(attempt-1, 6)); err != nil {
-			return nil, err
+		if !sleep.For(ctx, time.Millisecond<<min(attempt-1, 6)) {
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -663,8 +663,8 @@ func (w *Writer) retry(ctx context.Context, what string, fn func() error) error 
 			return err
 		}
 		w.logger.Warn("hdfs call failed, retrying", "op", what, "attempt", attempt, "backoff", backoff, "err", err)
-		if serr := w.sleep(ctx, backoff); serr != nil {
-			return errors.Join(err, serr)
+		if !sleep.For(ctx, backoff) {
+			return errors.Join(err, ctx.Err())
 		}
 		backoff = min(2*backoff, w.cfg.MaxRetryBackoff)
 	}
