@@ -193,6 +193,6 @@ func (w *Writer) abort(ctx context.Context, key string, uploadID *string) {
 	}
 	if err != nil {
 		w.log.Warn("abort multipart upload: the upload stays until a lifecycle rule removes it",
-			"key", w.cfg.Prefix+key, "upload_id", aws.ToString(uploadID), "err", err)
+			"key", w.prefix.Object(key), "upload_id", aws.ToString(uploadID), "err", err)
 	}
 }
