@@ -43,7 +43,7 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 	// backend's own rules: cfg.S3.Backend() and so on.
 	switch cfg.Type {
 	case config.StorageLocal:
-		var lopts []local.Option
+		lopts := []local.Option{local.WithLogger(logger)}
 		if o.readOnly {
 			// local.New creates a missing root and sweeps temporary
 			// files of uploads: neither may happen here.

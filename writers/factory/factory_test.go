@@ -265,3 +265,25 @@ func TestReadOnlyLocal(t *testing.T) {
 		t.Fatalf("read-only New swept a temporary file: %v", err)
 	}
 }
+
+// TestLocalLogs: the local backend logs to New's logger, as the others do
+// (here: the temporary files of crashed uploads it swept).
+func TestLocalLogs(t *testing.T) {
+	cfg := config.Default().Storage
+	cfg.Local.Root = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg.Local.Root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Local.Root, "a", local.TempPrefix+"crashed"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&buf, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := buf.String(); !strings.Contains(got, "removed temporary files of interrupted uploads") || !strings.Contains(got, "backend=local") || !strings.Contains(got, "files=1") {
+		t.Errorf("log = %q, want the sweep of one file logged with backend=local", got)
+	}
+}
