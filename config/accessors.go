@@ -48,16 +48,6 @@ func (s Stream) Columns() ([]partitioner.Column, error) {
 	return cols, nil
 }
 
-// StreamForTopic returns the stream that consumes topic.
-func (c *Config) StreamForTopic(topic string) (Stream, bool) {
-	for _, s := range c.Streams {
-		if slices.Contains(s.Topics, topic) {
-			return s, true
-		}
-	}
-	return Stream{}, false
-}
-
 // Topics returns every stream topic, in config order.
 func (c *Config) Topics() []string {
 	var ts []string

@@ -33,6 +33,16 @@ func lookup(env map[string]string) func(string) (string, bool) {
 	}
 }
 
+// streamForTopic returns the stream of c that consumes topic.
+func streamForTopic(c *Config, topic string) (Stream, bool) {
+	for _, s := range c.Streams {
+		if slices.Contains(s.Topics, topic) {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -624,11 +634,11 @@ func TestSummaryAndLookups(t *testing.T) {
 			t.Errorf("Summary leaks %q", secret)
 		}
 	}
-	if s, ok := c.StreamForTopic("iot-telemetry-eu"); !ok || s.Name != "iot" {
-		t.Errorf("StreamForTopic(iot-telemetry-eu) = %q, %v; want iot", s.Name, ok)
+	if s, ok := streamForTopic(c, "iot-telemetry-eu"); !ok || s.Name != "iot" {
+		t.Errorf("stream of iot-telemetry-eu = %q, %v; want iot", s.Name, ok)
 	}
-	if _, ok := c.StreamForTopic("nope"); ok {
-		t.Error("StreamForTopic(nope) found a stream")
+	if _, ok := streamForTopic(c, "nope"); ok {
+		t.Error("a stream consumes topic nope")
 	}
 	if got, want := c.Topics(), []string{"clickstream", "iot-telemetry", "iot-telemetry-eu", "events"}; !slices.Equal(got, want) {
 		t.Errorf("Topics() = %q, want %q", got, want)
@@ -782,17 +792,17 @@ func TestJSONSchemaStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, ok := c.StreamForTopic("payments")
+	s, ok := streamForTopic(c, "payments")
 	if !ok {
 		t.Fatal("no stream for topic payments")
 	}
 	if s.Format != FormatJSONSchema || s.Subject != "payments-value" || len(s.Schema) != 0 || !s.Format.UsesRegistry() {
 		t.Errorf("payments stream = format %q subject %q, %d columns; want json_schema, payments-value, none", s.Format, s.Subject, len(s.Schema))
 	}
-	if r, _ := c.StreamForTopic("refunds"); r.Format != FormatJSONSchema || r.Subject != "refunds-value" {
+	if r, _ := streamForTopic(c, "refunds"); r.Format != FormatJSONSchema || r.Subject != "refunds-value" {
 		t.Errorf("refunds stream (format json, subject) = format %q subject %q; want json_schema, refunds-value", r.Format, r.Subject)
 	}
-	if c, _ := c.StreamForTopic("clicks"); c.Format != FormatJSON {
+	if c, _ := streamForTopic(c, "clicks"); c.Format != FormatJSON {
 		t.Errorf("clicks stream without subject = format %q, want json", c.Format)
 	}
 }
