@@ -97,7 +97,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // putIDKey is the object metadata key holding PutIfAbsent's attempt token.
 const putIDKey = "lakesink-put-id"
 
-// Config configures the backend (YAML storage.gcs).
+// Config configures the backend. It is not decoded from YAML:
+// config.GCSStorage.Backend builds it from the config file's storage.gcs.
 type Config struct {
 	// Bucket is the bucket name. Required.
 	Bucket string

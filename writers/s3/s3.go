@@ -93,7 +93,9 @@ const (
 )
 
 // Config configures the S3 backend. The zero value of every field but Bucket
-// means "default".
+// means "default" to New; Validate checks the values as given. It is not
+// decoded from YAML: config.S3Storage.Backend builds it from the config
+// file's storage.s3.
 type Config struct {
 	Bucket string // required
 	Prefix string // key prefix inside the bucket; "" = bucket root
