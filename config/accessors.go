@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -49,16 +48,6 @@ func (s Stream) Columns() ([]partitioner.Column, error) {
 	return cols, nil
 }
 
-// StreamForTopic returns the stream that consumes topic.
-func (c *Config) StreamForTopic(topic string) (Stream, bool) {
-	for _, s := range c.Streams {
-		if slices.Contains(s.Topics, topic) {
-			return s, true
-		}
-	}
-	return Stream{}, false
-}
-
 // Topics returns every stream topic, in config order.
 func (c *Config) Topics() []string {
 	var ts []string
@@ -87,27 +76,6 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// Location describes where the lake is for the configured type:
-// "./lake", "s3://bucket/prefix", "gs://bucket/prefix",
-// "hdfs://namenode:8020/lake". It holds no credentials.
-func (s Storage) Location() string {
-	switch s.Type {
-	case StorageLocal:
-		return s.Local.Root
-	case StorageS3:
-		return "s3://" + path.Join(s.S3.Bucket, s.S3.Prefix)
-	case StorageGCS:
-		return "gs://" + path.Join(s.GCS.Bucket, s.GCS.Prefix)
-	case StorageHDFS:
-		nn := ""
-		if len(s.HDFS.Namenodes) > 0 {
-			nn = s.HDFS.Namenodes[0]
-		}
-		return "hdfs://" + nn + s.HDFS.Root
-	}
-	return ""
 }
 
 // RedactedValue replaces secrets in Config.Redacted.

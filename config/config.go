@@ -18,8 +18,10 @@ type Config struct {
 	DeadLetter   DeadLetter   `yaml:"dead_letter"`
 	HTTP         HTTP         `yaml:"http"`
 	Log          Log          `yaml:"log"`
-	// SchemaRegistry is where Avro and Protobuf streams find their writer
-	// schemas; required when a stream has format avro or protobuf.
+	// SchemaRegistry is where avro, protobuf and json_schema streams find
+	// their writer schemas (and json_schema streams with a subject the
+	// subject's latest one); required when a stream has one of those
+	// formats.
 	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	// ShutdownTimeout bounds a graceful shutdown (flush, upload, commit).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -241,7 +243,8 @@ const (
 )
 
 // Storage selects and configures the lake backend. Only the block named by
-// Type is used and validated.
+// Type is used and validated, with the backend's own rules (S3Storage.Backend
+// and the like are what the backend gets; storage.go).
 type Storage struct {
 	Type StorageType `yaml:"type"`
 	// Timeout bounds each storage call; an upload gets Timeout plus the

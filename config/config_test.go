@@ -33,6 +33,16 @@ func lookup(env map[string]string) func(string) (string, bool) {
 	}
 }
 
+// streamForTopic returns the stream of c that consumes topic.
+func streamForTopic(c *Config, topic string) (Stream, bool) {
+	for _, s := range c.Streams {
+		if slices.Contains(s.Topics, topic) {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -353,10 +363,19 @@ var badFiles = map[string][]string{
 	"gcs_bucket.bad.yaml":         {"line 3: storage.gcs.bucket: required when storage.type is gcs"},
 	"s3_options.bad.yaml": {"storage.s3.secret_access_key: access_key_id and secret_access_key go together", `storage.s3.sse: unknown value "aes"`,
 		`storage.s3.sse_kms_key_id: only with sse "aws:kms"`, "storage.s3.part_size: must be between 5MiB and 5GiB, got 1MiB", "storage.s3.concurrency: must be at least 1, got 0"},
-	"group_timing.bad.yaml":          {"kafka.heartbeat_interval: must be less than kafka.session_timeout (2s), got 3s", "kafka.rebalance_timeout: must be positive, got 0s"},
-	"gcs_chunk.bad.yaml":             {"storage.gcs.chunk_size: must be at least 256KiB, got 1KiB"},
-	"hdfs_namenodes.bad.yaml":        {"storage.hdfs.namenodes: at least one namenode required when storage.type is hdfs", `storage.hdfs.root: must be an absolute path, got "lake"`},
-	"hdfs_namenode_addr.bad.yaml":    {`storage.hdfs.namenodes[0]: want host:port, got "namenode"`},
+	"group_timing.bad.yaml":       {"kafka.heartbeat_interval: must be less than kafka.session_timeout (2s), got 3s", "kafka.rebalance_timeout: must be positive, got 0s"},
+	"gcs_chunk.bad.yaml":          {"storage.gcs.chunk_size: must be at least 256KiB, got 1KiB"},
+	"hdfs_namenodes.bad.yaml":     {"storage.hdfs.namenodes: at least one namenode required when storage.type is hdfs", `storage.hdfs.root: must be an absolute path, got "lake"`},
+	"hdfs_namenode_addr.bad.yaml": {`storage.hdfs.namenodes[0]: want host:port, got "namenode"`},
+	"hdfs_root.bad.yaml": {`line 5: storage.hdfs.namenodes[1]: want host:port, got ":8020" (no host)`, `storage.hdfs.namenodes[2]: invalid port in "nn:0"`,
+		`storage.hdfs.root: must be a clean absolute path ("/lake"), got "/lake/"`},
+	"s3_backend.bad.yaml": {`line 9: storage.s3.prefix: invalid key "raw//events": empty path segment`,
+		"line 10: storage.s3.session_token: needs access_key_id and secret_access_key",
+		`line 11: storage.s3.storage_class: unknown value "COLD" (want "" for the bucket's default or one of STANDARD, `,
+		"line 12: storage.s3.part_size: must be between 5MiB and 5GiB, got 6GiB", "line 13: storage.s3.concurrency: must be at least 1, got -1"},
+	"gcs_backend.bad.yaml": {`line 5: storage.gcs.prefix: invalid key "raw/../events": ".." path segment`,
+		`storage.gcs.endpoint: want an http:// or https:// URL with a host, got "ftp://gcs.example.com"`,
+		"storage.gcs.chunk_size: must be at least 256KiB, got 0"},
 	"local_root.bad.yaml":            {"storage.local.root: required when storage.type is local", "storage.timeout: must be positive, got 0s"},
 	"storage_type.bad.yaml":          {`storage.type: unknown value "azure" (want one of local, s3, gcs, hdfs)`},
 	"partition_placeholder.bad.yaml": {"partitioning.path: unknown placeholder {minute} (want {stream} {yyyy} {MM} {dd} {HH})"},
@@ -615,11 +634,11 @@ func TestSummaryAndLookups(t *testing.T) {
 			t.Errorf("Summary leaks %q", secret)
 		}
 	}
-	if s, ok := c.StreamForTopic("iot-telemetry-eu"); !ok || s.Name != "iot" {
-		t.Errorf("StreamForTopic(iot-telemetry-eu) = %q, %v; want iot", s.Name, ok)
+	if s, ok := streamForTopic(c, "iot-telemetry-eu"); !ok || s.Name != "iot" {
+		t.Errorf("stream of iot-telemetry-eu = %q, %v; want iot", s.Name, ok)
 	}
-	if _, ok := c.StreamForTopic("nope"); ok {
-		t.Error("StreamForTopic(nope) found a stream")
+	if _, ok := streamForTopic(c, "nope"); ok {
+		t.Error("a stream consumes topic nope")
 	}
 	if got, want := c.Topics(), []string{"clickstream", "iot-telemetry", "iot-telemetry-eu", "events"}; !slices.Equal(got, want) {
 		t.Errorf("Topics() = %q, want %q", got, want)
@@ -773,17 +792,17 @@ func TestJSONSchemaStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, ok := c.StreamForTopic("payments")
+	s, ok := streamForTopic(c, "payments")
 	if !ok {
 		t.Fatal("no stream for topic payments")
 	}
 	if s.Format != FormatJSONSchema || s.Subject != "payments-value" || len(s.Schema) != 0 || !s.Format.UsesRegistry() {
 		t.Errorf("payments stream = format %q subject %q, %d columns; want json_schema, payments-value, none", s.Format, s.Subject, len(s.Schema))
 	}
-	if r, _ := c.StreamForTopic("refunds"); r.Format != FormatJSONSchema || r.Subject != "refunds-value" {
+	if r, _ := streamForTopic(c, "refunds"); r.Format != FormatJSONSchema || r.Subject != "refunds-value" {
 		t.Errorf("refunds stream (format json, subject) = format %q subject %q; want json_schema, refunds-value", r.Format, r.Subject)
 	}
-	if c, _ := c.StreamForTopic("clicks"); c.Format != FormatJSON {
+	if c, _ := streamForTopic(c, "clicks"); c.Format != FormatJSON {
 		t.Errorf("clicks stream without subject = format %q, want json", c.Format)
 	}
 }

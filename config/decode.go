@@ -409,7 +409,6 @@ func (d *decoder) slice(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(s)
 }
 
-// mapping decodes a mapping with string keys into a map; empty gives nil.
 // key resolves the mapping key k under path and checks that it is a plain
 // name not seen before in this mapping (seen: name → line). It returns the
 // resolved key and its path; ok is false, with the problem reported, when
@@ -431,6 +430,7 @@ func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) (_ *yaml.N
 	return k, child, true
 }
 
+// mapping decodes a mapping with string keys into a map; empty gives nil.
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "expected a mapping, got %s", kindName(n))

@@ -153,14 +153,3 @@ func (t *envTable) expand(s string, lookup func(string) (string, bool)) (out str
 		}
 	}
 }
-
-// ExpandEnv expands "${VAR}", "${VAR:-default}" and "$$" in s the way Parse
-// does inside each YAML value: ${VAR:-default} uses default when VAR is unset
-// or empty; ${VAR} of an unset VAR is an error naming it; $$ is a literal $;
-// any other $ is kept. Values and defaults are not expanded again. A nil
-// lookup is an empty environment.
-func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
-	p, t := protect(s)
-	out, _, err := t.expand(p, lookup)
-	return out, err
-}

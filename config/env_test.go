@@ -5,6 +5,20 @@ import (
 	"testing"
 )
 
+// expandValue returns what Parse makes of the config value s (single-quoted
+// YAML, which changes nothing in these values), expanded with lookup: s is
+// written as schema_registry.username, a key without rules of its own.
+func expandValue(s string, lookup func(string) (string, bool)) (string, error) {
+	doc := "kafka: {brokers: [\"k:9092\"]}\n" +
+		"streams: [{name: a, topics: [a], schema: [{name: id, type: string}]}]\n" +
+		"schema_registry:\n  username: '" + s + "'\n"
+	c, err := Parse([]byte(doc), lookup)
+	if err != nil {
+		return "", err
+	}
+	return c.SchemaRegistry.Username, nil
+}
+
 func TestExpandEnv(t *testing.T) {
 	env := lookup(map[string]string{"A": "alpha", "EMPTY": "", "SPECIAL": `x"y'z: #w ${A} $$`, "lakesinkenv0_": "no"})
 	tests := []struct {
@@ -41,18 +55,18 @@ func TestExpandEnv(t *testing.T) {
 		{"${A\n}", "", "unterminated ${"},
 	}
 	for _, tt := range tests {
-		got, err := ExpandEnv(tt.in, env)
+		got, err := expandValue(tt.in, env)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("ExpandEnv(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+				t.Errorf("expand %q = %q, %v; want error containing %q", tt.in, got, err, tt.wantErr)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("ExpandEnv(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("expand %q = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
-	if _, err := ExpandEnv("${A}", nil); err == nil {
+	if _, err := expandValue("${A}", nil); err == nil {
 		t.Error("a nil lookup must be an empty environment")
 	}
 }

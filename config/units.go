@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lakesink/lakesink/writers"
 )
 
 // Duration is a time.Duration written in config files as a Go duration
@@ -146,22 +148,10 @@ func (s Size) Bytes() int64 { return int64(s) }
 
 // String formats s exactly, with the unit that gives the smallest number
 // (1024-based on a tie), or in bytes: "64MiB", "3TB", "1500KB", "1234".
-// ParseSize(s.String()) == s for every non-negative s.
-func (s Size) String() string {
-	if s <= 0 {
-		return strconv.FormatInt(int64(s), 10)
-	}
-	best, unit := int64(s), ""
-	for _, u := range []struct {
-		name string
-		n    int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}} {
-		if int64(s)%u.n == 0 && int64(s)/u.n < best {
-			best, unit = int64(s)/u.n, u.name
-		}
-	}
-	return strconv.FormatInt(best, 10) + unit
-}
+// ParseSize(s.String()) == s for every non-negative s. It is
+// writers.FormatSize, so that the storage backends' messages write sizes
+// the same way.
+func (s Size) String() string { return writers.FormatSize(int64(s)) }
 
 // MarshalText implements encoding.TextMarshaler (used by YAML and JSON encoders).
 func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

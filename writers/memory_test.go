@@ -2,6 +2,7 @@ package writers_test
 
 import (
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -14,12 +15,12 @@ func TestMain(m *testing.M) {
 }
 
 // The bare memory backend runs the suite in writertest's own tests; here it
-// runs below every decorator, stacked as the sink stacks them.
+// runs below the decorators that pass writes through, stacked as
+// writers/factory stacks them.
 func TestAcceptanceMemoryDecorated(t *testing.T) {
 	m := writers.NewMetrics(nil)
 	writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer {
-		w := writers.WithPrefix(writers.NewMemory(), "tenant/"+t.Name())
-		return writers.WithMetrics(w, m)
+		return writers.WithDeadline(writers.WithMetrics(writers.NewMemory(), m), time.Minute, 1<<20)
 	})
 }
 

@@ -6,7 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lakesink/lakesink/sink/ops"
 )
 
 // startup is what the process is doing before the sink runs, for /readyz.
@@ -27,15 +28,11 @@ func (s *startup) get() string {
 	return s.reason
 }
 
-// handler serves the endpoints while the process starts: /healthz 200,
-// /readyz 503 naming the start-up step, /metrics; 503 for the rest.
+// handler serves the endpoints while the process starts: /healthz and
+// /metrics as the sink's handler does (ops.NewMux), and for the rest,
+// /readyz included, 503 naming the start-up step.
 func (s *startup) handler(gatherer prometheus.Gatherer) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux := ops.NewMux(gatherer)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lakesink/lakesink/config"
 )
@@ -149,5 +152,32 @@ func TestStartupTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 1400*time.Millisecond || d > 15*time.Second {
 		t.Errorf("gave up after %v, want about 1.5 s", d)
+	}
+}
+
+// TestStartupHandler: while starting, /healthz and /metrics answer as they
+// will from the sink's handler (both are ops.NewMux), and everything else,
+// /readyz included, is 503 naming the start-up step.
+func TestStartupHandler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "lakesink_test_total", Help: "test"})
+	reg.MustRegister(c)
+	st := &startup{}
+	st.set("connecting to storage")
+	srv := httptest.NewServer(st.handler(reg))
+	defer srv.Close()
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/healthz", http.StatusOK, `{"status":"ok"}`},
+		{"/metrics", http.StatusOK, "lakesink_test_total 0"},
+		{"/readyz", http.StatusServiceUnavailable, `{"ready":false,"reasons":["connecting to storage"]}`},
+		{"/api/status", http.StatusServiceUnavailable, "connecting to storage"},
+	} {
+		if code, body := httpGet(t, srv.URL+tc.path); code != tc.code || !strings.Contains(body, tc.body) {
+			t.Errorf("%s = %d %q, want %d with %q", tc.path, code, body, tc.code, tc.body)
+		}
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
-	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -47,36 +45,9 @@ func newEvent(m Manifest, hour time.Time, assetURI, key string) Event {
 	return Event{Manifest: m, AssetURI: assetURI, PartitionKey: hour.Format("2006-01-02T15") + ":00:00", Marker: key}
 }
 
-// assetURI returns the URI of stream's data under the configured storage.
-func assetURI(st config.Storage, stream string) string {
-	join := func(parts ...string) string {
-		var out []string
-		for _, p := range parts {
-			if p = strings.Trim(p, "/"); p != "" {
-				out = append(out, p)
-			}
-		}
-		return strings.Join(out, "/")
-	}
-	switch st.Type {
-	case config.StorageS3:
-		return "s3://" + join(st.S3.Bucket, st.S3.Prefix, stream)
-	case config.StorageGCS:
-		return "gs://" + join(st.GCS.Bucket, st.GCS.Prefix, stream)
-	case config.StorageHDFS:
-		nn := ""
-		if len(st.HDFS.Namenodes) > 0 {
-			nn = st.HDFS.Namenodes[0]
-		}
-		return "hdfs://" + nn + "/" + join(st.HDFS.Root, stream)
-	default:
-		root, err := filepath.Abs(st.Local.Root)
-		if err != nil {
-			root = st.Local.Root
-		}
-		return "file:///" + join(filepath.ToSlash(root), stream)
-	}
-}
+// assetURI returns the URI of stream's data under the configured storage
+// (config.Storage.URL).
+func assetURI(st config.Storage, stream string) string { return st.URL(stream) }
 
 // Notifier delivers completion events to the Kafka completion topic
 // (markers.kafka_topic) and the webhook (markers.webhook), whichever are

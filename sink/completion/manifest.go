@@ -391,7 +391,7 @@ func readManifestKey(ctx context.Context, w writers.Writer, key string) (Manifes
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	if err == nil {
-		err = json.Unmarshal(b, &m)
+		m, err = DecodeManifest(b)
 	}
 	if err != nil {
 		return m, fmt.Errorf("read %s: %w", key, err)

@@ -21,22 +21,37 @@ const (
 	maxStatusHours     = 168
 )
 
-// Handler serves the operational endpoints:
+// NewMux returns a ServeMux serving the endpoints that answer the same in
+// every phase of the process, so that probes and scrapes see one behaviour
+// from start-up (cmd/lakesink serves this mux plus a 503 for the rest
+// until the sink exists) to shutdown (Handler):
 //
-//	/             status page (HTML, refreshes itself every 15 s)
-//	/api/status   the same data as JSON (Status)
-//	/healthz      200 while the process runs
-//	/readyz       200 when ready; 503 with {"ready":false,"reasons":[...]} otherwise
-//	/metrics      Prometheus metrics from gatherer
+//	/healthz   200 {"status":"ok"} while the process runs
+//	/metrics   Prometheus metrics from gatherer
 //
-// / and /api/status take ?hours=N (1..168, default 24): hours per stream.
-// The handler is safe for concurrent use.
-func (ops *Ops) Handler(gatherer prometheus.Gatherer) http.Handler {
+// Callers add their other routes to it.
+func NewMux(gatherer prometheus.Gatherer) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Handler serves the operational endpoints:
+//
+//	/             status page (HTML, refreshes itself every 15 s)
+//	/api/status   the same data as JSON (Status)
+//	/healthz      200 while the process runs (NewMux)
+//	/readyz       200 when ready; 503 with {"ready":false,"reasons":[...]} otherwise
+//	/metrics      Prometheus metrics from gatherer (NewMux)
+//
+// / and /api/status take ?hours=N (1..168, default 24): hours per stream.
+// The handler is safe for concurrent use.
+func (ops *Ops) Handler(gatherer prometheus.Gatherer) http.Handler {
+	mux := NewMux(gatherer)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, reasons := ops.Readiness()
 		w.Header().Set("Content-Type", "application/json")
@@ -48,7 +63,6 @@ func (ops *Ops) Handler(gatherer prometheus.Gatherer) http.Handler {
 			Reasons []string `json:"reasons,omitempty"`
 		}{ok, reasons})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		st := ops.status(r)
 		w.Header().Set("Content-Type", "application/json")

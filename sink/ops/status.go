@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,16 +147,6 @@ func (ops *Ops) partitions(now time.Time) []PartitionStatus {
 	return out
 }
 
-// markerSummary is the part of a _SUCCESS manifest the status page shows.
-type markerSummary struct {
-	Revision    int       `json:"revision"`
-	Records     int64     `json:"records"`
-	CompletedAt time.Time `json:"completed_at"`
-	Files       []struct {
-		Bytes int64 `json:"bytes"`
-	} `json:"files"`
-}
-
 func (ops *Ops) hourStatus(ctx context.Context, st *completion.Stream, hour, now time.Time) HourStatus {
 	folder := st.Path.Render(st.Name, hour)
 	key := st.Path.MarkerKey(st.Name, hour)
@@ -195,9 +184,15 @@ func (ops *Ops) readHour(ctx context.Context, key, folder string, h *HourStatus)
 	if err == nil {
 		b, rerr := io.ReadAll(io.LimitReader(rc, 64<<20))
 		rc.Close()
-		var m markerSummary
+		var (
+			m    completion.Manifest
+			done time.Time
+		)
 		if rerr == nil {
-			rerr = json.Unmarshal(b, &m)
+			m, rerr = completion.DecodeManifest(b)
+		}
+		if rerr == nil && m.CompletedAt != "" {
+			done, rerr = time.Parse(time.RFC3339, m.CompletedAt)
 		}
 		if rerr != nil {
 			h.State = HourComplete
@@ -210,8 +205,8 @@ func (ops *Ops) readHour(ctx context.Context, key, folder string, h *HourStatus)
 		for _, f := range m.Files {
 			h.Bytes += f.Bytes
 		}
-		if !m.CompletedAt.IsZero() {
-			c := m.CompletedAt.UTC()
+		if !done.IsZero() {
+			c := done.UTC()
 			h.CompletedAt = &c
 		}
 		return nil

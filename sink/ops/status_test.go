@@ -262,6 +262,31 @@ func put(t *testing.T, w writers.Writer, key, body string) {
 	}
 }
 
+// TestStatusMarkers: the status page reads _SUCCESS with the finalizer's
+// decoder (completion.DecodeManifest); a marker that does not decode shows
+// as a complete hour with the error, and completed_at is kept.
+func TestStatusMarkers(t *testing.T) {
+	now := time.Date(2026, 11, 25, 14, 20, 0, 0, time.UTC)
+	lake := writers.NewMemory()
+	s, _ := newTestOps(t, lake, &now)
+	folder := func(h int) string { return fmt.Sprintf("events/dt=2026-11-25/hour=%02d", h) }
+	put(t, lake, folder(11)+"/_SUCCESS", string(completion.Manifest{Version: 1, Revision: 1, Records: 5,
+		CompletedAt: "2026-11-25T12:11:00+01:00", Files: []completion.ManifestFile{{Bytes: 9}}}.Encode()))
+	put(t, lake, folder(12)+"/_SUCCESS", `{"version":1,"revision":1,"records":"many"}`)
+	put(t, lake, folder(13)+"/_SUCCESS", `{"version":1,"revision":1,"completed_at":"yesterday"}`)
+	st := s.Status(t.Context(), 4)
+	hours := st.Streams[0].Hours
+	if h := hours[0]; h.State != HourComplete || h.Records != 5 || h.Files != 1 || h.Bytes != 9 || h.Error != "" ||
+		h.CompletedAt == nil || !h.CompletedAt.Equal(time.Date(2026, 11, 25, 11, 11, 0, 0, time.UTC)) || h.CompletedAt.Location() != time.UTC {
+		t.Errorf("hour 11: %+v", h)
+	}
+	for _, h := range hours[1:3] {
+		if h.State != HourComplete || !strings.HasPrefix(h.Error, "read events/dt=2026-11-25/hour=") {
+			t.Errorf("hour %s with an unreadable marker: %+v, want complete with a read error", h.Hour, h)
+		}
+	}
+}
+
 func TestStatusPage(t *testing.T) {
 	now := time.Date(2026, 11, 25, 14, 20, 0, 0, time.UTC)
 	lake := writers.NewMemory()

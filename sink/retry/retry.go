@@ -12,6 +12,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"time"
+
+	"github.com/lakesink/lakesink/internal/sleep"
 )
 
 // Backoff is a capped exponential backoff with jitter: each wait is a random
@@ -35,17 +37,9 @@ func (b *Backoff) Next() time.Duration {
 // Reset starts the steps again from the first (after progress).
 func (b *Backoff) Reset() { b.step = b.first }
 
-// Sleep waits d; it returns false if ctx ended first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+// Sleep waits d; it returns false if ctx ended first (sleep.For, which the
+// storage backends use too).
+func Sleep(ctx context.Context, d time.Duration) bool { return sleep.For(ctx, d) }
 
 // Until calls f until it returns nil or ctx ends, waiting b.Next() between
 // attempts. After each failure it calls failed (if not nil) with the

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -195,7 +194,8 @@ func (t *Table) closeCatalog() error {
 	return err
 }
 
-// storageRoot returns the URL under which the lake's keys live.
+// storageRoot returns the URL under which the lake's keys live
+// (config.Storage.URL), or for a local lake its absolute folder path.
 func storageRoot(s config.Storage) (string, error) {
 	switch s.Type {
 	case config.StorageLocal:
@@ -204,10 +204,8 @@ func storageRoot(s config.Storage) (string, error) {
 			return "", fmt.Errorf("storage.local.root: %w", err)
 		}
 		return abs, nil
-	case config.StorageS3:
-		return "s3://" + path.Join(s.S3.Bucket, strings.Trim(s.S3.Prefix, "/")), nil
-	case config.StorageGCS:
-		return "gs://" + path.Join(s.GCS.Bucket, strings.Trim(s.GCS.Prefix, "/")), nil
+	case config.StorageS3, config.StorageGCS:
+		return s.URL(), nil
 	}
 	return "", fmt.Errorf("storage type %s cannot hold an Iceberg table", s.Type)
 }

@@ -1,6 +1,8 @@
 // Package factory builds the configured storage backend. Adding a backend:
-// implement writers.Writer in writers/<name>, pass writertest.AcceptanceTest
-// against its real test server, and add a case here.
+// implement writers.Writer in writers/<name> with a Config whose Validate
+// reports what New rejects, pass writertest.AcceptanceTest against its real
+// test server, add its block to package config (with a Backend method that
+// config.Validate checks) and a case here.
 package factory
 
 import (
@@ -37,35 +39,26 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 		w   writers.Writer
 		err error
 	)
+	// Each backend gets the settings config.Validate has checked with the
+	// backend's own rules: cfg.S3.Backend() and so on.
 	switch cfg.Type {
 	case config.StorageLocal:
+		lopts := []local.Option{local.WithLogger(logger)}
 		if o.readOnly {
 			// local.New creates a missing root and sweeps temporary
 			// files of uploads: neither may happen here.
 			if _, err := os.Stat(cfg.Local.Root); err != nil {
 				return nil, fmt.Errorf("storage %s %s: %w", cfg.Type, cfg.Location(), err)
 			}
-			w, err = local.New(cfg.Local.Root, local.WithStartupCleanup(false))
-			break
+			lopts = append(lopts, local.WithStartupCleanup(false))
 		}
-		w, err = local.New(cfg.Local.Root)
+		w, err = local.New(cfg.Local.Root, lopts...)
 	case config.StorageS3:
-		c := cfg.S3
-		w, err = s3.New(ctx, s3.Config{
-			Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint, ForcePathStyle: c.ForcePathStyle,
-			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
-			SSE: c.SSE, SSEKMSKeyID: c.SSEKMSKeyID, StorageClass: c.StorageClass,
-			PartSize: int64(c.PartSize), Concurrency: c.Concurrency,
-		}, logger)
+		w, err = s3.New(ctx, cfg.S3.Backend(), logger)
 	case config.StorageGCS:
-		c := cfg.GCS
-		w, err = gcs.New(ctx, gcs.Config{
-			Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint,
-			CredentialsFile: c.CredentialsFile, ChunkSize: int(c.ChunkSize),
-		}, logger)
+		w, err = gcs.New(ctx, cfg.GCS.Backend(), logger)
 	case config.StorageHDFS:
-		c := cfg.HDFS
-		w, err = hdfs.New(hdfs.Config{Namenodes: c.Namenodes, User: c.User, Root: c.Root}, logger)
+		w, err = hdfs.New(cfg.HDFS.Backend(), logger)
 	default:
 		return nil, fmt.Errorf("storage.type %q: unknown backend", cfg.Type)
 	}

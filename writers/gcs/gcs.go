@@ -97,7 +97,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // putIDKey is the object metadata key holding PutIfAbsent's attempt token.
 const putIDKey = "lakesink-put-id"
 
-// Config configures the backend (YAML storage.gcs).
+// Config configures the backend. It is not decoded from YAML:
+// config.GCSStorage.Backend builds it from the config file's storage.gcs.
 type Config struct {
 	// Bucket is the bucket name. Required.
 	Bucket string
@@ -115,9 +116,10 @@ type Config struct {
 	// user, impersonated or external account; its "type" field says which).
 	// Empty: Application Default Credentials.
 	CredentialsFile string
-	// ChunkSize is the resumable-upload chunk size in bytes, rounded up to a
-	// multiple of 256 KiB; objects smaller than it go in one request.
-	// 0: DefaultChunkSize. Each in-flight Put buffers up to one chunk.
+	// ChunkSize is the resumable-upload chunk size in bytes, at least
+	// MinChunkSize and rounded up to a multiple of it; objects smaller than
+	// it go in one request. 0: DefaultChunkSize. Each in-flight Put buffers
+	// up to one chunk.
 	ChunkSize int
 	// MaxAttempts bounds the attempts per call (1: no retries); for an
 	// upload it bounds the attempts of all its requests together. 0: no
@@ -127,29 +129,48 @@ type Config struct {
 	MaxAttempts int
 }
 
-// Validate reports every problem with cfg, naming the YAML keys.
+// MinChunkSize is the smallest ChunkSize: GCS's resumable-upload chunk
+// granularity.
+const MinChunkSize = chunkQuantum
+
+// Validate reports every problem of c at once, each a *writers.SettingError
+// naming the setting's config-file key below storage.gcs (MaxAttempts,
+// which only Go callers set, as max_attempts). It checks the values as
+// given: New replaces a zero ChunkSize with DefaultChunkSize first, the
+// config file has an explicit one. It touches neither the network nor the
+// credentials file; New does.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &writers.SettingError{Setting: "storage.gcs." + key, Problem: fmt.Sprintf(format, args...)})
+	}
 	if c.Bucket == "" {
-		errs = append(errs, errors.New("storage.gcs.bucket: required"))
+		bad("bucket", "required when storage.type is gcs")
 	}
-	if p := strings.Trim(c.Prefix, "/"); p != "" {
-		if err := writers.ValidateKey(p); err != nil {
-			errs = append(errs, fmt.Errorf("storage.gcs.prefix: %w", err))
-		}
+	if _, err := writers.ParsePrefix(c.Prefix); err != nil {
+		bad("prefix", "%v", err)
 	}
-	if c.ChunkSize < 0 {
-		errs = append(errs, fmt.Errorf("storage.gcs.chunk_size: must be >= 0, got %d", c.ChunkSize))
+	if c.ChunkSize < MinChunkSize {
+		bad("chunk_size", "must be at least %s, got %s", writers.FormatSize(MinChunkSize), writers.FormatSize(int64(c.ChunkSize)))
 	}
 	if c.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("storage.gcs.max_attempts: must be >= 0, got %d", c.MaxAttempts))
+		bad("max_attempts", "must be >= 0, got %d", c.MaxAttempts)
 	}
 	if c.Endpoint != "" {
 		if _, _, err := endpointURL(c.Endpoint); err != nil {
-			errs = append(errs, fmt.Errorf("storage.gcs.endpoint: %w", err))
+			bad("endpoint", "%v", err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with a zero ChunkSize replaced by
+// DefaultChunkSize.
+func (c Config) withDefaults() Config {
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	return c
 }
 
 // Writer is the GCS writers.Writer. Safe for concurrent use.
@@ -157,7 +178,7 @@ type Writer struct {
 	client      *storage.Client
 	bucket      *storage.BucketHandle
 	name        string // bucket name, for messages
-	prefix      string // "" or ends with "/"
+	prefix      writers.Prefix
 	chunkSize   int
 	maxAttempts int
 	logger      *slog.Logger
@@ -178,9 +199,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Writer, error) 
 // newWriter is New with extra client options appended (tests inject an HTTP
 // client that corrupts or drops traffic).
 func newWriter(ctx context.Context, cfg Config, logger *slog.Logger, extra ...option.ClientOption) (*Writer, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gcs: %w", err)
 	}
+	prefix, _ := writers.ParsePrefix(cfg.Prefix) // checked by Validate
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -217,21 +240,16 @@ func newWriter(ctx context.Context, cfg Config, logger *slog.Logger, extra ...op
 		client:      client,
 		bucket:      client.Bucket(cfg.Bucket),
 		name:        cfg.Bucket,
+		prefix:      prefix,
 		chunkSize:   cfg.ChunkSize,
 		maxAttempts: cfg.MaxAttempts,
 		logger:      logger.With("backend", "gcs", "bucket", cfg.Bucket),
-	}
-	if w.chunkSize == 0 {
-		w.chunkSize = DefaultChunkSize
-	}
-	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
-		w.prefix = p + "/"
 	}
 	if err := w.probe(ctx); err != nil {
 		client.Close()
 		return nil, w.bucketError(err)
 	}
-	w.logger.Debug("gcs writer ready", "prefix", w.prefix)
+	w.logger.Debug("gcs writer ready", "prefix", w.prefix.String())
 	return w, nil
 }
 
@@ -240,7 +258,7 @@ func newWriter(ctx context.Context, cfg Config, logger *slog.Logger, extra ...op
 // least-privilege role grants (roles/storage.objectAdmin has
 // storage.objects.list but not storage.buckets.get).
 func (w *Writer) probe(ctx context.Context) error {
-	q := &storage.Query{Prefix: w.prefix}
+	q := &storage.Query{Prefix: w.prefix.String()}
 	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
 		return err
 	}
@@ -317,7 +335,7 @@ func (w *Writer) Name() string { return "gcs" }
 func (w *Writer) Close() error { return w.client.Close() }
 
 func (w *Writer) object(key string) *storage.ObjectHandle {
-	return w.bucket.Object(w.prefix + key)
+	return w.bucket.Object(w.prefix.Object(key))
 }
 
 // Put implements writers.Writer.
@@ -546,7 +564,7 @@ func (w *Writer) List(ctx context.Context, prefix string) ([]writers.Object, err
 	if err := writers.ValidatePrefix(prefix); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	q := &storage.Query{Prefix: w.prefix + prefix}
+	q := &storage.Query{Prefix: w.prefix.Object(prefix)}
 	if err := q.SetAttrSelection([]string{"Name", "Size"}); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
@@ -560,7 +578,7 @@ func (w *Writer) List(ctx context.Context, prefix string) ([]writers.Object, err
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-		key, ok := strings.CutPrefix(attrs.Name, w.prefix)
+		key, ok := w.prefix.Key(attrs.Name)
 		if !ok || !strings.HasPrefix(key, prefix) {
 			continue
 		}

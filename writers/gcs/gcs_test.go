@@ -126,12 +126,15 @@ func TestConfigValidate(t *testing.T) {
 		cfg  Config
 		want []string // substrings; none: valid
 	}{
-		{"minimal", Config{Bucket: "b"}, nil},
+		// New fills in the default chunk size before it validates.
+		{"minimal", Config{Bucket: "b"}.withDefaults(), nil},
 		{"everything", Config{Bucket: "b", Prefix: "/lake/raw/", Endpoint: "https://storage.example.com", ChunkSize: 1 << 20, MaxAttempts: 3}, nil},
 		{"no bucket", Config{}, []string{"storage.gcs.bucket: required"}},
 		{"bad prefix", Config{Bucket: "b", Prefix: "a//b"}, []string{"storage.gcs.prefix", "empty path segment"}},
 		{"dot prefix", Config{Bucket: "b", Prefix: "a/../b"}, []string{"storage.gcs.prefix"}},
-		{"negatives", Config{Bucket: "b", ChunkSize: -1, MaxAttempts: -2}, []string{"storage.gcs.chunk_size: must be >= 0, got -1", "storage.gcs.max_attempts: must be >= 0, got -2"}},
+		{"negatives", Config{Bucket: "b", ChunkSize: -1, MaxAttempts: -2}, []string{"storage.gcs.chunk_size: must be at least 256KiB, got -1", "storage.gcs.max_attempts: must be >= 0, got -2"}},
+		{"chunk size unset", Config{Bucket: "b"}, []string{"storage.gcs.chunk_size: must be at least 256KiB, got 0"}},
+		{"chunk size below the quantum", Config{Bucket: "b", ChunkSize: 1 << 10}, []string{"storage.gcs.chunk_size: must be at least 256KiB, got 1KiB"}},
 		{"bad endpoint", Config{Bucket: "b", Endpoint: "ftp://x"}, []string{"storage.gcs.endpoint", "scheme"}},
 		{"all at once", Config{Prefix: "//x//y", ChunkSize: -1}, []string{"bucket: required", "prefix", "chunk_size"}},
 	} {

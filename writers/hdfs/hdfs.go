@@ -61,12 +61,14 @@ import (
 	"os/user"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/colinmarc/hdfs/v2"
 
+	"github.com/lakesink/lakesink/internal/sleep"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -75,32 +77,34 @@ import (
 // operator may delete those older than a day.
 const TempPrefix = "._lakesink_tmp_"
 
-// Config configures the HDFS backend. The zero values of the retry fields
-// mean the defaults.
+// Config configures the HDFS backend. It is not decoded from YAML:
+// config.HDFSStorage holds the config file's storage.hdfs settings, and the
+// retry and timeout fields here are for Go callers (tests); their zero
+// values mean the defaults.
 type Config struct {
 	// Namenodes are the NameNode RPC addresses (host:port); with HA, all of
 	// them, in any order.
-	Namenodes []string `yaml:"namenodes"`
+	Namenodes []string
 	// User is the HDFS user the files are created as (simple
 	// authentication). Empty: $HADOOP_USER_NAME, else the OS user.
-	User string `yaml:"user"`
+	User string
 	// Root is the absolute HDFS folder keys are relative to ("/lake").
-	Root string `yaml:"root"`
+	Root string
 	// CompleteRetries is how many times closing a file is retried while the
 	// NameNode says its last block is still being replicated (default 8),
 	// waiting CompleteBackoff (default 100ms) and doubling up to 3.2s.
-	CompleteRetries int           `yaml:"complete_retries"`
-	CompleteBackoff time.Duration `yaml:"complete_backoff"`
+	CompleteRetries int
+	CompleteBackoff time.Duration
 	// Attempts is the number of attempts of a NameNode call that fails
 	// transiently (default 8), waiting RetryBackoff (default 100ms) before
 	// the second and doubling up to MaxRetryBackoff (default 2s).
-	Attempts        int           `yaml:"attempts"`
-	RetryBackoff    time.Duration `yaml:"retry_backoff"`
-	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+	Attempts        int
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
 	// RPCTimeout bounds one NameNode call (default 30s): a NameNode that
 	// accepts the connection and never answers fails the call instead of
 	// hanging it (colinmarc/hdfs takes no contexts for NameNode calls).
-	RPCTimeout time.Duration `yaml:"rpc_timeout"`
+	RPCTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -159,21 +163,49 @@ func dialNamenode(timeout time.Duration) func(ctx context.Context, network, addr
 	}
 }
 
-// Validate reports every problem of c at once, naming the YAML keys.
+// Validate reports every problem of c at once, each a *writers.SettingError
+// naming the setting's config-file key below storage.hdfs. The retry and
+// timeout fields, which only Go callers set, are not checked: zero or
+// negative ones mean the defaults. It touches no network; New does.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &writers.SettingError{Setting: "storage.hdfs." + key, Problem: fmt.Sprintf(format, args...)})
+	}
 	if len(c.Namenodes) == 0 {
-		errs = append(errs, errors.New("namenodes: at least one NameNode address is required"))
+		bad("namenodes", "at least one namenode required when storage.type is hdfs")
 	}
 	for i, a := range c.Namenodes {
-		if a == "" || !strings.Contains(a, ":") {
-			errs = append(errs, fmt.Errorf("namenodes[%d]: %q is not host:port", i, a))
+		if err := checkAddr(a); err != nil {
+			bad(fmt.Sprintf("namenodes[%d]", i), "%v", err)
 		}
 	}
-	if !strings.HasPrefix(c.Root, "/") || path.Clean(c.Root) != c.Root {
-		errs = append(errs, fmt.Errorf("root: %q must be a clean absolute path", c.Root))
+	switch {
+	case !strings.HasPrefix(c.Root, "/"):
+		bad("root", "must be an absolute path, got %q", c.Root)
+	case path.Clean(c.Root) != c.Root:
+		bad("root", "must be a clean absolute path (%q), got %q", path.Clean(c.Root), c.Root)
 	}
 	return errors.Join(errs...)
+}
+
+// checkAddr checks a NameNode address: host:port with a host and a port
+// number from 1 to 65535.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", a)
+	}
+	if host == "" {
+		return fmt.Errorf("want host:port, got %q (no host)", a)
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' || r == '/' }) {
+		return fmt.Errorf("invalid host in %q", a)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("invalid port in %q", a)
+	}
+	return nil
 }
 
 // Writer stores objects in HDFS. Safe for concurrent use; Close releases
@@ -183,7 +215,6 @@ type Writer struct {
 	logger *slog.Logger
 	client *hdfs.Client
 	nn     executor
-	sleep  func(ctx context.Context, d time.Duration) error
 }
 
 var _ writers.Writer = (*Writer)(nil)
@@ -207,7 +238,7 @@ func New(cfg Config, logger *slog.Logger) (*Writer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{cfg: cfg, logger: logger, sleep: writers.SleepContext}
+	w := &Writer{cfg: cfg, logger: logger}
 	err := w.retry(context.Background(), "connect", func() error {
 		c, err := hdfs.NewClient(hdfs.ClientOptions{Addresses: cfg.Namenodes, User: cfg.User,
 			NamenodeDialFunc: dialNamenode(cfg.RPCTimeout)})
@@ -332,8 +363,8 @@ func (w *Writer) writeTemp(ctx context.Context, tmp string, r io.Reader, size in
 			return fmt.Errorf("close %s: %w", tmp, mapErr(err))
 		}
 		w.logger.Debug("hdfs file not complete yet, retrying", "path", tmp, "attempt", attempt+1)
-		if err := w.sleep(ctx, backoff); err != nil {
-			return err
+		if !sleep.For(ctx, backoff) {
+			return ctx.Err()
 		}
 		backoff = min(2*backoff, 32*w.cfg.CompleteBackoff)
 	}
@@ -415,8 +446,8 @@ func (w *Writer) open(ctx context.Context, key string, off, length int64) (io.Re
 		if attempt == maxOpenAttempts {
 			return nil, fmt.Errorf("%s keeps changing while being opened", p)
 		}
-		if err := writers.SleepContext(ctx, time.Millisecond<<min(attempt-1, 6)); err != nil {
-			return nil, err
+		if !sleep.For(ctx, time.Millisecond<<min(attempt-1, 6)) {
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -663,8 +694,8 @@ func (w *Writer) retry(ctx context.Context, what string, fn func() error) error 
 			return err
 		}
 		w.logger.Warn("hdfs call failed, retrying", "op", what, "attempt", attempt, "backoff", backoff, "err", err)
-		if serr := w.sleep(ctx, backoff); serr != nil {
-			return errors.Join(err, serr)
+		if !sleep.For(ctx, backoff) {
+			return errors.Join(err, ctx.Err())
 		}
 		backoff = min(2*backoff, w.cfg.MaxRetryBackoff)
 	}

@@ -68,11 +68,6 @@ func TestAcceptance(t *testing.T) {
 	t.Run("bare", func(t *testing.T) {
 		writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer { return newTestWriter(t, h.Addr, nil) })
 	})
-	t.Run("prefixed", func(t *testing.T) {
-		writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer {
-			return writers.WithPrefix(newTestWriter(t, h.Addr, nil), "lake/prefix")
-		})
-	})
 }
 
 // TestCompleteRetry runs against a NameNode that answers the first three
@@ -221,9 +216,15 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{Config{Namenodes: []string{"nn:8020"}, Root: "/lake"}, nil},
-		{Config{Root: "/lake"}, []string{"namenodes: at least one"}},
-		{Config{Namenodes: []string{"nn"}, Root: "lake"}, []string{`namenodes[0]: "nn"`, `root: "lake"`}},
-		{Config{Namenodes: []string{"nn:1"}, Root: "/lake/"}, []string{`root: "/lake/"`}},
+		{Config{Namenodes: []string{"nn-a:8020", "[::1]:9000"}, Root: "/"}, nil},
+		{Config{Root: "/lake"}, []string{"storage.hdfs.namenodes: at least one namenode required"}},
+		{Config{Namenodes: []string{"nn"}, Root: "lake"}, []string{`storage.hdfs.namenodes[0]: want host:port, got "nn"`, `storage.hdfs.root: must be an absolute path, got "lake"`}},
+		{Config{Namenodes: []string{"nn:1"}, Root: "/lake/"}, []string{`storage.hdfs.root: must be a clean absolute path ("/lake"), got "/lake/"`}},
+		{Config{Namenodes: []string{"nn:1"}, Root: "/a/../b"}, []string{`storage.hdfs.root: must be a clean absolute path ("/b"), got "/a/../b"`}},
+		{Config{Namenodes: []string{"nn:1", ":8020", "nn:0", "nn:x", "nn:70000", "n n:1"}, Root: "/lake"}, []string{
+			`storage.hdfs.namenodes[1]: want host:port, got ":8020" (no host)`, `storage.hdfs.namenodes[2]: invalid port in "nn:0"`,
+			`storage.hdfs.namenodes[3]: invalid port in "nn:x"`, `storage.hdfs.namenodes[4]: invalid port in "nn:70000"`,
+			`storage.hdfs.namenodes[5]: invalid host in "n n:1"`}},
 	} {
 		err := tc.cfg.Validate()
 		if len(tc.want) == 0 {

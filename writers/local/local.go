@@ -70,7 +70,9 @@ const TempPrefix = ".lakesink-tmp-"
 // Option configures New.
 type Option func(*Writer)
 
-// WithLogger sets the logger (default: discard).
+// WithLogger sets the logger (default: discard) for what New swept and for
+// warnings about files already published (a failed close or clean-up).
+// writers/factory passes its own, as it does to the other backends.
 func WithLogger(l *slog.Logger) Option {
 	return func(w *Writer) {
 		if l != nil {

@@ -11,6 +11,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/lakesink/lakesink/internal/sleep"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -178,7 +179,7 @@ func (w *Writer) abort(ctx context.Context, key string, uploadID *string) {
 			break
 		}
 		err = nil
-		if writers.SleepContext(actx, time.Duration(attempt)*100*time.Millisecond) != nil {
+		if !sleep.For(actx, time.Duration(attempt)*100*time.Millisecond) {
 			break
 		}
 		_, lerr := w.client.ListParts(actx, &awss3.ListPartsInput{
@@ -192,6 +193,6 @@ func (w *Writer) abort(ctx context.Context, key string, uploadID *string) {
 	}
 	if err != nil {
 		w.log.Warn("abort multipart upload: the upload stays until a lifecycle rule removes it",
-			"key", w.cfg.Prefix+key, "upload_id", aws.ToString(uploadID), "err", err)
+			"key", w.prefix.Object(key), "upload_id", aws.ToString(uploadID), "err", err)
 	}
 }

@@ -42,9 +42,9 @@
 // # Keys
 //
 // Keys are validated with writers.ValidateKey and stored under Config.Prefix
-// (normalized to end with "/"); List strips the prefix again and returns keys
-// in lexical (byte) order, as S3 does. Keys ending in "/" (folder markers made
-// by other tools) are never listed.
+// (normalized by writers.ParsePrefix); List strips the prefix again and
+// returns keys in lexical (byte) order, as S3 does. Keys ending in "/"
+// (folder markers made by other tools) are never listed.
 package s3
 
 import (
@@ -93,7 +93,9 @@ const (
 )
 
 // Config configures the S3 backend. The zero value of every field but Bucket
-// means "default".
+// means "default" to New; Validate checks the values as given. It is not
+// decoded from YAML: config.S3Storage.Backend builds it from the config
+// file's storage.s3.
 type Config struct {
 	Bucket string // required
 	Prefix string // key prefix inside the bucket; "" = bucket root
@@ -119,71 +121,84 @@ type Config struct {
 	MaxBackoff  time.Duration // cap of the backoff between attempts; 0 = DefaultMaxBackoff
 }
 
-// withDefaults returns cfg with defaults filled in, or every problem found.
-func (cfg Config) withDefaults() (Config, error) {
-	var errs []error
-	if cfg.Bucket == "" {
-		errs = append(errs, errors.New("bucket: required"))
+// withDefaults returns cfg with its zero PartSize, Concurrency, MaxAttempts
+// and MaxBackoff replaced by the defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
 	}
-	cfg.Prefix = strings.Trim(cfg.Prefix, "/")
-	if cfg.Prefix != "" {
-		if err := writers.ValidateKey(cfg.Prefix); err != nil {
-			errs = append(errs, fmt.Errorf("prefix: %w", err))
-		}
-		cfg.Prefix += "/"
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	return cfg
+}
+
+// Validate reports every problem of cfg at once, each a
+// *writers.SettingError naming the setting's config-file key below
+// storage.s3 (MaxAttempts and MaxBackoff, which only Go callers set, as
+// max_attempts and max_backoff). It checks the values as given: New
+// replaces zero sizes, counts and durations with the defaults first, the
+// config file has explicit ones. It touches no network; New finds missing
+// buckets and bad credentials. The Endpoint is not checked here (the
+// config checks its form).
+func (cfg Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &writers.SettingError{Setting: "storage.s3." + key, Problem: fmt.Sprintf(format, args...)})
+	}
+	if cfg.Bucket == "" {
+		bad("bucket", "required when storage.type is s3")
+	}
+	if _, err := writers.ParsePrefix(cfg.Prefix); err != nil {
+		bad("prefix", "%v", err)
 	}
 	if (cfg.AccessKeyID == "") != (cfg.SecretAccessKey == "") {
-		errs = append(errs, errors.New("access key id and secret access key: set both or neither"))
+		bad("secret_access_key", "access_key_id and secret_access_key go together: set both or neither")
 	}
 	if cfg.SessionToken != "" && cfg.AccessKeyID == "" {
-		errs = append(errs, errors.New("session token: needs an access key id and secret access key"))
+		bad("session_token", "needs access_key_id and secret_access_key")
 	}
 	switch types.ServerSideEncryption(cfg.SSE) {
-	case "", types.ServerSideEncryptionAes256:
-		if cfg.SSEKMSKeyID != "" {
-			errs = append(errs, errors.New(`sse kms key id: only with sse "aws:kms"`))
-		}
-	case types.ServerSideEncryptionAwsKms:
+	case "", types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms:
 	default:
-		errs = append(errs, fmt.Errorf(`sse: %q is not one of "", "AES256", "aws:kms"`, cfg.SSE))
+		bad("sse", `unknown value %q (want one of "", %s, %s)`, cfg.SSE, types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms)
 	}
-	if cfg.StorageClass != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(cfg.StorageClass)) {
-		errs = append(errs, fmt.Errorf("storage class: unknown %q", cfg.StorageClass))
+	if cfg.SSEKMSKeyID != "" && types.ServerSideEncryption(cfg.SSE) != types.ServerSideEncryptionAwsKms {
+		bad("sse_kms_key_id", `only with sse "aws:kms"`)
 	}
-	switch {
-	case cfg.PartSize == 0:
-		cfg.PartSize = DefaultPartSize
-	case cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize:
-		errs = append(errs, fmt.Errorf("part size: %d is outside [%d, %d]", cfg.PartSize, MinPartSize, MaxPartSize))
+	if classes := types.StorageClass("").Values(); cfg.StorageClass != "" && !slices.Contains(classes, types.StorageClass(cfg.StorageClass)) {
+		names := make([]string, len(classes))
+		for i, c := range classes {
+			names[i] = string(c)
+		}
+		bad("storage_class", `unknown value %q (want "" for the bucket's default or one of %s)`, cfg.StorageClass, strings.Join(names, ", "))
 	}
-	switch {
-	case cfg.Concurrency == 0:
-		cfg.Concurrency = DefaultConcurrency
-	case cfg.Concurrency < 0:
-		errs = append(errs, fmt.Errorf("concurrency: %d is negative", cfg.Concurrency))
+	if cfg.PartSize < MinPartSize || cfg.PartSize > MaxPartSize {
+		bad("part_size", "must be between %s and %s, got %s", writers.FormatSize(MinPartSize), writers.FormatSize(MaxPartSize), writers.FormatSize(cfg.PartSize))
 	}
-	switch {
-	case cfg.MaxAttempts == 0:
-		cfg.MaxAttempts = DefaultMaxAttempts
-	case cfg.MaxAttempts < 0:
-		errs = append(errs, fmt.Errorf("max attempts: %d is negative", cfg.MaxAttempts))
+	if cfg.Concurrency < 1 {
+		bad("concurrency", "must be at least 1, got %d", cfg.Concurrency)
 	}
-	switch {
-	case cfg.MaxBackoff == 0:
-		cfg.MaxBackoff = DefaultMaxBackoff
-	case cfg.MaxBackoff < 0:
-		errs = append(errs, fmt.Errorf("max backoff: %s is negative", cfg.MaxBackoff))
+	if cfg.MaxAttempts < 1 {
+		bad("max_attempts", "must be at least 1, got %d", cfg.MaxAttempts)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return cfg, fmt.Errorf("s3 config: %w", err)
+	if cfg.MaxBackoff <= 0 {
+		bad("max_backoff", "must be positive, got %s", cfg.MaxBackoff)
 	}
-	return cfg, nil
+	return errors.Join(errs...)
 }
 
 // Writer stores objects in one S3 bucket under a prefix. It implements
 // writers.Writer; all methods are safe for concurrent use.
 type Writer struct {
-	cfg       Config // with defaults
+	cfg       Config         // with defaults
+	prefix    writers.Prefix // cfg.Prefix, normalized
 	client    *awss3.Client
 	transport *http.Transport
 	log       *slog.Logger
@@ -196,10 +211,11 @@ var _ writers.Writer = (*Writer)(nil)
 // and the credentials may use it; the error says which of the two is wrong.
 // The caller closes the Writer.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Writer, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("s3 config: %w", err)
 	}
+	prefix, _ := writers.ParsePrefix(cfg.Prefix) // checked by Validate
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -252,6 +268,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Writer, error) 
 	})
 	w := &Writer{
 		cfg:       cfg,
+		prefix:    prefix,
 		client:    client,
 		transport: tr,
 		log:       logger.With("backend", "s3", "bucket", cfg.Bucket),
@@ -358,7 +375,7 @@ func (w *Writer) Close() error {
 // Bucket returns the bucket name, for logs.
 func (w *Writer) Bucket() string { return w.cfg.Bucket }
 
-func (w *Writer) objectKey(key string) *string { return aws.String(w.cfg.Prefix + key) }
+func (w *Writer) objectKey(key string) *string { return aws.String(w.prefix.Object(key)) }
 
 // Put implements writers.Writer.
 func (w *Writer) Put(ctx context.Context, key string, r io.Reader, size int64) error {
@@ -544,7 +561,7 @@ func (w *Writer) List(ctx context.Context, prefix string) ([]writers.Object, err
 	}
 	p := awss3.NewListObjectsV2Paginator(w.client, &awss3.ListObjectsV2Input{
 		Bucket: aws.String(w.cfg.Bucket),
-		Prefix: aws.String(w.cfg.Prefix + prefix),
+		Prefix: aws.String(w.prefix.Object(prefix)),
 	})
 	var out []writers.Object
 	for p.HasMorePages() {
@@ -553,7 +570,7 @@ func (w *Writer) List(ctx context.Context, prefix string) ([]writers.Object, err
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			k, ok := strings.CutPrefix(aws.ToString(o.Key), w.cfg.Prefix)
+			k, ok := w.prefix.Key(aws.ToString(o.Key))
 			if !ok || k == "" || strings.HasSuffix(k, "/") {
 				continue
 			}

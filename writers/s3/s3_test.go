@@ -92,13 +92,14 @@ func TestAcceptance(t *testing.T) {
 		})
 		requireNoUploads(t, srv)
 	})
-	// writers.WithPrefix over the bare bucket, default 16 MiB parts, 2 in
+	// A prefix written with slashes around it, default 16 MiB parts, 2 in
 	// flight: only the 20 MiB objects are multipart.
-	t.Run("WithPrefix/PartSize=default", func(t *testing.T) {
+	t.Run("Prefix/PartSize=default", func(t *testing.T) {
 		writertest.AcceptanceTest(t, func(t *testing.T) writers.Writer {
 			cfg := testConfig(srv)
+			cfg.Prefix = "/" + uniquePrefix() + "/"
 			cfg.PartSize, cfg.Concurrency = 0, 2
-			return writers.WithPrefix(newWriter(t, cfg), uniquePrefix())
+			return newWriter(t, cfg)
 		})
 		requireNoUploads(t, srv)
 	})
@@ -117,13 +118,14 @@ func TestNewErrors(t *testing.T) {
 			`s3 bucket "lake": access denied: check storage.s3 credentials`},
 		{"missing bucket", func(c *s3.Config) { c.Bucket = "missing" },
 			`s3 bucket "missing" does not exist`},
-		{"no bucket", func(c *s3.Config) { c.Bucket = "" }, "bucket: required"},
-		{"part size too small", func(c *s3.Config) { c.PartSize = mib }, "part size: 1048576 is outside"},
-		{"bad sse", func(c *s3.Config) { c.SSE = "rot13" }, `sse: "rot13" is not one of`},
-		{"kms key without kms", func(c *s3.Config) { c.SSEKMSKeyID = "key" }, `sse kms key id: only with sse "aws:kms"`},
-		{"bad storage class", func(c *s3.Config) { c.StorageClass = "COLD" }, `storage class: unknown "COLD"`},
+		{"no bucket", func(c *s3.Config) { c.Bucket = "" }, "s3 config: storage.s3.bucket: required"},
+		{"part size too small", func(c *s3.Config) { c.PartSize = mib }, "storage.s3.part_size: must be between 5MiB and 5GiB, got 1MiB"},
+		{"bad sse", func(c *s3.Config) { c.SSE = "rot13" }, `storage.s3.sse: unknown value "rot13"`},
+		{"kms key without kms", func(c *s3.Config) { c.SSEKMSKeyID = "key" }, `storage.s3.sse_kms_key_id: only with sse "aws:kms"`},
+		{"bad storage class", func(c *s3.Config) { c.StorageClass = "COLD" }, `storage.s3.storage_class: unknown value "COLD"`},
 		{"half static credentials", func(c *s3.Config) { c.SecretAccessKey = "" }, "set both or neither"},
-		{"bad prefix", func(c *s3.Config) { c.Prefix = "a//b" }, "prefix: invalid key"},
+		{"bad prefix", func(c *s3.Config) { c.Prefix = "a//b" }, "storage.s3.prefix: invalid key"},
+		{"negative concurrency", func(c *s3.Config) { c.Concurrency = -1 }, "storage.s3.concurrency: must be at least 1, got -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(srv)

@@ -13,11 +13,13 @@
 //     or long reader and a cancelled context into an upload error.
 //  2. In the backend's tests, start its test server (a local fake speaking
 //     the real protocol; see docs/design.md) and call AcceptanceTest, as below,
-//     over the bare backend and over writers.WithPrefix (the configured
-//     prefix is applied that way in production).
-//  3. Register the backend in the factory that maps `storage.type` to a
-//     constructor, with its config section (strictly decoded, validated with
-//     messages naming the YAML keys).
+//     over the bare backend and, if it has a key prefix setting (applied
+//     with writers.Prefix), over a prefixed one.
+//  3. Give its Config a Validate method that reports every value New would
+//     reject as a writers.SettingError, add its config section to package
+//     config (whose Validate calls that method on the values the factory
+//     passes), and register the backend in writers/factory, which maps
+//     `storage.type` to a constructor.
 //
 // For example:
 //
@@ -33,8 +35,8 @@
 //
 // newWriter is called once per subtest, with that subtest's t, and returns a
 // Writer whose key space is empty and isolated: a fresh t.TempDir() for a
-// file tree, or a prefix unique to t (writers.WithPrefix over a shared
-// bucket). Objects outside that key space are never touched or listed by the
+// file tree, or a prefix unique to t (the backend's prefix setting over a
+// shared bucket). Objects outside that key space are never touched or listed by the
 // suite, but List("") must show nothing from outside it. The suite never
 // calls Close: newWriter registers any cleanup with t.Cleanup.
 //
