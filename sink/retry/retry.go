@@ -1,6 +1,9 @@
 // Package retry is the one capped, jittered exponential backoff of lakesink's
 // retry loops: uploads, dead letters, completion events, schema registry
-// waits and partition fetches all wait with it.
+// waits and partition fetches all wait with it; Sleep is the one
+// context-aware wait, which the storage backends' own retry loops
+// (writers/hdfs, writers/s3) use too. It imports only the standard library,
+// so that writers, which import nothing else of sink, may use it.
 //
 // Those loops retry until they succeed or their context ends, because
 // giving up would either lose records or let an offset commit pass records
@@ -12,8 +15,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"time"
-
-	"github.com/lakesink/lakesink/internal/sleep"
 )
 
 // Backoff is a capped exponential backoff with jitter: each wait is a random
@@ -37,9 +38,19 @@ func (b *Backoff) Next() time.Duration {
 // Reset starts the steps again from the first (after progress).
 func (b *Backoff) Reset() { b.step = b.first }
 
-// Sleep waits d; it returns false if ctx ended first (sleep.For, which the
-// storage backends use too).
-func Sleep(ctx context.Context, d time.Duration) bool { return sleep.For(ctx, d) }
+// Sleep waits d, or until ctx is done, and reports whether the whole d
+// passed (false: ctx ended first; ctx.Err() says why). Safe for concurrent
+// use; the timer is released either way.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // Until calls f until it returns nil or ctx ends, waiting b.Next() between
 // attempts. After each failure it calls failed (if not nil) with the

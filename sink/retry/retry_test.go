@@ -56,3 +56,18 @@ func TestUntil(t *testing.T) {
 		}
 	})
 }
+
+func TestSleep(t *testing.T) {
+	if !Sleep(t.Context(), time.Millisecond) {
+		t.Error("Sleep on a live context returned false")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	start := time.Now()
+	if Sleep(ctx, time.Hour) {
+		t.Error("Sleep on a cancelled context returned true")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Sleep on a cancelled context took %v", d)
+	}
+}

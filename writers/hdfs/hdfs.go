@@ -68,7 +68,7 @@ import (
 
 	"github.com/colinmarc/hdfs/v2"
 
-	"github.com/lakesink/lakesink/internal/sleep"
+	"github.com/lakesink/lakesink/sink/retry"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -363,7 +363,7 @@ func (w *Writer) writeTemp(ctx context.Context, tmp string, r io.Reader, size in
 			return fmt.Errorf("close %s: %w", tmp, mapErr(err))
 		}
 		w.logger.Debug("hdfs file not complete yet, retrying", "path", tmp, "attempt", attempt+1)
-		if !sleep.For(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, 32*w.cfg.CompleteBackoff)
@@ -446,7 +446,7 @@ func (w *Writer) open(ctx context.Context, key string, off, length int64) (io.Re
 		if attempt == maxOpenAttempts {
 			return nil, fmt.Errorf("%s keeps changing while being opened", p)
 		}
-		if !sleep.For(ctx, time.Millisecond<<min(attempt-1, 6)) {
+		if !retry.Sleep(ctx, time.Millisecond<<min(attempt-1, 6)) {
 			return nil, ctx.Err()
 		}
 	}
@@ -694,7 +694,7 @@ func (w *Writer) retry(ctx context.Context, what string, fn func() error) error 
 			return err
 		}
 		w.logger.Warn("hdfs call failed, retrying", "op", what, "attempt", attempt, "backoff", backoff, "err", err)
-		if !sleep.For(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return errors.Join(err, ctx.Err())
 		}
 		backoff = min(2*backoff, w.cfg.MaxRetryBackoff)

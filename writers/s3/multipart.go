@@ -11,7 +11,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/lakesink/lakesink/internal/sleep"
+	"github.com/lakesink/lakesink/sink/retry"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -179,7 +179,7 @@ func (w *Writer) abort(ctx context.Context, key string, uploadID *string) {
 			break
 		}
 		err = nil
-		if !sleep.For(actx, time.Duration(attempt)*100*time.Millisecond) {
+		if !retry.Sleep(actx, time.Duration(attempt)*100*time.Millisecond) {
 			break
 		}
 		_, lerr := w.client.ListParts(actx, &awss3.ListPartsInput{
