@@ -24,7 +24,7 @@ import (
 
 // inferWorkerForTest is a worker of a schema: infer stream over a memory
 // lake, driven through process() without Kafka.
-func inferWorkerForTest(t *testing.T, sample int) (*Worker, *writers.Memory) {
+func inferWorkerForTest(t testing.TB, sample int) (*Worker, *writers.Memory) {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Streams[0].Schema = nil

@@ -49,7 +49,7 @@ const (
 // registryVersionsWorker is a worker of an avro stream over a memory lake,
 // its registry holding orderV1..3 (ids returned in that order); cols is
 // the stream's column list (nil: derived).
-func registryVersionsWorker(t *testing.T, cols []config.SchemaColumn) (*Worker, *writers.Memory, [3]int) {
+func registryVersionsWorker(t testing.TB, cols []config.SchemaColumn) (*Worker, *writers.Memory, [3]int) {
 	t.Helper()
 	sr := schemaregistry.New(schemaregistry.Options{})
 	hs := httptest.NewServer(sr)
@@ -99,7 +99,7 @@ type order struct {
 	note   *string
 }
 
-func (o order) encode(t *testing.T, ids [3]int, at time.Time) []byte {
+func (o order) encode(t testing.TB, ids [3]int, at time.Time) []byte {
 	t.Helper()
 	rec := map[string]any{"id": o.id, "ts": at}
 	switch o.v {
