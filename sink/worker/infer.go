@@ -163,7 +163,7 @@ func (x *inferFormat) seal(f *openFile) error {
 		return err
 	}
 	schema := dec.Schema().Parquet()
-	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
+	fw, err := w.files.newWriter(f.spool, schema)
 	if err != nil {
 		return fmt.Errorf("open spool file: %w", err)
 	}

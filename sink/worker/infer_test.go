@@ -42,7 +42,7 @@ func inferWorkerForTest(t testing.TB, sample int) (*Worker, *writers.Memory) {
 // budget is back to zero, and returns the lake's data files by key.
 func finishAndRead(t *testing.T, w *Worker, lake *writers.Memory) []lakeFile {
 	t.Helper()
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(context.Background(), h.hour); err != nil {
 			t.Fatal(err)
 		}
@@ -262,13 +262,13 @@ func TestInferSampleEndsWithFile(t *testing.T) {
 	}
 	send(0, `{"a":1,"ts":%d}`)
 	send(1, `{"b":true,"ts":%d}`)
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}
 	}
 	send(2, `{"c":"x","ts":%d}`)
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}

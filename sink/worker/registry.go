@@ -387,7 +387,7 @@ func (x *registryFormat) seal(f *openFile) error {
 	if err := f.fw.Abort(); err != nil {
 		return err
 	}
-	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
+	fw, err := w.files.newWriter(f.spool, schema)
 	if err != nil {
 		return fmt.Errorf("open spool file: %w", err)
 	}

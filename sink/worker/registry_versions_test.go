@@ -384,7 +384,7 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 	}
 	finishAll := func(t *testing.T, w *Worker) {
 		t.Helper()
-		for k := range w.files {
+		for k := range w.files.byKey {
 			if err := w.finish(ctx, k.hour); err != nil {
 				t.Fatal(err)
 			}
@@ -449,8 +449,8 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 				t.Errorf("%s: group %q, %d records; want \"0,1\", 10", f.key, g, len(f.rows))
 			}
 		}
-		if len(w.files) != 1 || w.files[fileKey{hour: hour.Add(time.Hour).UnixMilli()}] == nil {
-			t.Errorf("open files %v, want the next hour's only", slices.Collect(maps.Keys(w.files)))
+		if len(w.files.byKey) != 1 || w.files.byKey[fileKey{hour: hour.Add(time.Hour).UnixMilli()}] == nil {
+			t.Errorf("open files %v, want the next hour's only", slices.Collect(maps.Keys(w.files.byKey)))
 		}
 		if c, _ := w.led.CommitPoint(); c != 20 {
 			t.Errorf("commit point %d, want 20 (the next hour's file)", c)
@@ -555,7 +555,7 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.format = f
-			w.cleanSpool()
+			w.files.clean()
 			feed(t, w, ids, recs, int(c), len(recs))
 			finishAll(t, w)
 			if got := w.env.Budget.Used(); got != 0 {

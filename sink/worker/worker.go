@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -20,38 +19,12 @@ import (
 	"github.com/lakesink/lakesink/sink/tables"
 )
 
-// openFile is a data file being written for one hour of one partition.
-type openFile struct {
-	hour  time.Time // in the stream's location
-	first int64
-	fw    *partitioner.FileWriter
-	spool string
-	reg   *registryFile // avro, protobuf, json_schema (registry.go); else nil
-	inf   *inferFile    // schema: infer streams (infer.go); else nil
-}
-
 // pendingFile is an uploaded file of a table stream, not yet in the table.
 type pendingFile struct {
 	file  tables.File
 	hour  time.Time
 	first int64
 }
-
-// fileKey is an open file's key: its hour start, unix ms, and its family.
-// Records of registry streams with derived columns whose writer schemas
-// are incompatible (docs/formats.md) go to different files of one hour:
-// families 0, 1, … in the order they opened, at most maxFamilies; other
-// formats have family 0 only. The families of an hour are always 0..n-1:
-// the hour's files finish together (finish).
-type fileKey struct {
-	hour int64
-	fam  int
-}
-
-// maxFamilies bounds the files open at once for one hour. A record of a
-// further incompatible family finishes the hour's files and starts over
-// with family 0: rolls then, as without families, but memory stays bounded.
-const maxFamilies = 4
 
 // Generation identifies the consumer-group generation a worker runs in.
 type Generation struct {
@@ -75,14 +48,14 @@ type Worker struct {
 	format format
 	drain  <-chan struct{}
 	led    *ledger.Ledger
-	files  map[fileKey]*openFile
+	files  *fileSet
+	mem    *memShare
 	dlq    []kafka.Message
 	lastC  int64 // last committed offset
 	lastCM string
 	lastCT time.Time
 	hwm    int64
 	nowMs  int64 // wall clock at the start of the current tick, unix ms
-	nparts int   // partitions of this member: sizes the fetch buffers
 
 	// pending are uploaded files waiting for the stream's table (nil
 	// without one); owner is this worker as the table knows it.
@@ -98,24 +71,21 @@ type Worker struct {
 		meta  ledger.Meta
 	}
 
-	stopped  bool  // Run is restarting it after a failure
-	memHeld  int64 // bytes this worker has counted in env.Budget
-	appended int   // records since the last memory check
-	memEvery int   // memCheckEvery(nparts), on the hot path
-	plabel   string
+	stopped bool // Run is restarting it after a failure
+	plabel  string
 }
 
 // New returns the worker of topic's partition of stream st in generation
 // gen. It does not start; Run does.
 func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Worker, error) {
+	mem := newMemShare(env, gen.Partitions)
 	w := &Worker{
-		env: env, st: st, topic: topic, partition: partition,
-		gen: gen, nparts: max(gen.Partitions, 1),
-		memEvery: memCheckEvery(gen.Partitions),
-		log:      env.Log.With("topic", topic, "partition", partition),
-		files:    map[fileKey]*openFile{},
-		lastC:    -1,
-		plabel:   strconv.Itoa(partition),
+		env: env, st: st, topic: topic, partition: partition, gen: gen,
+		log:    env.Log.With("topic", topic, "partition", partition),
+		files:  newFileSet(env, mem, topic, partition),
+		mem:    mem,
+		lastC:  -1,
+		plabel: strconv.Itoa(partition),
 	}
 	f, err := newFormat(w)
 	if err != nil {
@@ -203,7 +173,7 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 	w.led = ledger.New(start, meta, w.st.Lateness.Milliseconds())
 	w.lastC = start
 	w.lastCT = w.env.Now()
-	w.cleanSpool()
+	w.files.clean()
 	// A worker restarting after a failure (Run's backoff loop) says so at
 	// debug level: while a fault lasts, readiness and the fault log speak
 	// for it, and a line per partition per restart would flood the log.
@@ -232,9 +202,9 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 		Brokers:   w.env.Brokers,
 		Topic:     w.topic,
 		Partition: w.partition,
-		MaxBytes:  w.env.Budget.FetchBytes(w.nparts),
+		MaxBytes:  w.mem.fetchBytes(),
 		MaxWait:   250 * time.Millisecond,
-		Queue:     queueCapacity(w.nparts),
+		Queue:     w.mem.queue(),
 		Log:       w.log,
 		Report:    w.env.Health.Kafka,
 		Leaders:   w.env.Leaders,
@@ -242,7 +212,7 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	defer f.Stop()
 
 	defer w.abandonAll()
-	defer func() { w.env.Budget.release(w.memHeld) }()
+	defer w.mem.release()
 	tick := time.NewTicker(w.env.Tick)
 	defer tick.Stop()
 	records := f.Records()
@@ -333,7 +303,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	key := fileKey{hour: hms}
 	var f *openFile
 	for {
-		f = w.files[key]
+		f = w.files.byKey[key]
 		out, fit, err := w.format.fit(f, m, row)
 		if err != nil {
 			w.deadLetter(m, err)
@@ -359,11 +329,11 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	if err := w.format.append(f, row, m, ev); err != nil {
-		return w.spoolFailed(err)
+		return w.files.failed(err)
 	}
 	oldWM := w.led.RawWM()
 	w.led.Read(m.Offset, ev.UnixMilli(), now)
-	if w.appended++; w.appended >= w.memEvery {
+	if w.mem.due() {
 		if err := w.boundMemory(ctx); err != nil {
 			return err
 		}
@@ -378,7 +348,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		// hours closed earlier (late data) wait for the next housekeeping
 		// tick, so that a burst of late records shares one file.
 		lat := w.st.Lateness.Milliseconds()
-		for k := range w.files {
+		for k := range w.files.byKey {
 			if end := k.hour + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
 				if err := w.finish(ctx, k.hour); err != nil {
 					return err
@@ -393,37 +363,12 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 // offset first, with the schema the format gives for the record just
 // fitted.
 func (w *Worker) openFile(key fileKey, hour time.Time, first int64) (*openFile, error) {
-	dir := w.spoolDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, w.spoolFailed(fmt.Errorf("spool dir %s: %w", dir, err))
-	}
-	of := &openFile{hour: hour, first: first, spool: filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))}
-	schema := w.format.newFile(of)
-	fw, err := partitioner.NewFileWriter(of.spool, schema, w.fileOptions(schema))
+	of, err := w.files.open(key, hour, first, w.format)
 	if err != nil {
-		return nil, w.spoolFailed(fmt.Errorf("open spool file: %w", err))
+		return nil, err
 	}
-	w.env.Health.Spool(nil)
-	of.fw = fw
-	w.files[key] = of
 	w.led.Opened(hour.UnixMilli(), first)
 	return of, nil
-}
-
-func (w *Worker) spoolDir() string {
-	return filepath.Join(w.env.SpoolDir, w.env.GroupID, fmt.Sprintf("%s-%d", w.topic, w.partition))
-}
-
-// spoolFailed reports an error writing the spool disk and returns it.
-func (w *Worker) spoolFailed(err error) error {
-	w.env.Health.Spool(err)
-	return err
-}
-
-// cleanSpool removes spool files left by an earlier owner of this partition
-// in this process or a crashed one; their records are replayed.
-func (w *Worker) cleanSpool() {
-	_ = os.RemoveAll(w.spoolDir())
 }
 
 // finish closes the open files of hour hms, uploads them (retrying until
@@ -439,19 +384,7 @@ func (w *Worker) cleanSpool() {
 // offsets of the files it finished with (partitioner.MetaFileGroup), which
 // the finalizer's orphan rule needs: files of one group overlap.
 func (w *Worker) finish(ctx context.Context, hms int64) error {
-	n := 0
-	for w.files[fileKey{hms, n}] != nil {
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	var group []int64
-	if n > 1 {
-		for fam := range n {
-			group = append(group, w.files[fileKey{hms, fam}].first)
-		}
-	}
+	n, group := w.files.hour(hms)
 	// Last family first: should one fail, the families still open are
 	// 0..k, as fileKey says.
 	for fam := n - 1; fam >= 0; fam-- {
@@ -465,9 +398,9 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 // finishFile finishes the open file key, one of group (the first offsets
 // of the hour's files finishing together; nil: it alone).
 func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error {
-	f, hms := w.files[k], k.hour
+	f, hms := w.files.byKey[k], k.hour
 	if err := w.format.seal(f); err != nil {
-		return w.spoolFailed(err)
+		return w.files.failed(err)
 	}
 	extra := w.format.footer(f)
 	if group != nil {
@@ -482,7 +415,7 @@ func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error
 		Extra: extra,
 	})
 	if err != nil {
-		return w.spoolFailed(fmt.Errorf("finish %s: %w", f.spool, err))
+		return w.files.failed(fmt.Errorf("finish %s: %w", f.spool, err))
 	}
 	key := w.st.Path.FileKey(w.st.Name, f.hour, w.topic, w.partition, f.first)
 	if err := w.upload(ctx, key, f.spool, info.Bytes); err != nil {
@@ -492,7 +425,7 @@ func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error
 		// Durable once the table references it (commit).
 		tf, err := w.st.Table.Prepare(ctx, f.spool, key)
 		if err != nil {
-			return w.spoolFailed(err)
+			return w.files.failed(err)
 		}
 		w.pending = append(w.pending, pendingFile{file: tf, hour: f.hour, first: f.first})
 		w.led.Uploaded(hms, f.first, info.LastOffset)
@@ -501,7 +434,7 @@ func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error
 		w.noteAmend(ctx, f.hour, f.first)
 	}
 	_ = os.Remove(f.spool)
-	delete(w.files, k)
+	delete(w.files.byKey, k)
 	m := w.env.Metrics
 	m.FilesCommitted.Inc()
 	m.BytesCommitted.Add(float64(info.Bytes))
@@ -559,7 +492,7 @@ func (w *Worker) housekeep(ctx context.Context) error {
 		return err
 	}
 	all := idle || w.led.TooManyDone()
-	for k := range w.files {
+	for k := range w.files.byKey {
 		if all || w.led.IsClosed(k.hour) {
 			if err := w.finish(ctx, k.hour); err != nil {
 				return err
@@ -629,7 +562,7 @@ func (w *Worker) report(c int64, meta ledger.Meta) {
 // finishAll is the graceful end: every open file is uploaded and the final
 // offsets committed while the generation is still ours.
 func (w *Worker) finishAll(ctx context.Context) error {
-	for k := range w.files {
+	for k := range w.files.byKey {
 		if err := w.finish(ctx, k.hour); err != nil {
 			return err
 		}
@@ -648,12 +581,26 @@ func (w *Worker) abandonAll() {
 	// next owner re-creates them under the same names.
 	w.pending = nil
 	w.tried.files = 0
-	for k, f := range w.files {
+	for k, f := range w.files.byKey {
 		w.format.drop(f)
 		_ = f.fw.Abort()
 		w.led.Abandoned(k.hour)
-		delete(w.files, k)
+		delete(w.files.byKey, k)
 	}
+}
+
+// boundMemory checks this worker's memory share (memShare.bound) and
+// finishes the open file it names, with the hour's other files.
+func (w *Worker) boundMemory(ctx context.Context) error {
+	k, ok, err := w.mem.bound(w.files)
+	if !ok {
+		return err
+	}
+	if err := w.finish(ctx, k.hour); err != nil {
+		return err
+	}
+	w.mem.account(w.files)
+	return nil
 }
 
 func fmtMs(ms int64) string {
