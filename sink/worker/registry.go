@@ -60,7 +60,7 @@ import (
 //     writer schemas that do not fit the stream go to the dead-letter topic
 //     with their reason.
 type registryFormat struct {
-	w    *Worker
+	fx   *formatEnv
 	dec  recordDecoder      // cdec, or a stand-in in tests
 	cdec *confluent.Decoder // knows the schema of the record decoded last
 	// tableSchemas, for a stream with a table and derived columns, is the
@@ -86,17 +86,18 @@ type colFamily struct {
 	known map[*partitioner.Schema]bool
 }
 
-func newRegistryFormat(w *Worker) (*registryFormat, error) {
-	if w.st.cspec.Registry == nil {
-		return nil, errors.New("format " + string(w.st.Format) + " needs schema_registry.url")
+func newRegistryFormat(fx *formatEnv) (*registryFormat, error) {
+	st := fx.st
+	if st.cspec.Registry == nil {
+		return nil, errors.New("format " + string(st.Format) + " needs schema_registry.url")
 	}
-	d, err := confluent.New(w.st.cspec)
+	d, err := confluent.New(st.cspec)
 	if err != nil {
 		return nil, err
 	}
-	x := &registryFormat{w: w, dec: d, cdec: d, derived: !w.st.Fixed(), sample: registrySample,
+	x := &registryFormat{fx: fx, dec: d, cdec: d, derived: !st.Fixed(), sample: registrySample,
 		colsOf: map[*partitioner.Schema][]partitioner.Column{}}
-	if w.st.Table != nil && !w.st.Fixed() {
+	if st.Table != nil && !st.Fixed() {
 		x.tableSchemas = map[int]*partitioner.Schema{}
 	}
 	return x, nil
@@ -127,14 +128,14 @@ func (x *registryFormat) evolveTable(ctx context.Context, m kafka.Message) error
 	if _, ok := x.tableSchemas[id]; ok {
 		return nil
 	}
-	w := x.w
+	fx := x.fx
 	var schema *partitioner.Schema
 	var recErr error
 	err := retry.Until(ctx, retry.NewBackoff(200*time.Millisecond, 15*time.Second), func(ctx context.Context) error {
-		cols, err := w.st.Table.Evolve(ctx, x.cdec.Schema().Columns())
+		cols, err := fx.st.Table.Evolve(ctx, x.cdec.Schema().Columns())
 		switch {
 		case err == nil:
-			schema, err = partitioner.NewSchema(w.st.Name, cols)
+			schema, err = partitioner.NewSchema(fx.st.Name, cols)
 			recErr = err
 			return nil
 		case !tables.Retryable(err):
@@ -143,15 +144,15 @@ func (x *registryFormat) evolveTable(ctx context.Context, m kafka.Message) error
 		}
 		return err
 	}, func(attempt int, err error) {
-		w.env.Health.Catalog(w.st.Name, err)
-		w.log.Debug("table schema evolution failed, partition waits", "offset", m.Offset, "schema_id", id, "attempt", attempt, "err", err)
+		fx.health.Catalog(fx.st.Name, err)
+		fx.log.Debug("table schema evolution failed, partition waits", "offset", m.Offset, "schema_id", id, "attempt", attempt, "err", err)
 	})
 	if err != nil {
 		return x.stopped(ctx)
 	}
-	w.env.Health.Catalog(w.st.Name, nil)
+	fx.health.Catalog(fx.st.Name, nil)
 	if recErr != nil {
-		w.log.Warn("writer schema incompatible with the table: its records go to the dead-letter topic", "schema_id", id, "err", recErr)
+		fx.log.Warn("writer schema incompatible with the table: its records go to the dead-letter topic", "schema_id", id, "err", recErr)
 		return recErr
 	}
 	x.tableSchemas[id] = schema
@@ -164,15 +165,15 @@ func (x *registryFormat) evolveTable(ctx context.Context, m kafka.Message) error
 // context's error if the sink shuts down or the partition is revoked
 // meanwhile.
 func (x *registryFormat) waitRegistry(ctx context.Context, m kafka.Message, err error) ([]parquet.Value, time.Time, error) {
-	w := x.w
-	update, end := w.env.Health.RegistryWait(err)
+	fx := x.fx
+	update, end := fx.health.RegistryWait(err)
 	defer end()
 	// Draining ends the wait like the end of the generation does.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-w.drain:
+		case <-fx.drain:
 			cancel()
 		case <-wctx.Done():
 		}
@@ -180,9 +181,9 @@ func (x *registryFormat) waitRegistry(ctx context.Context, m kafka.Message, err 
 	wait := retry.NewBackoff(100*time.Millisecond, 10*time.Second)
 	failed := func(attempt int, err error) {
 		update(err) // logs the fault, rate-limited
-		w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
+		fx.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
 	}
-	w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", 1, "err", err)
+	fx.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", 1, "err", err)
 	var row []parquet.Value
 	var ev time.Time
 	var recErr error
@@ -261,7 +262,7 @@ func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) 
 			return row, fitOther, nil
 		}
 		x.join(rf.fam, ws)
-		x.w.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
+		x.fx.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
 			"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
 		return row, fitRoll, nil
 	}
@@ -276,7 +277,7 @@ func (x *registryFormat) other(f *openFile, ws *partitioner.Schema, m kafka.Mess
 		rf.foreign = map[*partitioner.Schema]bool{}
 	}
 	rf.foreign[ws] = true
-	x.w.log.Info("writer schema incompatible with the file's columns: another family's file", "offset", m.Offset,
+	x.fx.log.Info("writer schema incompatible with the file's columns: another family's file", "offset", m.Offset,
 		"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
 }
 
@@ -346,6 +347,7 @@ func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
 		rf.sampling, rf.last = true, ws
 		rf.cols = slices.Clone(rf.fam.cols)
 		rf.joined = map[*partitioner.Schema]bool{ws: true}
+		rf.sample = newSampler[registrySampled](x.fx.mem, x.sample, x.fx.sampleBytes)
 	}
 	return ws
 }
@@ -362,10 +364,7 @@ func (x *registryFormat) append(f *openFile, row []parquet.Value, m kafka.Messag
 		return appendRow(f, row, m, ev)
 	}
 	cp, n := copyRow(row)
-	rf.recs = append(rf.recs, registrySampled{row: cp, ws: rf.last, offset: m.Offset, ev: ev})
-	rf.bytes += n
-	x.w.env.Budget.add(n)
-	if len(rf.recs) >= x.sample || rf.bytes >= min(sampleMaxBytes, x.w.env.MaxFileBytes) {
+	if rf.sample.add(registrySampled{row: cp, ws: rf.last}, n, m.Offset, ev) {
 		return x.seal(f)
 	}
 	return nil
@@ -379,46 +378,32 @@ func (x *registryFormat) seal(f *openFile) error {
 	if rf == nil || !rf.sampling {
 		return nil
 	}
-	w := x.w
-	schema, err := partitioner.NewSchema(w.st.Name, rf.cols)
+	st := x.fx.st
+	schema, err := partitioner.NewSchema(st.Name, rf.cols)
 	if err != nil {
-		return fmt.Errorf("stream %s: columns of writer schemas %v: %w", w.st.Name, rf.ids, err)
+		return fmt.Errorf("stream %s: columns of writer schemas %v: %w", st.Name, rf.ids, err)
 	}
-	if err := f.fw.Abort(); err != nil {
-		return err
-	}
-	fw, err := w.files.newWriter(f.spool, schema)
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
-	}
-	f.fw = fw
 	rf.sampling, rf.last, rf.lastMap, rf.joined = false, nil, nil, nil
 	rf.maps = map[*partitioner.Schema]*remap{}
-	for _, r := range rf.recs {
-		rm, ok := rf.maps[r.ws]
+	return rf.sample.writeTo(f, schema, x.fx.newWriter, func(r sampled[registrySampled]) ([]parquet.Value, error) {
+		rm, ok := rf.maps[r.rec.ws]
 		if !ok {
-			rm = newRemap(x.columns(r.ws), rf.cols, x.tableSchemas != nil)
-			rf.maps[r.ws] = rm
+			rm = newRemap(x.columns(r.rec.ws), rf.cols, x.tableSchemas != nil)
+			rf.maps[r.rec.ws] = rm
 		}
 		if rm == nil {
 			// The columns are the join of the sample: this is a bug.
-			return fmt.Errorf("columns of writer schemas %v do not hold the sampled record at offset %d", rf.ids, r.offset)
+			return nil, fmt.Errorf("columns of writer schemas %v do not hold the sampled record at offset %d", rf.ids, r.offset)
 		}
-		if err := fw.Append(rm.apply(r.row), r.offset, r.ev); err != nil {
-			return fmt.Errorf("append to %s: %w", f.spool, err)
-		}
-	}
-	x.drop(f)
-	return nil
+		return rm.apply(r.rec.row), nil
+	})
 }
 
 // drop releases a file's sample from memory.
 func (x *registryFormat) drop(f *openFile) {
-	if f.reg == nil || f.reg.bytes == 0 {
-		return
+	if f.reg != nil {
+		f.reg.sample.release()
 	}
-	x.w.env.Budget.release(f.reg.bytes)
-	f.reg.recs, f.reg.bytes = nil, 0
 }
 
 // footer is the writer schema ids of f's records.
@@ -441,8 +426,7 @@ type registryFile struct {
 	sampling bool
 	cols     []partitioner.Column
 	joined   map[*partitioner.Schema]bool // writer schemas in cols, while sampling
-	recs     []registrySampled
-	bytes    int64                          // of recs, counted in the memory budget
+	sample   sampler[registrySampled]
 	maps     map[*partitioner.Schema]*remap // after the sample: each writer schema's rows into cols (nil: not covered)
 	// last is the writer schema of the record fitted last, lastMap its
 	// remap: consecutive records of one version skip the maps.
@@ -454,13 +438,11 @@ type registryFile struct {
 	foreign map[*partitioner.Schema]bool
 }
 
-// registrySampled is a sampled record: its row in its writer schema's
-// columns (its own copy), and that schema.
+// registrySampled is what a registry file samples of a record: its row
+// in its writer schema's columns (its own copy, copyRow), and that schema.
 type registrySampled struct {
-	row    []parquet.Value
-	ws     *partitioner.Schema
-	offset int64
-	ev     time.Time
+	row []parquet.Value
+	ws  *partitioner.Schema
 }
 
 // copyRow returns a copy of row that shares no memory with it (rows alias

@@ -37,7 +37,7 @@ func (d *fakeDecoder) Decode([]byte, time.Time) ([]parquet.Value, time.Time, err
 func registryWorker(t *testing.T, dec recordDecoder) (*registryFormat, *testHealth, chan struct{}) {
 	t.Helper()
 	w, drain := testWorker(t, testConfig(), writers.NewMemory())
-	x := &registryFormat{w: w, dec: dec}
+	x := &registryFormat{fx: w.fx, dec: dec}
 	w.format = x
 	return x, w.env.Health.(*testHealth), drain
 }

@@ -84,7 +84,7 @@ func registryVersionsWorker(t testing.TB, cols []config.SchemaColumn) (*Worker, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.drain = make(chan struct{})
+	w.fx.drain = make(chan struct{})
 	w.led = ledger.New(-1, ledger.Empty(), st.Lateness.Milliseconds())
 	return w, lake, ids
 }
@@ -550,7 +550,7 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 			// commit, its format inferring afresh.
 			w.abandonAll()
 			w.led = ledger.New(c, meta, w.st.Lateness.Milliseconds())
-			f, err := newFormat(w)
+			f, err := newFormat(w.fx)
 			if err != nil {
 				t.Fatal(err)
 			}

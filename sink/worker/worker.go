@@ -46,7 +46,7 @@ type Worker struct {
 	log       *slog.Logger
 
 	format format
-	drain  <-chan struct{}
+	fx     *formatEnv // the format's view of the worker
 	led    *ledger.Ledger
 	files  *fileSet
 	mem    *memShare
@@ -87,7 +87,11 @@ func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Wo
 		lastC:  -1,
 		plabel: strconv.Itoa(partition),
 	}
-	f, err := newFormat(w)
+	w.fx = &formatEnv{
+		st: st, log: w.log, health: env.Health, mem: env.Budget,
+		sampleBytes: sampleLimit(env.MaxFileBytes), newWriter: w.files.newWriter,
+	}
+	f, err := newFormat(w.fx)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", st.Name, err)
 	}
@@ -186,7 +190,7 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 }
 
 func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
-	w.drain = drain
+	w.fx.drain = drain
 	clear(w.dlq) // a restart reads them again
 	w.dlq = w.dlq[:0]
 	start, err := w.start(ctx)

@@ -111,7 +111,7 @@ func testWorker(t testing.TB, cfg *config.Config, lake writers.Writer) (*Worker,
 		t.Fatal(err)
 	}
 	drain := make(chan struct{})
-	w.drain = drain
+	w.fx.drain = drain
 	w.led = ledger.New(-1, ledger.Empty(), st.Lateness.Milliseconds())
 	return w, drain
 }
