@@ -86,8 +86,8 @@ func BenchmarkWorkerProcess(b *testing.B) {
 				off++
 			}
 			b.StopTimer()
-			if len(w.dlq) > 0 {
-				b.Fatalf("%d records dead-lettered", len(w.dlq))
+			if len(w.dead.queue) > 0 {
+				b.Fatalf("%d records dead-lettered", len(w.dead.queue))
 			}
 			w.abandonAll()
 			b.ReportMetric(float64(off-2048)/b.Elapsed().Seconds(), "records/s")

@@ -219,7 +219,7 @@ func TestInferWidensAndRolls(t *testing.T) {
 	}
 
 	var reasons []string
-	for _, m := range w.dlq {
+	for _, m := range w.dead.queue {
 		for _, h := range m.Headers {
 			if h.Key == kafkaio.HeaderReason {
 				reasons = append(reasons, string(h.Value)+"@"+strconv.FormatInt(offsetHeader(m), 10))

@@ -273,8 +273,8 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 					t.Fatalf("process offset %d: %v", off, err)
 				}
 			}
-			if len(w.dlq) > 0 {
-				t.Fatalf("%d records dead-lettered", len(w.dlq))
+			if len(w.dead.queue) > 0 {
+				t.Fatalf("%d records dead-lettered", len(w.dead.queue))
 			}
 			files := finishAndRead(t, w, lake)
 			if len(files) != len(tc.files) {
@@ -378,8 +378,8 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 				t.Fatalf("process offset %d: %v", off, err)
 			}
 		}
-		if len(w.dlq) > 0 {
-			t.Fatalf("%d records dead-lettered", len(w.dlq))
+		if len(w.dead.queue) > 0 {
+			t.Fatalf("%d records dead-lettered", len(w.dead.queue))
 		}
 	}
 	finishAll := func(t *testing.T, w *Worker) {
