@@ -29,10 +29,10 @@ import (
 // none. A registry stream with derived columns can have several files of
 // an hour open, one per family of compatible writer schemas: fit says
 // fitOther for a record of another family, and the worker asks the hour's
-// next file, or none for a new family (worker.go, fileKey). A new file gets
-// its schema and state from newFile. A format belongs to one worker and is
-// not safe for concurrent use; what it may use of the worker is its
-// formatEnv.
+// next file, or none for a new family (Worker.process, fileKey). A new
+// file gets its schema and state from newFile. A format belongs to one
+// worker and is not safe for concurrent use; what it may use of the worker
+// is its formatEnv.
 type format interface {
 	// decode checks m and returns its event time and, for formats whose
 	// columns do not depend on the file, its row. An error sends the

@@ -16,8 +16,9 @@ import (
 // rules).
 //
 //   - Sampling: each new file of a partition-hour first buffers its records
-//     (raw values, counted in files.memory_limit) until it has infer_sample
-//     of them, or sampleMaxBytes of values, or the file is finished sooner
+//     (raw values, counted in files.memory_limit; a sampler, sample.go)
+//     until it has infer_sample of them, or sampleLimit's bytes of values,
+//     or the file is finished sooner
 //     (hour closed, idle, shutdown, memory). Then its columns are fixed:
 //     the join of everything this worker has sampled since it was assigned
 //     the partition, so a worker's schemas only widen. The buffered records
