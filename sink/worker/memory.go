@@ -337,7 +337,9 @@ func (m *memShare) heldBytes(files *fileSet) int64 {
 }
 
 // release takes this worker's share out of the budget: the end of a run,
-// whose reader and files are gone.
+// whose reader and files are gone. A run that follows (Run's restart after
+// a failure) counts its share from zero.
 func (m *memShare) release() {
 	m.env.Budget.release(m.held)
+	m.held = 0
 }

@@ -114,6 +114,39 @@ func TestPageBytes(t *testing.T) {
 	}
 }
 
+// TestMemShareRelease: a worker whose run ends takes its whole share out
+// of the budget, and a run that follows (Run restarts a worker after a
+// failure) counts what it holds from zero: the budget holds exactly its
+// reader and files again, not that less what the first run held.
+func TestMemShareRelease(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour) // no hour closes
+	w, _ := testWorker(t, cfg, writers.NewMemory())
+	b := w.env.Budget
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	for off := range int64(100) {
+		m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: 100, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, h0.UnixMilli()+off)}
+		if err := w.process(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mem.account(w.files)
+	if got, want := b.Used(), w.mem.heldBytes(w.files); got != want || got <= w.mem.readerBytes() {
+		t.Fatalf("first run: budget %d bytes, want %d (reader and an open file)", got, want)
+	}
+	// The run ends: its files are abandoned and its share released.
+	w.abandonAll()
+	w.mem.release()
+	if got := b.Used(); got != 0 {
+		t.Fatalf("after the run: budget %d bytes, want 0", got)
+	}
+	// The next run: its reader alone.
+	w.mem.account(w.files)
+	if got, want := b.Used(), w.mem.readerBytes(); got != want {
+		t.Errorf("next run: budget %d bytes, want %d (its reader)", got, want)
+	}
+}
+
 // TestBoundMemoryFinishesLargestFile (docs/design.md, "Bounded memory"): over the
 // limit, a worker spills and then finishes its largest open file early —
 // one file per call, uploaded with all its records — and gives its memory
