@@ -33,4 +33,13 @@
 // flushes, memory pressure, page sizes that depend on the partition count,
 // inferred columns); the finalizer's orphan rule keeps every record exactly
 // once regardless.
+//
+// Files: worker.go is the record's path (Worker: Run, process, finish,
+// commit); files.go the open files and the spool folder (fileSet);
+// memory.go the budget and a worker's share of it (memShare); upload.go,
+// deadletter.go, table.go, offsets.go and late.go what a finished file,
+// a bad record, the stream's table, an offset commit and a late record
+// need. The formats (format.go: the interface, fixedFormat and formatEnv,
+// all a format sees of its worker) are registry*.go and infer.go, with the
+// sampler they share in sample.go and the column rules in columns.go.
 package worker

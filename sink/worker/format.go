@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -28,9 +29,10 @@ import (
 // none. A registry stream with derived columns can have several files of
 // an hour open, one per family of compatible writer schemas: fit says
 // fitOther for a record of another family, and the worker asks the hour's
-// next file, or none for a new family (worker.go, fileKey). A new file gets
-// its schema and state from newFile. A format belongs to one worker and is
-// not safe for concurrent use.
+// next file, or none for a new family (Worker.process, fileKey). A new
+// file gets its schema and state from newFile. A format belongs to one
+// worker and is not safe for concurrent use; what it may use of the worker
+// is its formatEnv.
 type format interface {
 	// decode checks m and returns its event time and, for formats whose
 	// columns do not depend on the file, its row. An error sends the
@@ -69,18 +71,47 @@ const (
 	fitOther
 )
 
-// newFormat builds the worker's format for its stream.
-func newFormat(w *Worker) (format, error) {
-	st := w.st
+// formatEnv is what a format may use of its worker, and all of it: the
+// stream, the worker's logger, readiness reports, the memory budget its
+// samples count in, how to open a spool file, and the drain. It points at
+// nothing of the worker; the worker and its format share one (New).
+type formatEnv struct {
+	st     *Stream
+	log    *slog.Logger // the worker's: it names the topic and partition
+	health formatHealth
+	mem    memCounter // samples count in it (sampler)
+	// sampleBytes is where a file's sample is full at the latest:
+	// sampleLimit(files.max_file_bytes).
+	sampleBytes int64
+	// newWriter opens a spool file of schema at path with the options the
+	// worker's memory share gives a file opened now (fileSet.newWriter):
+	// for a file whose sample settled its columns.
+	newWriter func(path string, schema *partitioner.Schema) (*partitioner.FileWriter, error)
+	// drain is Run's: closed when the sink shuts down, it ends a wait for
+	// the schema registry (errDraining). The worker sets it before each
+	// run.
+	drain <-chan struct{}
+}
+
+// formatHealth is what formats report for readiness (Health has it):
+// registry waits, and table schema evolution as the catalog's state.
+type formatHealth interface {
+	RegistryWait(err error) (update func(error), end func())
+	Catalog(stream string, err error)
+}
+
+// newFormat builds the format of fx's stream.
+func newFormat(fx *formatEnv) (format, error) {
+	st := fx.st
 	switch {
 	case st.Format.UsesRegistry():
-		return newRegistryFormat(w)
+		return newRegistryFormat(fx)
 	case st.infer != nil:
 		d, err := decode.New(st.spec)
 		if err != nil {
 			return nil, err
 		}
-		return &inferFormat{w: w, check: d}, nil
+		return &inferFormat{fx: fx, check: d}, nil
 	}
 	d, err := decode.New(st.spec)
 	if err != nil {

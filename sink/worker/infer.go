@@ -16,8 +16,9 @@ import (
 // rules).
 //
 //   - Sampling: each new file of a partition-hour first buffers its records
-//     (raw values, counted in files.memory_limit) until it has infer_sample
-//     of them, or sampleMaxBytes of values, or the file is finished sooner
+//     (raw values, counted in files.memory_limit; a sampler, sample.go)
+//     until it has infer_sample of them, or sampleLimit's bytes of values,
+//     or the file is finished sooner
 //     (hour closed, idle, shutdown, memory). Then its columns are fixed:
 //     the join of everything this worker has sampled since it was assigned
 //     the partition, so a worker's schemas only widen. The buffered records
@@ -40,17 +41,13 @@ import (
 //     (partitioner.MetaInferredSchema) and their fingerprint
 //     (partitioner.MetaSchemaFingerprint).
 type inferFormat struct {
-	w     *Worker
+	fx    *formatEnv
 	check recordDecoder // validates records and reads their event time
 	shape *infer.Shape  // the join of every record this worker sampled
 	// version and dec: the decoder of the schema last compiled from shape.
 	version uint64
 	dec     *infer.Decoder
 }
-
-// sampleMaxBytes caps the record bytes one file samples, whatever
-// infer_sample says (and files.max_file_bytes, if smaller).
-const sampleMaxBytes = 4 << 20
 
 // inferSpec is the compiled schema: infer of a stream.
 type inferSpec struct {
@@ -60,15 +57,8 @@ type inferSpec struct {
 // inferFile is an open file's inference state.
 type inferFile struct {
 	sampling bool
-	recs     []sampled
-	bytes    int64          // of recs, counted in the memory budget
-	dec      *infer.Decoder // the file's columns, once sampled
-}
-
-type sampled struct {
-	value  []byte
-	offset int64
-	ev     time.Time
+	sample   sampler[[]byte] // copies of the records' values
+	dec      *infer.Decoder  // the file's columns, once sampled
 }
 
 func (x *inferFormat) decode(_ context.Context, m kafka.Message) ([]parquet.Value, time.Time, error) {
@@ -83,7 +73,7 @@ func (x *inferFormat) compiled() (*infer.Decoder, error) {
 	if x.dec != nil && x.version == x.shape.Version() {
 		return x.dec, nil
 	}
-	s, err := x.shape.Compile(x.w.st.Name)
+	s, err := x.shape.Compile(x.fx.st.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +101,7 @@ func (x *inferFormat) fit(f *openFile, m kafka.Message, _ []parquet.Value) ([]pa
 		if err != nil {
 			return nil, fitRoll, err
 		}
-		x.w.log.Info("record does not fit the inferred columns: new file", "offset", m.Offset,
+		x.fx.log.Info("record does not fit the inferred columns: new file", "offset", m.Offset,
 			"hour", f.hour.Format(time.RFC3339), "fingerprint", f.inf.dec.Schema().Fingerprint())
 		return nil, fitRoll, nil
 	}
@@ -124,8 +114,9 @@ func (x *inferFormat) fit(f *openFile, m kafka.Message, _ []parquet.Value) ([]pa
 // newFile starts a file that samples; its spool file has a placeholder
 // schema until the sample ends.
 func (x *inferFormat) newFile(f *openFile) *partitioner.Schema {
-	f.inf = &inferFile{sampling: true}
-	return x.w.st.schema
+	fx := x.fx
+	f.inf = &inferFile{sampling: true, sample: newSampler[[]byte](fx.mem, fx.st.infer.sample, fx.sampleBytes)}
+	return fx.st.schema
 }
 
 // append adds a record to f: to its sample while it samples (ending the
@@ -135,12 +126,8 @@ func (x *inferFormat) append(f *openFile, row []parquet.Value, m kafka.Message, 
 	if !fi.sampling {
 		return appendRow(f, row, m, ev)
 	}
-	w := x.w
 	v := append([]byte(nil), m.Value...)
-	fi.recs = append(fi.recs, sampled{value: v, offset: m.Offset, ev: ev})
-	fi.bytes += int64(len(v))
-	w.env.Budget.add(int64(len(v)))
-	if len(fi.recs) >= w.st.infer.sample || fi.bytes >= min(sampleMaxBytes, w.env.MaxFileBytes) {
+	if fi.sample.add(v, int64(len(v)), m.Offset, ev) {
 		return x.seal(f)
 	}
 	return nil
@@ -154,42 +141,30 @@ func (x *inferFormat) seal(f *openFile) error {
 	if fi == nil || !fi.sampling {
 		return nil
 	}
-	w := x.w
 	dec, err := x.compiled()
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", w.st.Name, err)
+		return fmt.Errorf("stream %s: %w", x.fx.st.Name, err)
 	}
-	if err := f.fw.Abort(); err != nil {
-		return err
-	}
-	schema := dec.Schema().Parquet()
-	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
-	}
-	f.fw = fw
-	for _, r := range fi.recs {
-		row, fits, err := dec.Decode(r.value)
+	err = fi.sample.writeTo(f, dec.Schema().Parquet(), x.fx.newWriter, func(r sampled[[]byte]) ([]parquet.Value, error) {
+		row, fits, err := dec.Decode(r.rec)
 		if err != nil || !fits {
 			// The schema is the join of the sample: this is a bug.
-			return fmt.Errorf("inferred schema %s does not hold sampled record at offset %d (fits %v, err %v)", dec.Schema().Fingerprint(), r.offset, fits, err)
+			return nil, fmt.Errorf("inferred schema %s does not hold sampled record at offset %d (fits %v, err %v)", dec.Schema().Fingerprint(), r.offset, fits, err)
 		}
-		if err := fw.Append(row, r.offset, r.ev); err != nil {
-			return fmt.Errorf("append to %s: %w", f.spool, err)
-		}
+		return row, nil
+	})
+	if err != nil {
+		return err
 	}
-	x.drop(f)
 	fi.sampling, fi.dec = false, dec
 	return nil
 }
 
 // drop releases a file's sample from memory.
 func (x *inferFormat) drop(f *openFile) {
-	if f.inf == nil {
-		return
+	if f.inf != nil {
+		f.inf.sample.release()
 	}
-	x.w.env.Budget.release(f.inf.bytes)
-	f.inf.recs, f.inf.bytes = nil, 0
 }
 
 // footer is the inferred columns and their fingerprint.

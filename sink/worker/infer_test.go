@@ -24,7 +24,7 @@ import (
 
 // inferWorkerForTest is a worker of a schema: infer stream over a memory
 // lake, driven through process() without Kafka.
-func inferWorkerForTest(t *testing.T, sample int) (*Worker, *writers.Memory) {
+func inferWorkerForTest(t testing.TB, sample int) (*Worker, *writers.Memory) {
 	t.Helper()
 	cfg := testConfig()
 	cfg.Streams[0].Schema = nil
@@ -42,7 +42,7 @@ func inferWorkerForTest(t *testing.T, sample int) (*Worker, *writers.Memory) {
 // budget is back to zero, and returns the lake's data files by key.
 func finishAndRead(t *testing.T, w *Worker, lake *writers.Memory) []lakeFile {
 	t.Helper()
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(context.Background(), h.hour); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func TestInferWidensAndRolls(t *testing.T) {
 	}
 
 	var reasons []string
-	for _, m := range w.dlq {
+	for _, m := range w.dead.queue {
 		for _, h := range m.Headers {
 			if h.Key == kafkaio.HeaderReason {
 				reasons = append(reasons, string(h.Value)+"@"+strconv.FormatInt(offsetHeader(m), 10))
@@ -262,13 +262,13 @@ func TestInferSampleEndsWithFile(t *testing.T) {
 	}
 	send(0, `{"a":1,"ts":%d}`)
 	send(1, `{"b":true,"ts":%d}`)
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}
 	}
 	send(2, `{"c":"x","ts":%d}`)
-	for h := range w.files {
+	for h := range w.files.byKey {
 		if err := w.finish(ctx, h.hour); err != nil {
 			t.Fatal(err)
 		}

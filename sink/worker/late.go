@@ -3,13 +3,13 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/partitioner"
 	"github.com/lakesink/lakesink/sink/decode"
+	"github.com/lakesink/lakesink/sink/ledger"
 )
 
 // Late data.
@@ -48,63 +48,74 @@ import (
 // dead_letter.
 const reasonLate decode.Reason = "late"
 
-// applyLatePolicy handles a record late for its partition. It returns the
-// hour to file it under, and drop true when the record went to the
-// dead-letter topic instead.
-func (w *Worker) applyLatePolicy(m kafka.Message, hour time.Time) (time.Time, int64, bool) {
-	switch w.st.Late {
+// lateHour applies st's late_policy to a record of hour that is late for
+// its partition, whose raw watermark is wm: it returns the hour to file
+// the record under, or under dead_letter the record's error (reason late)
+// for the dead-letter topic.
+func lateHour(st *Stream, hour time.Time, wm int64) (time.Time, error) {
+	switch st.Late {
 	case config.LateDeadLetter:
-		w.deadLetter(m, &decode.Error{Reason: reasonLate,
-			Detail: fmt.Sprintf("hour %s already closed (watermark %s)", hour.UTC().Format(time.RFC3339), fmtMs(w.led.RawWM()))})
-		return hour, hour.UnixMilli(), true
+		return hour, &decode.Error{Reason: reasonLate,
+			Detail: fmt.Sprintf("hour %s already closed (watermark %s)", hour.UTC().Format(time.RFC3339), fmtMs(wm))}
 	case config.LateCurrentHour:
-		cur := partitioner.HourOf(time.UnixMilli(w.led.RawWM()), w.st.Loc)
-		return cur, cur.UnixMilli(), false
+		return partitioner.HourOf(time.UnixMilli(wm), st.Loc), nil
 	}
-	return hour, hour.UnixMilli(), false
+	return hour, nil
 }
 
 // clockSkew is how far instances' clocks may disagree; a file of an hour
 // that closes within it of now is checked against the marker too.
 const clockSkew = time.Minute
 
-// noteAmend runs after a file of hour starting at first was uploaded: if the
-// hour's marker is out and does not list the file, the file is an amendment.
-// On a storage error the entry is recorded anyway; the finalizer checks it.
-func (w *Worker) noteAmend(ctx context.Context, hour time.Time, first int64) {
-	if w.env.Markers == nil {
+// amends are a worker's checks of hour markers (Env.Markers, nil when
+// markers are disabled) for its amendments, kept in its ledger. It reads
+// Env at each use. Not safe for concurrent use.
+type amends struct {
+	env       *Env
+	st        *Stream
+	topic     string
+	partition int
+	log       *slog.Logger
+}
+
+// note runs after a file of hour starting at first was uploaded: if the
+// hour's marker is out and does not list the file, the file is an
+// amendment (led.Amended). On a storage error the entry is recorded
+// anyway; the finalizer checks it.
+func (a *amends) note(ctx context.Context, led *ledger.Ledger, hour time.Time, first int64) {
+	if a.env.Markers == nil {
 		return
 	}
-	if w.env.Now().Add(clockSkew).Before(hour.Add(time.Hour + w.st.Lateness)) {
+	if a.env.Now().Add(clockSkew).Before(hour.Add(time.Hour + a.st.Lateness)) {
 		return // no marker can be out yet
 	}
-	n, listed, err := w.env.Markers.Lists(ctx, w.st.Name, hour, w.topic, w.partition, first)
+	n, listed, err := a.env.Markers.Lists(ctx, a.st.Name, hour, a.topic, a.partition, first)
 	if err == nil && (n == 0 || listed) {
 		return
 	}
 	if err != nil {
-		w.log.Warn("check marker of late file", "hour", hour, "err", err)
+		a.log.Warn("check marker of late file", "hour", hour, "err", err)
 	}
-	w.log.Info("late file after the hour's marker", "hour", hour.Format(time.RFC3339), "first_offset", first, "marker_revision", n)
-	w.led.Amended(hour.UnixMilli(), first)
+	a.log.Info("late file after the hour's marker", "hour", hour.Format(time.RFC3339), "first_offset", first, "marker_revision", n)
+	led.Amended(hour.UnixMilli(), first)
 }
 
-// pruneAmends drops amend entries whose file the latest marker revision
-// lists and whose events were delivered. Each entry is looked at once per
-// check interval.
-func (w *Worker) pruneAmends(ctx context.Context) {
-	if w.env.Markers == nil {
+// prune drops amend entries whose file the latest marker revision lists
+// and whose events were delivered. Each entry is looked at once per check
+// interval.
+func (a *amends) prune(ctx context.Context, led *ledger.Ledger) {
+	if a.env.Markers == nil {
 		return
 	}
-	for _, a := range w.led.AmendsDue(w.env.Now().UnixMilli(), w.env.CheckInterval.Milliseconds()) {
-		hour := time.UnixMilli(a.Hour).In(w.st.Loc)
-		n, listed, err := w.env.Markers.Lists(ctx, w.st.Name, hour, w.topic, w.partition, a.First)
+	for _, am := range led.AmendsDue(a.env.Now().UnixMilli(), a.env.CheckInterval.Milliseconds()) {
+		hour := time.UnixMilli(am.Hour).In(a.st.Loc)
+		n, listed, err := a.env.Markers.Lists(ctx, a.st.Name, hour, a.topic, a.partition, am.First)
 		if err != nil || n == 0 || !listed {
 			continue
 		}
-		if sent, err := w.env.Markers.Sent(ctx, w.st.Name, hour, n); err != nil || !sent {
+		if sent, err := a.env.Markers.Sent(ctx, a.st.Name, hour, n); err != nil || !sent {
 			continue
 		}
-		w.led.AmendDone(a.Hour, a.First)
+		led.AmendDone(am.Hour, am.First)
 	}
 }

@@ -162,7 +162,7 @@ func TestLatePolicies(t *testing.T) {
 
 			// Finish every file: then the commit point passes every record
 			// — but only once its dead letter is on the topic.
-			for k := range w.files {
+			for k := range w.files.byKey {
 				if err := w.finish(ctx, k.hour); err != nil {
 					t.Fatal(err)
 				}
@@ -304,7 +304,7 @@ func TestLateCurrentHourReplay(t *testing.T) {
 	for off := range len(ts) {
 		send(w2, off)
 	}
-	for k := range w2.files {
+	for k := range w2.files.byKey {
 		if err := w2.finish(ctx, k.hour); err != nil {
 			t.Fatal(err)
 		}

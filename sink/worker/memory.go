@@ -2,7 +2,6 @@ package worker
 
 import (
 	"cmp"
-	"context"
 	"maps"
 	"runtime"
 	"runtime/metrics"
@@ -25,7 +24,7 @@ func memCheckEvery(partitions int) int {
 // Budget is files.memory_limit shared by all workers of a process: each
 // worker adds what its open files hold in memory and takes it away again.
 // It is advisory and lock-free; workers shed load on their own when the sum
-// is over the limit (see Worker.boundMemory). Safe for concurrent use.
+// is over the limit (memShare.bound). Safe for concurrent use.
 type Budget struct {
 	limit int64
 	used  atomic.Int64
@@ -146,31 +145,62 @@ func queueCapacity(partitions int) int {
 	return min(max(16384/max(partitions, 1), 32), 1024)
 }
 
+// memShare is one worker's side of the memory budget: what its reader and
+// its open files hold (account), the options of the files it opens
+// (fileOptions: page size or deferred), and what it sheds when the process
+// is over the limit (bound). It reads Env at each use. Not safe for
+// concurrent use; the budget it counts in is.
+type memShare struct {
+	env *Env
+	// nparts is how many partitions this member owns: a worker's share of
+	// the budget is 1/nparts of it.
+	nparts   int
+	held     int64 // bytes this worker has counted in env.Budget
+	appended int   // records since the last check
+	every    int   // memCheckEvery(nparts), on the hot path
+}
+
+func newMemShare(env *Env, partitions int) *memShare {
+	return &memShare{env: env, nparts: max(partitions, 1), every: memCheckEvery(partitions)}
+}
+
+// due counts an appended record and reports whether a memory check is due
+// (every memCheckEvery records; bound resets the count).
+func (m *memShare) due() bool {
+	m.appended++
+	return m.appended >= m.every
+}
+
+// fetchBytes and queue size this worker's partition reader (Budget.FetchBytes,
+// queueCapacity).
+func (m *memShare) fetchBytes() int { return m.env.Budget.FetchBytes(m.nparts) }
+func (m *memShare) queue() int      { return queueCapacity(m.nparts) }
+
 // readerBytes is what one partition reader may hold: its fetch buffer and
 // its queue of decoded records (counted at 1 KiB each). Workers count it
 // against the budget so that files are shed when readers take the room.
-func (w *Worker) readerBytes() int64 {
-	return int64(w.env.Budget.FetchBytes(w.nparts)) + int64(queueCapacity(w.nparts))<<10
+func (m *memShare) readerBytes() int64 {
+	return int64(m.fetchBytes()) + int64(m.queue())<<10
 }
 
 // pageBytes sizes the data pages of a file this worker opens with ncols
-// columns: the configured size (32 KiB by default) while the memory limit
-// leaves room for it, smaller — down to 4 KiB — when this member's
-// partitions times this worker's open hours would need more. Why: an open
-// file holds its current page of unencoded values for every column (about
-// 2.25 times the page size: parquet-go's buffers grow by doubling), and
-// encoded pages can be spilled to the spool disk but unencoded ones cannot.
-// With 512 partitions × 4 open hours and 11 columns in 256 MiB, 32 KiB
-// pages need several times the limit, and files were finished early —
-// more, smaller files per partition and hour (5.7k instead of 8-9k files
-// for 2,048 partition-hours with smaller pages). Smaller pages compress a
-// little worse; the rows are the same.
-func (w *Worker) pageBytes(ncols int) int {
-	def := w.env.FileOptions.PageBufferBytes
+// columns while it has open other files: the configured size (32 KiB by
+// default) while the memory limit leaves room for it, smaller — down to 4
+// KiB — when this member's partitions times this worker's open hours would
+// need more. Why: an open file holds its current page of unencoded values
+// for every column (about 2.25 times the page size: parquet-go's buffers
+// grow by doubling), and encoded pages can be spilled to the spool disk but
+// unencoded ones cannot. With 512 partitions × 4 open hours and 11 columns
+// in 256 MiB, 32 KiB pages need several times the limit, and files were
+// finished early — more, smaller files per partition and hour (5.7k instead
+// of 8-9k files for 2,048 partition-hours with smaller pages). Smaller
+// pages compress a little worse; the rows are the same.
+func (m *memShare) pageBytes(ncols, open int) int {
+	def := m.env.FileOptions.PageBufferBytes
 	if def <= 0 {
 		def = partitioner.DefaultPageBufferBytes
 	}
-	share := w.env.Budget.target() / int64(w.nparts) / int64(len(w.files)+1)
+	share := m.env.Budget.target() / int64(m.nparts) / int64(open+1)
 	want := share / int64(3*max(ncols, 1))
 	p := min(def, minPageBytes)
 	for p*2 <= def && int64(p*2) <= want {
@@ -179,17 +209,18 @@ func (w *Worker) pageBytes(ncols int) int {
 	return p
 }
 
-// fileOptions are the options of a new file of schema: the sink's, with
-// the page size from pageBytes, or deferred (deferFiles).
-func (w *Worker) fileOptions(schema *partitioner.Schema) partitioner.FileOptions {
-	opts := w.env.FileOptions
-	if w.deferFiles() {
+// fileOptions are the options of a new file of schema while the worker
+// has open other files: the sink's, with the page size from pageBytes, or
+// deferred (deferFiles).
+func (m *memShare) fileOptions(schema *partitioner.Schema, open int) partitioner.FileOptions {
+	opts := m.env.FileOptions
+	if m.deferFiles() {
 		// Encoded one at a time at Finish: the configured page size.
-		opts.Deferred, opts.EncodeSlots = true, w.env.Budget.encodeSlots
-		w.env.Metrics.DeferredFiles.Inc()
+		opts.Deferred, opts.EncodeSlots = true, m.env.Budget.encodeSlots
+		m.env.Metrics.DeferredFiles.Inc()
 		return opts
 	}
-	opts.PageBufferBytes = w.pageBytes(len(schema.Columns()))
+	opts.PageBufferBytes = m.pageBytes(len(schema.Columns()), open)
 	return opts
 }
 
@@ -213,96 +244,102 @@ const deferShare = 8 << 20
 // and its encoding is spread over the hour instead of done at its end.
 // 8 MiB per partition leaves an encoding file of every open hour its full
 // pages and more; below it pages shrink (pageBytes) and files end early.
-func (w *Worker) deferFiles() bool {
-	b := w.env.Budget
-	return b.target()/int64(max(w.nparts, 1)) < deferShare || b.over()
+func (m *memShare) deferFiles() bool {
+	b := m.env.Budget
+	return b.target()/int64(max(m.nparts, 1)) < deferShare || b.over()
 }
 
-// minRowGroupBytes is the smallest row group boundMemory ends early: below
-// it, finishing the file (one more file) frees more than a tiny row group.
+// minRowGroupBytes is the smallest row group bound ends early: below it,
+// finishing the file (one more file) frees more than a tiny row group.
 const minRowGroupBytes = 256 << 10
 
 // minPageBytes is the smallest page pageBytes chooses.
 const minPageBytes = 4 << 10
 
-// boundMemory keeps the process under files.memory_limit (docs/design.md,
+// bound keeps the process under files.memory_limit (docs/design.md,
 // "Bounded memory"). It updates this worker's share of the budget; when the
-// process is over the limit it first spills encoded pages of its open files
-// to the spool disk (Flush), then ends the current row groups of its open
-// files, largest first (EndRowGroup: the values being filled go into the
-// file, which stays open — one more row group, not one more file), and
-// only if that is not enough does it finish its largest open file early —
-// an extra, smaller file for that hour, uploaded and committed like any
-// other. Each worker sheds at most one file per call, so the load spreads
+// process is over the limit it first spills encoded pages of the open
+// files to the spool disk (Flush), then ends the current row groups of the
+// open files, largest first (EndRowGroup: the values being filled go into
+// the file, which stays open — one more row group, not one more file), and
+// only if that is not enough does it return the key of the largest open
+// file (ok true), which the worker finishes early — an extra, smaller file
+// for that hour, uploaded and committed like any other — and accounts
+// again. Each worker sheds at most one file per call, so the load spreads
 // over the workers that hold the memory.
-func (w *Worker) boundMemory(ctx context.Context) error {
-	w.appended = 0
-	b := w.env.Budget
+func (m *memShare) bound(files *fileSet) (largest fileKey, ok bool, err error) {
+	m.appended = 0
+	b := m.env.Budget
 	b.refresh()
-	w.account()
-	w.env.Metrics.MemoryHeld.Set(float64(b.Used()))
-	if !b.over() || len(w.files) == 0 {
-		return nil
+	m.account(files)
+	m.env.Metrics.MemoryHeld.Set(float64(b.Used()))
+	if !b.over() || len(files.byKey) == 0 {
+		return fileKey{}, false, nil
 	}
-	for _, f := range w.files {
+	for _, f := range files.byKey {
 		if err := f.fw.Flush(); err != nil {
-			return err
+			return fileKey{}, false, err
 		}
 	}
-	w.account()
+	m.account(files)
 	if !b.over() {
-		return nil
+		return fileKey{}, false, nil
 	}
 	// End row groups, largest file first: the values being filled go into
 	// the file and the file stays open. Only row groups of some size, so
 	// that constant pressure does not make files of tiny row groups.
-	hours := slices.Collect(maps.Keys(w.files))
+	hours := slices.Collect(maps.Keys(files.byKey))
 	slices.SortFunc(hours, func(a, b fileKey) int {
-		return cmp.Compare(w.files[b].fw.BufferedBytes(), w.files[a].fw.BufferedBytes())
+		return cmp.Compare(files.byKey[b].fw.BufferedBytes(), files.byKey[a].fw.BufferedBytes())
 	})
 	for _, h := range hours {
-		f := w.files[h]
+		f := files.byKey[h]
 		if f.fw.RowGroupBytes() < minRowGroupBytes {
 			continue
 		}
 		if err := f.fw.EndRowGroup(); err != nil {
-			return w.spoolFailed(err)
+			return fileKey{}, false, files.failed(err)
 		}
-		w.env.Metrics.RowGroupEnds.Inc()
-		w.account()
+		m.env.Metrics.RowGroupEnds.Inc()
+		m.account(files)
 		if !b.over() {
-			return nil
+			return fileKey{}, false, nil
 		}
 	}
-	largest := fileKey{fam: -1}
+	largest = fileKey{fam: -1}
 	var size int64
-	for h, f := range w.files {
+	for h, f := range files.byKey {
 		if b := f.fw.BufferedBytes(); b > size {
 			largest, size = h, b
 		}
 	}
 	if largest.fam < 0 {
-		return nil
+		return fileKey{}, false, nil
 	}
-	w.env.Metrics.MemoryFlushes.Inc()
-	if err := w.finish(ctx, largest.hour); err != nil { // with the hour's other files
-		return err
-	}
-	w.account()
-	return nil
+	m.env.Metrics.MemoryFlushes.Inc()
+	return largest, true, nil
 }
 
-// account brings this worker's share of the budget up to date.
-func (w *Worker) account() {
-	held := w.heldBytes()
-	w.env.Budget.add(held - w.memHeld)
-	w.memHeld = held
+// account brings this worker's share of the budget up to date with files.
+func (m *memShare) account(files *fileSet) {
+	held := m.heldBytes(files)
+	m.env.Budget.add(held - m.held)
+	m.held = held
 }
 
-func (w *Worker) heldBytes() int64 {
-	n := w.readerBytes()
-	for _, f := range w.files {
+// heldBytes is what this worker's reader and open files hold.
+func (m *memShare) heldBytes(files *fileSet) int64 {
+	n := m.readerBytes()
+	for _, f := range files.byKey {
 		n += f.fw.BufferedBytes()
 	}
 	return n
+}
+
+// release takes this worker's share out of the budget: the end of a run,
+// whose reader and files are gone. A run that follows (Run's restart after
+// a failure) counts its share from zero.
+func (m *memShare) release() {
+	m.env.Budget.release(m.held)
+	m.held = 0
 }

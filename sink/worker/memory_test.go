@@ -106,14 +106,44 @@ func TestPageBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &Env{Budget: NewBudget(tc.limit), FileOptions: partitioner.FileOptions{PageBufferBytes: tc.configured}}
-			w := &Worker{env: env, nparts: tc.nparts, files: map[fileKey]*openFile{}}
-			for h := range tc.open {
-				w.files[fileKey{hour: int64(h)}] = nil
-			}
-			if got := w.pageBytes(tc.ncols); got != tc.want {
+			m := &memShare{env: env, nparts: tc.nparts}
+			if got := m.pageBytes(tc.ncols, tc.open); got != tc.want {
 				t.Fatalf("pageBytes(%d) = %d, want %d", tc.ncols, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMemShareRelease: a worker whose run ends takes its whole share out
+// of the budget, and a run that follows (Run restarts a worker after a
+// failure) counts what it holds from zero: the budget holds exactly its
+// reader and files again, not that less what the first run held.
+func TestMemShareRelease(t *testing.T) {
+	cfg := testConfig()
+	cfg.Streams[0].AllowedLateness = config.Duration(6 * time.Hour) // no hour closes
+	w, _ := testWorker(t, cfg, writers.NewMemory())
+	b := w.env.Budget
+	h0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	for off := range int64(100) {
+		m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: 100, Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, h0.UnixMilli()+off)}
+		if err := w.process(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mem.account(w.files)
+	if got, want := b.Used(), w.mem.heldBytes(w.files); got != want || got <= w.mem.readerBytes() {
+		t.Fatalf("first run: budget %d bytes, want %d (reader and an open file)", got, want)
+	}
+	// The run ends: its files are abandoned and its share released.
+	w.abandonAll()
+	w.mem.release()
+	if got := b.Used(); got != 0 {
+		t.Fatalf("after the run: budget %d bytes, want 0", got)
+	}
+	// The next run: its reader alone.
+	w.mem.account(w.files)
+	if got, want := b.Used(), w.mem.readerBytes(); got != want {
+		t.Errorf("next run: budget %d bytes, want %d (its reader)", got, want)
 	}
 }
 
@@ -148,31 +178,31 @@ func TestBoundMemoryFinishesLargestFile(t *testing.T) {
 			off++
 		}
 	}
-	if len(w.files) != 3 {
-		t.Fatalf("%d open files, want 3", len(w.files))
+	if len(w.files.byKey) != 3 {
+		t.Fatalf("%d open files, want 3", len(w.files.byKey))
 	}
 
 	w.env.Budget.limit = 1 << 40 // far under the limit: nothing happens
 	if err := w.boundMemory(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.files) != 3 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 0 {
-		t.Fatalf("under the limit: %d open files, %v memory flushes; want 3, 0", len(w.files), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
+	if len(w.files.byKey) != 3 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 0 {
+		t.Fatalf("under the limit: %d open files, %v memory flushes; want 3, 0", len(w.files.byKey), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
 	}
 
-	held := w.memHeld
+	held := w.mem.held
 	w.env.Budget.limit = 1 // over
 	if err := w.boundMemory(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.files) != 2 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 1 {
-		t.Fatalf("over the limit: %d open files, %v memory flushes; want 2, 1", len(w.files), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
+	if len(w.files.byKey) != 2 || testutil.ToFloat64(w.env.Metrics.MemoryFlushes) != 1 {
+		t.Fatalf("over the limit: %d open files, %v memory flushes; want 2, 1", len(w.files.byKey), testutil.ToFloat64(w.env.Metrics.MemoryFlushes))
 	}
-	if _, open := w.files[fileKey{hour: h0.UnixMilli()}]; open {
+	if _, open := w.files.byKey[fileKey{hour: h0.UnixMilli()}]; open {
 		t.Error("the largest file (first hour, 300 records) is still open")
 	}
-	if w.memHeld >= held {
-		t.Errorf("worker holds %d bytes after finishing a file, %d before", w.memHeld, held)
+	if w.mem.held >= held {
+		t.Errorf("worker holds %d bytes after finishing a file, %d before", w.mem.held, held)
 	}
 	objs, err := lake.List(ctx, "")
 	if err != nil {
@@ -206,7 +236,7 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 			t.Fatalf("process offset %d: %v", off, err)
 		}
 	}
-	f := w.files[fileKey{hour: h0.UnixMilli()}]
+	f := w.files.byKey[fileKey{hour: h0.UnixMilli()}]
 	if f == nil || f.fw.RowGroupBytes() < minRowGroupBytes {
 		t.Fatalf("open file's row group too small for the test: %v", f)
 	}
@@ -221,20 +251,20 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 	if testutil.ToFloat64(w.env.Metrics.RowGroupEnds) != 0 {
 		t.Fatal("under the limit: a row group was ended")
 	}
-	for _, f := range w.files {
+	for _, f := range w.files.byKey {
 		if err := f.fw.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w.account()
+	w.mem.account(w.files)
 	b.extra.Store(0)
 	// Just over: used + 30 % reserve > 7/8 of the limit. The readers'
 	// share depends on the limit, so settle it.
 	// With one partition a reader holds limit/8 plus its queue, so over
 	// means files + queue + limit/8 > 0.575 × limit.
-	fixed := w.heldBytes() - w.readerBytes() + int64(queueCapacity(w.nparts))<<10
+	fixed := w.mem.heldBytes(w.files) - w.mem.readerBytes() + int64(w.mem.queue())<<10
 	b.limit = fixed*100/45 - 4096
-	w.account()
+	w.mem.account(w.files)
 	if !b.over() {
 		t.Fatalf("calibration: used %d, limit %d: not over", b.Used(), b.limit)
 	}
@@ -247,8 +277,8 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 	if got := testutil.ToFloat64(w.env.Metrics.MemoryFlushes); got != 0 {
 		t.Errorf("%v files finished early, want none: ending the row group was enough", got)
 	}
-	if len(w.files) != 1 || b.over() {
-		t.Fatalf("%d open files (want 1), over %v", len(w.files), b.over())
+	if len(w.files.byKey) != 1 || b.over() {
+		t.Fatalf("%d open files (want 1), over %v", len(w.files.byKey), b.over())
 	}
 	// More records, then the file ends for real: two row groups.
 	for off := int64(n); off < n+100; off++ {
@@ -285,7 +315,7 @@ func TestDeferredFilesStayOpen(t *testing.T) {
 	cfg.Files.MemoryLimit = 256 << 20
 	lake := writers.NewMemory()
 	w, _ := testWorker(t, cfg, lake)
-	w.nparts = 512 // this member's share: 256 MiB × 7/8 / 512 < deferShare
+	w.mem.nparts = 512 // this member's share: 256 MiB × 7/8 / 512 < deferShare
 	ctx := context.Background()
 	h0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
 	const hours, total = 4, 4000
@@ -296,10 +326,10 @@ func TestDeferredFilesStayOpen(t *testing.T) {
 			t.Fatalf("process offset %d: %v", off, err)
 		}
 	}
-	if len(w.files) != hours {
-		t.Fatalf("%d open files, want %d", len(w.files), hours)
+	if len(w.files.byKey) != hours {
+		t.Fatalf("%d open files, want %d", len(w.files.byKey), hours)
 	}
-	for _, f := range w.files {
+	for _, f := range w.files.byKey {
 		if !f.fw.Deferred() {
 			t.Fatalf("file of %s is not deferred", f.hour)
 		}
@@ -307,7 +337,7 @@ func TestDeferredFilesStayOpen(t *testing.T) {
 	if got := testutil.ToFloat64(w.env.Metrics.DeferredFiles); got != hours {
 		t.Errorf("lakesink_deferred_files_total %v, want %d", got, hours)
 	}
-	if held := w.heldBytes() - w.readerBytes(); held > hours*24<<10 {
+	if held := w.mem.heldBytes(w.files) - w.mem.readerBytes(); held > hours*24<<10 {
 		t.Errorf("%d open deferred files hold %d KiB, want ≤ 24 KiB each", hours, held>>10)
 	}
 	if err := w.boundMemory(ctx); err != nil {

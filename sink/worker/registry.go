@@ -11,10 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/partitioner"
-	"github.com/lakesink/lakesink/sink/decode"
 	"github.com/lakesink/lakesink/sink/decode/confluent"
-	"github.com/lakesink/lakesink/sink/retry"
-	"github.com/lakesink/lakesink/sink/tables"
 )
 
 // registryFormat is Avro, Protobuf and JSON Schema in the Confluent wire
@@ -56,161 +53,56 @@ import (
 //   - Registry outages: a record whose schema cannot be fetched is not bad
 //     data. The partition waits and retries the same record with capped
 //     exponential backoff (never skipped, never dead-lettered); /readyz says
-//     why meanwhile. Unknown ids, truncated records, wrong magic bytes and
-//     writer schemas that do not fit the stream go to the dead-letter topic
-//     with their reason.
+//     why meanwhile (registry_wait.go). Unknown ids, truncated records,
+//     wrong magic bytes and writer schemas that do not fit the stream go to
+//     the dead-letter topic with their reason.
+//   - A stream with a table and derived columns evolves the table to take
+//     each writer schema before its first record is written
+//     (registry_table.go).
+//
+// This file has the format's path of a record; the families are
+// registry_families.go's, the samples sample.go's.
 type registryFormat struct {
-	w    *Worker
+	fx   *formatEnv
 	dec  recordDecoder      // cdec, or a stand-in in tests
 	cdec *confluent.Decoder // knows the schema of the record decoded last
-	// tableSchemas, for a stream with a table and derived columns, is the
-	// Parquet schema of each writer schema id with the table's field ids
-	// (the table evolved to take it); nil otherwise.
-	tableSchemas map[int]*partitioner.Schema
+	// table, for a stream with a table and derived columns, evolves it to
+	// take each writer schema; nil otherwise.
+	table *tableEvolution
 
-	// derived: no column list. fams are the families of writer schemas
-	// this worker has fitted since it was assigned the partition, each the
-	// join of its schemas (at most maxFamilies, the oldest forgotten); a
-	// new file starts sampling from its writer schema's family, so a
-	// worker's files of one family only widen.
+	// derived: no column list. fams: the worker's families of writer
+	// schemas.
 	derived bool
 	sample  int // records a file samples: registrySample (tests: fewer)
-	fams    []*colFamily
-	colsOf  map[*partitioner.Schema][]partitioner.Column
+	fams    schemaFamilies
 }
 
-// colFamily is a set of mutually compatible writer schemas (joinColumns)
-// and their join.
-type colFamily struct {
-	cols  []partitioner.Column
-	known map[*partitioner.Schema]bool
-}
-
-func newRegistryFormat(w *Worker) (*registryFormat, error) {
-	if w.st.cspec.Registry == nil {
-		return nil, errors.New("format " + string(w.st.Format) + " needs schema_registry.url")
+func newRegistryFormat(fx *formatEnv) (*registryFormat, error) {
+	st := fx.st
+	if st.cspec.Registry == nil {
+		return nil, errors.New("format " + string(st.Format) + " needs schema_registry.url")
 	}
-	d, err := confluent.New(w.st.cspec)
+	d, err := confluent.New(st.cspec)
 	if err != nil {
 		return nil, err
 	}
-	x := &registryFormat{w: w, dec: d, cdec: d, derived: !w.st.Fixed(), sample: registrySample,
-		colsOf: map[*partitioner.Schema][]partitioner.Column{}}
-	if w.st.Table != nil && !w.st.Fixed() {
-		x.tableSchemas = map[int]*partitioner.Schema{}
+	x := &registryFormat{fx: fx, dec: d, cdec: d, derived: !st.Fixed(), sample: registrySample}
+	if st.Table != nil && !st.Fixed() {
+		x.table = newTableEvolution(fx)
 	}
+	x.fams = newSchemaFamilies(x.table != nil)
 	return x, nil
 }
-
-// errDraining ends a registry wait when the sink shuts down: the worker
-// finishes its files and commits below the record, which is replayed.
-var errDraining = errors.New("shutting down while waiting for the schema registry")
 
 func (x *registryFormat) decode(ctx context.Context, m kafka.Message) ([]parquet.Value, time.Time, error) {
 	row, ev, err := x.dec.Decode(m.Value, m.Time)
 	if err != nil && !isRecordError(err) {
 		row, ev, err = x.waitRegistry(ctx, m, err)
 	}
-	if err == nil && x.tableSchemas != nil {
-		err = x.evolveTable(ctx, m)
+	if err == nil && x.table != nil {
+		err = x.table.evolve(ctx, x.cdec.SchemaID(), x.cdec.Schema(), m.Offset)
 	}
 	return row, ev, err
-}
-
-// evolveTable makes sure the stream's table can take a file of the writer
-// schema of the record just decoded (tables.Table.Evolve), once per schema
-// id. A writer schema the table cannot take is the record's error
-// (incompatible_schema, to the dead-letter topic, as every record of that
-// schema); a catalog that does not answer is waited for, like the registry.
-func (x *registryFormat) evolveTable(ctx context.Context, m kafka.Message) error {
-	id := x.cdec.SchemaID()
-	if _, ok := x.tableSchemas[id]; ok {
-		return nil
-	}
-	w := x.w
-	var schema *partitioner.Schema
-	var recErr error
-	err := retry.Until(ctx, retry.NewBackoff(200*time.Millisecond, 15*time.Second), func(ctx context.Context) error {
-		cols, err := w.st.Table.Evolve(ctx, x.cdec.Schema().Columns())
-		switch {
-		case err == nil:
-			schema, err = partitioner.NewSchema(w.st.Name, cols)
-			recErr = err
-			return nil
-		case !tables.Retryable(err):
-			recErr = &decode.Error{Reason: confluent.ReasonIncompatible, Detail: fmt.Sprintf("writer schema %d: %v", id, err)}
-			return nil
-		}
-		return err
-	}, func(attempt int, err error) {
-		w.env.Health.Catalog(w.st.Name, err)
-		w.log.Debug("table schema evolution failed, partition waits", "offset", m.Offset, "schema_id", id, "attempt", attempt, "err", err)
-	})
-	if err != nil {
-		return x.stopped(ctx)
-	}
-	w.env.Health.Catalog(w.st.Name, nil)
-	if recErr != nil {
-		w.log.Warn("writer schema incompatible with the table: its records go to the dead-letter topic", "schema_id", id, "err", recErr)
-		return recErr
-	}
-	x.tableSchemas[id] = schema
-	return nil
-}
-
-// waitRegistry handles a record whose schema could not be fetched (err):
-// it decodes the same record again with capped exponential backoff and
-// jitter until it decodes or turns out bad. It returns errDraining or the
-// context's error if the sink shuts down or the partition is revoked
-// meanwhile.
-func (x *registryFormat) waitRegistry(ctx context.Context, m kafka.Message, err error) ([]parquet.Value, time.Time, error) {
-	w := x.w
-	update, end := w.env.Health.RegistryWait(err)
-	defer end()
-	// Draining ends the wait like the end of the generation does.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-w.drain:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	wait := retry.NewBackoff(100*time.Millisecond, 10*time.Second)
-	failed := func(attempt int, err error) {
-		update(err) // logs the fault, rate-limited
-		w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", attempt, "err", err)
-	}
-	w.log.Debug("schema registry unreachable, partition waits", "offset", m.Offset, "attempt", 1, "err", err)
-	var row []parquet.Value
-	var ev time.Time
-	var recErr error
-	if !retry.Sleep(wctx, wait.Next()) {
-		return nil, time.Time{}, x.stopped(ctx)
-	}
-	werr := retry.Until(wctx, wait, func(context.Context) error {
-		var derr error
-		row, ev, derr = x.dec.Decode(m.Value, m.Time)
-		if derr == nil || isRecordError(derr) {
-			recErr = derr
-			return nil
-		}
-		return derr
-	}, func(attempt int, err error) { failed(attempt+1, err) })
-	if werr != nil {
-		return nil, time.Time{}, x.stopped(ctx)
-	}
-	return row, ev, recErr
-}
-
-// stopped is the error of a registry wait cut short: the generation's end
-// or the drain.
-func (x *registryFormat) stopped(ctx context.Context) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return errDraining
 }
 
 // fit returns the row of the record just decoded for f. With a column
@@ -236,7 +128,7 @@ func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) 
 	}
 	if rf.sampling {
 		if !rf.joined[ws] {
-			cols, grew, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil)
+			cols, grew, ok := x.fams.joined(rf.cols, ws)
 			if !ok {
 				x.other(f, ws, m)
 				return row, fitOther, nil
@@ -245,23 +137,23 @@ func (x *registryFormat) fit(f *openFile, m kafka.Message, row []parquet.Value) 
 				clear(rf.foreign) // a wider file may join what it did not
 			}
 			rf.cols, rf.joined[ws] = cols, true
-			x.join(rf.fam, ws)
+			x.fams.join(rf.fam, ws)
 		}
 		rf.last = ws
 		return row, fitOK, nil
 	}
 	r, ok := rf.maps[ws]
 	if !ok {
-		r = newRemap(x.columns(ws), rf.cols, x.tableSchemas != nil)
+		r = x.fams.remap(ws, rf.cols)
 		rf.maps[ws] = r
 	}
 	if r == nil {
-		if _, _, ok := joinColumns(rf.cols, x.columns(ws), x.tableSchemas != nil); !ok {
+		if _, _, ok := x.fams.joined(rf.cols, ws); !ok {
 			x.other(f, ws, m)
 			return row, fitOther, nil
 		}
-		x.join(rf.fam, ws)
-		x.w.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
+		x.fams.join(rf.fam, ws)
+		x.fx.log.Info("writer schema not covered by the file's columns: new file", "offset", m.Offset,
 			"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
 		return row, fitRoll, nil
 	}
@@ -276,61 +168,17 @@ func (x *registryFormat) other(f *openFile, ws *partitioner.Schema, m kafka.Mess
 		rf.foreign = map[*partitioner.Schema]bool{}
 	}
 	rf.foreign[ws] = true
-	x.w.log.Info("writer schema incompatible with the file's columns: another family's file", "offset", m.Offset,
+	x.fx.log.Info("writer schema incompatible with the file's columns: another family's file", "offset", m.Offset,
 		"hour", f.hour.Format(time.RFC3339), "schema_id", x.cdec.SchemaID())
 }
 
 // writerSchema is the Parquet schema of the writer schema of the record
 // just decoded, with the table's field ids for a table stream.
 func (x *registryFormat) writerSchema() *partitioner.Schema {
-	if s := x.tableSchemas[x.cdec.SchemaID()]; s != nil {
+	if s := x.table.schema(x.cdec.SchemaID()); s != nil {
 		return s
 	}
 	return x.cdec.Schema()
-}
-
-// columns returns ws's columns (cached: Schema.Columns copies).
-func (x *registryFormat) columns(ws *partitioner.Schema) []partitioner.Column {
-	cols, ok := x.colsOf[ws]
-	if !ok {
-		cols = ws.Columns()
-		x.colsOf[ws] = cols
-	}
-	return cols
-}
-
-// family returns the worker's family of ws: the one that has it, else
-// the first it joins, else a new one (forgetting the oldest beyond
-// maxFamilies).
-func (x *registryFormat) family(ws *partitioner.Schema) *colFamily {
-	for _, fam := range x.fams {
-		if fam.known[ws] {
-			return fam
-		}
-	}
-	for _, fam := range x.fams {
-		if x.join(fam, ws) {
-			return fam
-		}
-	}
-	fam := &colFamily{cols: x.columns(ws), known: map[*partitioner.Schema]bool{ws: true}}
-	if len(x.fams) >= maxFamilies {
-		x.fams = slices.Delete(x.fams, 0, 1)
-	}
-	x.fams = append(x.fams, fam)
-	return fam
-}
-
-// join joins ws into fam if they are compatible.
-func (x *registryFormat) join(fam *colFamily, ws *partitioner.Schema) bool {
-	if fam.known[ws] {
-		return true
-	}
-	cols, _, ok := joinColumns(fam.cols, x.columns(ws), x.tableSchemas != nil)
-	if ok {
-		fam.cols, fam.known[ws] = cols, true
-	}
-	return ok
 }
 
 // newFile sets up f's registry state. A file with derived columns starts
@@ -342,10 +190,11 @@ func (x *registryFormat) newFile(f *openFile) *partitioner.Schema {
 	ws := x.writerSchema()
 	if x.derived {
 		rf := f.reg
-		rf.fam = x.family(ws)
+		rf.fam = x.fams.of(ws)
 		rf.sampling, rf.last = true, ws
 		rf.cols = slices.Clone(rf.fam.cols)
 		rf.joined = map[*partitioner.Schema]bool{ws: true}
+		rf.sample = newSampler[registrySampled](x.fx.mem, x.sample, x.fx.sampleBytes)
 	}
 	return ws
 }
@@ -362,10 +211,7 @@ func (x *registryFormat) append(f *openFile, row []parquet.Value, m kafka.Messag
 		return appendRow(f, row, m, ev)
 	}
 	cp, n := copyRow(row)
-	rf.recs = append(rf.recs, registrySampled{row: cp, ws: rf.last, offset: m.Offset, ev: ev})
-	rf.bytes += n
-	x.w.env.Budget.add(n)
-	if len(rf.recs) >= x.sample || rf.bytes >= min(sampleMaxBytes, x.w.env.MaxFileBytes) {
+	if rf.sample.add(registrySampled{row: cp, ws: rf.last}, n, m.Offset, ev) {
 		return x.seal(f)
 	}
 	return nil
@@ -379,46 +225,32 @@ func (x *registryFormat) seal(f *openFile) error {
 	if rf == nil || !rf.sampling {
 		return nil
 	}
-	w := x.w
-	schema, err := partitioner.NewSchema(w.st.Name, rf.cols)
+	st := x.fx.st
+	schema, err := partitioner.NewSchema(st.Name, rf.cols)
 	if err != nil {
-		return fmt.Errorf("stream %s: columns of writer schemas %v: %w", w.st.Name, rf.ids, err)
+		return fmt.Errorf("stream %s: columns of writer schemas %v: %w", st.Name, rf.ids, err)
 	}
-	if err := f.fw.Abort(); err != nil {
-		return err
-	}
-	fw, err := partitioner.NewFileWriter(f.spool, schema, w.fileOptions(schema))
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
-	}
-	f.fw = fw
 	rf.sampling, rf.last, rf.lastMap, rf.joined = false, nil, nil, nil
 	rf.maps = map[*partitioner.Schema]*remap{}
-	for _, r := range rf.recs {
-		rm, ok := rf.maps[r.ws]
+	return rf.sample.writeTo(f, schema, x.fx.newWriter, func(r sampled[registrySampled]) ([]parquet.Value, error) {
+		rm, ok := rf.maps[r.rec.ws]
 		if !ok {
-			rm = newRemap(x.columns(r.ws), rf.cols, x.tableSchemas != nil)
-			rf.maps[r.ws] = rm
+			rm = x.fams.remap(r.rec.ws, rf.cols)
+			rf.maps[r.rec.ws] = rm
 		}
 		if rm == nil {
 			// The columns are the join of the sample: this is a bug.
-			return fmt.Errorf("columns of writer schemas %v do not hold the sampled record at offset %d", rf.ids, r.offset)
+			return nil, fmt.Errorf("columns of writer schemas %v do not hold the sampled record at offset %d", rf.ids, r.offset)
 		}
-		if err := fw.Append(rm.apply(r.row), r.offset, r.ev); err != nil {
-			return fmt.Errorf("append to %s: %w", f.spool, err)
-		}
-	}
-	x.drop(f)
-	return nil
+		return rm.apply(r.rec.row), nil
+	})
 }
 
 // drop releases a file's sample from memory.
 func (x *registryFormat) drop(f *openFile) {
-	if f.reg == nil || f.reg.bytes == 0 {
-		return
+	if f.reg != nil {
+		f.reg.sample.release()
 	}
-	x.w.env.Budget.release(f.reg.bytes)
-	f.reg.recs, f.reg.bytes = nil, 0
 }
 
 // footer is the writer schema ids of f's records.
@@ -441,8 +273,7 @@ type registryFile struct {
 	sampling bool
 	cols     []partitioner.Column
 	joined   map[*partitioner.Schema]bool // writer schemas in cols, while sampling
-	recs     []registrySampled
-	bytes    int64                          // of recs, counted in the memory budget
+	sample   sampler[registrySampled]
 	maps     map[*partitioner.Schema]*remap // after the sample: each writer schema's rows into cols (nil: not covered)
 	// last is the writer schema of the record fitted last, lastMap its
 	// remap: consecutive records of one version skip the maps.
@@ -454,13 +285,11 @@ type registryFile struct {
 	foreign map[*partitioner.Schema]bool
 }
 
-// registrySampled is a sampled record: its row in its writer schema's
-// columns (its own copy), and that schema.
+// registrySampled is what a registry file samples of a record: its row
+// in its writer schema's columns (its own copy, copyRow), and that schema.
 type registrySampled struct {
-	row    []parquet.Value
-	ws     *partitioner.Schema
-	offset int64
-	ev     time.Time
+	row []parquet.Value
+	ws  *partitioner.Schema
 }
 
 // copyRow returns a copy of row that shares no memory with it (rows alias

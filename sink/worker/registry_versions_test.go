@@ -49,7 +49,7 @@ const (
 // registryVersionsWorker is a worker of an avro stream over a memory lake,
 // its registry holding orderV1..3 (ids returned in that order); cols is
 // the stream's column list (nil: derived).
-func registryVersionsWorker(t *testing.T, cols []config.SchemaColumn) (*Worker, *writers.Memory, [3]int) {
+func registryVersionsWorker(t testing.TB, cols []config.SchemaColumn) (*Worker, *writers.Memory, [3]int) {
 	t.Helper()
 	sr := schemaregistry.New(schemaregistry.Options{})
 	hs := httptest.NewServer(sr)
@@ -84,7 +84,7 @@ func registryVersionsWorker(t *testing.T, cols []config.SchemaColumn) (*Worker, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.drain = make(chan struct{})
+	w.fx.drain = make(chan struct{})
 	w.led = ledger.New(-1, ledger.Empty(), st.Lateness.Milliseconds())
 	return w, lake, ids
 }
@@ -99,7 +99,7 @@ type order struct {
 	note   *string
 }
 
-func (o order) encode(t *testing.T, ids [3]int, at time.Time) []byte {
+func (o order) encode(t testing.TB, ids [3]int, at time.Time) []byte {
 	t.Helper()
 	rec := map[string]any{"id": o.id, "ts": at}
 	switch o.v {
@@ -273,8 +273,8 @@ func TestRegistryVersionsShareFiles(t *testing.T) {
 					t.Fatalf("process offset %d: %v", off, err)
 				}
 			}
-			if len(w.dlq) > 0 {
-				t.Fatalf("%d records dead-lettered", len(w.dlq))
+			if len(w.dead.queue) > 0 {
+				t.Fatalf("%d records dead-lettered", len(w.dead.queue))
 			}
 			files := finishAndRead(t, w, lake)
 			if len(files) != len(tc.files) {
@@ -378,13 +378,13 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 				t.Fatalf("process offset %d: %v", off, err)
 			}
 		}
-		if len(w.dlq) > 0 {
-			t.Fatalf("%d records dead-lettered", len(w.dlq))
+		if len(w.dead.queue) > 0 {
+			t.Fatalf("%d records dead-lettered", len(w.dead.queue))
 		}
 	}
 	finishAll := func(t *testing.T, w *Worker) {
 		t.Helper()
-		for k := range w.files {
+		for k := range w.files.byKey {
 			if err := w.finish(ctx, k.hour); err != nil {
 				t.Fatal(err)
 			}
@@ -449,8 +449,8 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 				t.Errorf("%s: group %q, %d records; want \"0,1\", 10", f.key, g, len(f.rows))
 			}
 		}
-		if len(w.files) != 1 || w.files[fileKey{hour: hour.Add(time.Hour).UnixMilli()}] == nil {
-			t.Errorf("open files %v, want the next hour's only", slices.Collect(maps.Keys(w.files)))
+		if len(w.files.byKey) != 1 || w.files.byKey[fileKey{hour: hour.Add(time.Hour).UnixMilli()}] == nil {
+			t.Errorf("open files %v, want the next hour's only", slices.Collect(maps.Keys(w.files.byKey)))
 		}
 		if c, _ := w.led.CommitPoint(); c != 20 {
 			t.Errorf("commit point %d, want 20 (the next hour's file)", c)
@@ -550,12 +550,12 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 			// commit, its format inferring afresh.
 			w.abandonAll()
 			w.led = ledger.New(c, meta, w.st.Lateness.Milliseconds())
-			f, err := newFormat(w)
+			f, err := newFormat(w.fx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w.format = f
-			w.cleanSpool()
+			w.files.clean()
 			feed(t, w, ids, recs, int(c), len(recs))
 			finishAll(t, w)
 			if got := w.env.Budget.Used(); got != 0 {

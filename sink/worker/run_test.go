@@ -180,7 +180,7 @@ func TestCommitFencedRevokes(t *testing.T) {
 	if err := w.commit(context.Background()); !errors.Is(err, errRevoked) {
 		t.Fatalf("commit refused for a stale generation = %v, want errRevoked", err)
 	}
-	if w.lastC != -1 {
-		t.Errorf("last committed offset %d after a refused commit, want -1", w.lastC)
+	if w.offsets.last != -1 {
+		t.Errorf("last committed offset %d after a refused commit, want -1", w.offsets.last)
 	}
 }

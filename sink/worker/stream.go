@@ -85,7 +85,7 @@ func (st *Stream) SetTable(t Table) error {
 	}
 	if !st.Fixed() {
 		// Columns from each writer schema: the registry format evolves the
-		// table per writer schema (registry.go).
+		// table per writer schema (registry_table.go).
 		st.Table = t
 		return nil
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -20,39 +19,6 @@ import (
 	"github.com/lakesink/lakesink/sink/tables"
 )
 
-// openFile is a data file being written for one hour of one partition.
-type openFile struct {
-	hour  time.Time // in the stream's location
-	first int64
-	fw    *partitioner.FileWriter
-	spool string
-	reg   *registryFile // avro, protobuf, json_schema (registry.go); else nil
-	inf   *inferFile    // schema: infer streams (infer.go); else nil
-}
-
-// pendingFile is an uploaded file of a table stream, not yet in the table.
-type pendingFile struct {
-	file  tables.File
-	hour  time.Time
-	first int64
-}
-
-// fileKey is an open file's key: its hour start, unix ms, and its family.
-// Records of registry streams with derived columns whose writer schemas
-// are incompatible (docs/formats.md) go to different files of one hour:
-// families 0, 1, … in the order they opened, at most maxFamilies; other
-// formats have family 0 only. The families of an hour are always 0..n-1:
-// the hour's files finish together (finish).
-type fileKey struct {
-	hour int64
-	fam  int
-}
-
-// maxFamilies bounds the files open at once for one hour. A record of a
-// further incompatible family finishes the hour's files and starts over
-// with family 0: rolls then, as without families, but memory stays bounded.
-const maxFamilies = 4
-
 // Generation identifies the consumer-group generation a worker runs in.
 type Generation struct {
 	ID     int
@@ -64,60 +30,58 @@ type Generation struct {
 
 // Worker owns one partition for the lifetime of one group generation. It is
 // not safe for concurrent use; the sink runs one goroutine per worker.
+//
+// It is a record's path — fetch, decode, hour, append, finish, commit —
+// and delegates the rest: the open files and the spool folder (fileSet),
+// its share of the memory budget (memShare), dead letters (deadLetters),
+// the stream's table (tableCommits), offset commits and their reports
+// (offsetCommits), amendments (amends), and everything about the record
+// format (format, which sees the worker only through its formatEnv).
 type Worker struct {
 	env       *Env
 	st        *Stream
 	topic     string
 	partition int
-	gen       Generation
 	log       *slog.Logger
 
-	format format
-	drain  <-chan struct{}
-	led    *ledger.Ledger
-	files  map[fileKey]*openFile
-	dlq    []kafka.Message
-	lastC  int64 // last committed offset
-	lastCM string
-	lastCT time.Time
-	hwm    int64
-	nowMs  int64 // wall clock at the start of the current tick, unix ms
-	nparts int   // partitions of this member: sizes the fetch buffers
+	format  format
+	fx      *formatEnv // the format's view of the worker
+	led     *ledger.Ledger
+	files   *fileSet
+	mem     *memShare
+	dead    deadLetters
+	table   *tableCommits // nil without a table
+	amends  amends
+	offsets offsetCommits
 
-	// pending are uploaded files waiting for the stream's table (nil
-	// without one); owner is this worker as the table knows it.
-	pending []pendingFile
-	owner   tables.Owner
-	// tried is the table commit that failed without an answer (it may
-	// have landed): its first `files` pending files and the progress sent
-	// with them. The next publish sends exactly it again; the table
-	// answers success if it finds it already there.
-	tried struct {
-		files int
-		c     int64
-		meta  ledger.Meta
-	}
-
-	stopped  bool  // Run is restarting it after a failure
-	memHeld  int64 // bytes this worker has counted in env.Budget
-	appended int   // records since the last memory check
-	memEvery int   // memCheckEvery(nparts), on the hot path
-	plabel   string
+	hwm     int64
+	nowMs   int64 // wall clock at the start of the current tick, unix ms
+	stopped bool  // Run is restarting it after a failure
 }
 
 // New returns the worker of topic's partition of stream st in generation
 // gen. It does not start; Run does.
 func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Worker, error) {
+	log := env.Log.With("topic", topic, "partition", partition)
+	mem := newMemShare(env, gen.Partitions)
 	w := &Worker{
-		env: env, st: st, topic: topic, partition: partition,
-		gen: gen, nparts: max(gen.Partitions, 1),
-		memEvery: memCheckEvery(gen.Partitions),
-		log:      env.Log.With("topic", topic, "partition", partition),
-		files:    map[fileKey]*openFile{},
-		lastC:    -1,
-		plabel:   strconv.Itoa(partition),
+		env: env, st: st, topic: topic, partition: partition, log: log,
+		files:  newFileSet(env, mem, topic, partition),
+		mem:    mem,
+		dead:   deadLetters{env: env, stream: st.Name, log: log},
+		amends: amends{env: env, st: st, topic: topic, partition: partition, log: log},
+		offsets: offsetCommits{env: env, stream: st.Name, topic: topic, partition: partition,
+			label: strconv.Itoa(partition), gen: gen, log: log, last: -1},
 	}
-	f, err := newFormat(w)
+	if st.Table != nil {
+		w.table = &tableCommits{env: env, table: st.Table, stream: st.Name, log: log,
+			owner: tables.Owner{Topic: topic, Partition: partition, Generation: gen.ID, Member: gen.Member}}
+	}
+	w.fx = &formatEnv{
+		st: st, log: log, health: env.Health, mem: env.Budget,
+		sampleBytes: sampleLimit(env.MaxFileBytes), newWriter: w.files.newWriter,
+	}
+	f, err := newFormat(w.fx)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", st.Name, err)
 	}
@@ -195,15 +159,15 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 	if err != nil {
 		w.log.Warn("ignoring foreign commit metadata", "err", err)
 	}
-	if w.st.Table != nil {
-		if start, meta, err = w.claim(ctx, start, meta); err != nil {
+	if w.table != nil {
+		if start, meta, err = w.table.claim(ctx, start, meta); err != nil {
 			return 0, err
 		}
 	}
 	w.led = ledger.New(start, meta, w.st.Lateness.Milliseconds())
-	w.lastC = start
-	w.lastCT = w.env.Now()
-	w.cleanSpool()
+	w.offsets.last = start
+	w.offsets.at = w.env.Now()
+	w.files.clean()
 	// A worker restarting after a failure (Run's backoff loop) says so at
 	// debug level: while a fault lasts, readiness and the fault log speak
 	// for it, and a line per partition per restart would flood the log.
@@ -216,9 +180,8 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 }
 
 func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
-	w.drain = drain
-	clear(w.dlq) // a restart reads them again
-	w.dlq = w.dlq[:0]
+	w.fx.drain = drain
+	w.dead.reset() // a restart reads them again
 	start, err := w.start(ctx)
 	if err != nil {
 		return err
@@ -232,9 +195,9 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 		Brokers:   w.env.Brokers,
 		Topic:     w.topic,
 		Partition: w.partition,
-		MaxBytes:  w.env.Budget.FetchBytes(w.nparts),
+		MaxBytes:  w.mem.fetchBytes(),
 		MaxWait:   250 * time.Millisecond,
-		Queue:     queueCapacity(w.nparts),
+		Queue:     w.mem.queue(),
 		Log:       w.log,
 		Report:    w.env.Health.Kafka,
 		Leaders:   w.env.Leaders,
@@ -242,7 +205,7 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	defer f.Stop()
 
 	defer w.abandonAll()
-	defer func() { w.env.Budget.release(w.memHeld) }()
+	defer w.mem.release()
 	tick := time.NewTicker(w.env.Tick)
 	defer tick.Stop()
 	records := f.Records()
@@ -314,10 +277,11 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	}
 	if w.led.IsClosed(hms) {
 		w.env.Metrics.LateRecords.WithLabelValues(w.st.Name).Inc()
-		var drop bool
-		if hour, hms, drop = w.applyLatePolicy(m, hour); drop {
+		if hour, err = lateHour(w.st, hour, w.led.RawWM()); err != nil {
+			w.deadLetter(m, err)
 			return nil
 		}
+		hms = hour.UnixMilli()
 		// current_hour filed it under another hour: a replay finds it
 		// durable there, not under its own hour.
 		if w.led.DurableAlready(hms, m.Offset) {
@@ -333,7 +297,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	key := fileKey{hour: hms}
 	var f *openFile
 	for {
-		f = w.files[key]
+		f = w.files.byKey[key]
 		out, fit, err := w.format.fit(f, m, row)
 		if err != nil {
 			w.deadLetter(m, err)
@@ -359,11 +323,11 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	if err := w.format.append(f, row, m, ev); err != nil {
-		return w.spoolFailed(err)
+		return w.files.failed(err)
 	}
 	oldWM := w.led.RawWM()
 	w.led.Read(m.Offset, ev.UnixMilli(), now)
-	if w.appended++; w.appended >= w.memEvery {
+	if w.mem.due() {
 		if err := w.boundMemory(ctx); err != nil {
 			return err
 		}
@@ -378,7 +342,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		// hours closed earlier (late data) wait for the next housekeeping
 		// tick, so that a burst of late records shares one file.
 		lat := w.st.Lateness.Milliseconds()
-		for k := range w.files {
+		for k := range w.files.byKey {
 			if end := k.hour + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
 				if err := w.finish(ctx, k.hour); err != nil {
 					return err
@@ -393,37 +357,12 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 // offset first, with the schema the format gives for the record just
 // fitted.
 func (w *Worker) openFile(key fileKey, hour time.Time, first int64) (*openFile, error) {
-	dir := w.spoolDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, w.spoolFailed(fmt.Errorf("spool dir %s: %w", dir, err))
-	}
-	of := &openFile{hour: hour, first: first, spool: filepath.Join(dir, fmt.Sprintf("%d-%020d.parquet", hour.Unix(), first))}
-	schema := w.format.newFile(of)
-	fw, err := partitioner.NewFileWriter(of.spool, schema, w.fileOptions(schema))
+	of, err := w.files.open(key, hour, first, w.format)
 	if err != nil {
-		return nil, w.spoolFailed(fmt.Errorf("open spool file: %w", err))
+		return nil, err
 	}
-	w.env.Health.Spool(nil)
-	of.fw = fw
-	w.files[key] = of
 	w.led.Opened(hour.UnixMilli(), first)
 	return of, nil
-}
-
-func (w *Worker) spoolDir() string {
-	return filepath.Join(w.env.SpoolDir, w.env.GroupID, fmt.Sprintf("%s-%d", w.topic, w.partition))
-}
-
-// spoolFailed reports an error writing the spool disk and returns it.
-func (w *Worker) spoolFailed(err error) error {
-	w.env.Health.Spool(err)
-	return err
-}
-
-// cleanSpool removes spool files left by an earlier owner of this partition
-// in this process or a crashed one; their records are replayed.
-func (w *Worker) cleanSpool() {
-	_ = os.RemoveAll(w.spoolDir())
 }
 
 // finish closes the open files of hour hms, uploads them (retrying until
@@ -439,19 +378,7 @@ func (w *Worker) cleanSpool() {
 // offsets of the files it finished with (partitioner.MetaFileGroup), which
 // the finalizer's orphan rule needs: files of one group overlap.
 func (w *Worker) finish(ctx context.Context, hms int64) error {
-	n := 0
-	for w.files[fileKey{hms, n}] != nil {
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	var group []int64
-	if n > 1 {
-		for fam := range n {
-			group = append(group, w.files[fileKey{hms, fam}].first)
-		}
-	}
+	n, group := w.files.hour(hms)
 	// Last family first: should one fail, the families still open are
 	// 0..k, as fileKey says.
 	for fam := n - 1; fam >= 0; fam-- {
@@ -465,9 +392,9 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 // finishFile finishes the open file key, one of group (the first offsets
 // of the hour's files finishing together; nil: it alone).
 func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error {
-	f, hms := w.files[k], k.hour
+	f, hms := w.files.byKey[k], k.hour
 	if err := w.format.seal(f); err != nil {
-		return w.spoolFailed(err)
+		return w.files.failed(err)
 	}
 	extra := w.format.footer(f)
 	if group != nil {
@@ -482,68 +409,30 @@ func (w *Worker) finishFile(ctx context.Context, k fileKey, group []int64) error
 		Extra: extra,
 	})
 	if err != nil {
-		return w.spoolFailed(fmt.Errorf("finish %s: %w", f.spool, err))
+		return w.files.failed(fmt.Errorf("finish %s: %w", f.spool, err))
 	}
 	key := w.st.Path.FileKey(w.st.Name, f.hour, w.topic, w.partition, f.first)
-	if err := w.upload(ctx, key, f.spool, info.Bytes); err != nil {
+	if err := upload(ctx, w.env, w.log, key, f.spool, info.Bytes); err != nil {
 		return err
 	}
-	if w.st.Table != nil {
+	if w.table != nil {
 		// Durable once the table references it (commit).
-		tf, err := w.st.Table.Prepare(ctx, f.spool, key)
-		if err != nil {
-			return w.spoolFailed(err)
+		if err := w.table.prepare(ctx, f.spool, key, f.hour, f.first); err != nil {
+			return w.files.failed(err)
 		}
-		w.pending = append(w.pending, pendingFile{file: tf, hour: f.hour, first: f.first})
 		w.led.Uploaded(hms, f.first, info.LastOffset)
 	} else {
 		w.led.MadeDurable(hms, info.LastOffset)
-		w.noteAmend(ctx, f.hour, f.first)
+		w.amends.note(ctx, w.led, f.hour, f.first)
 	}
 	_ = os.Remove(f.spool)
-	delete(w.files, k)
+	delete(w.files.byKey, k)
 	m := w.env.Metrics
 	m.FilesCommitted.Inc()
 	m.BytesCommitted.Add(float64(info.Bytes))
 	m.RecordsWritten.WithLabelValues(w.st.Name).Add(float64(info.Records))
 	w.log.Info("file committed", "key", key, "records", info.Records, "bytes", info.Bytes,
 		"first_offset", info.FirstOffset, "last_offset", info.LastOffset)
-	return nil
-}
-
-// upload puts a finished spool file into the lake, retrying with capped
-// exponential backoff and jitter until it succeeds or ctx ends. The
-// partition waits meanwhile: nothing is committed past records that are not
-// durable.
-//
-// Every attempt's outcome goes to Health (which logs a fault rate-limited):
-// readiness follows the real uploads, so it stays "storage unreachable"
-// from the first failed attempt until an upload succeeds.
-func (w *Worker) upload(ctx context.Context, key, path string, size int64) error {
-	report, end := w.env.Health.Upload()
-	defer end()
-	err := retry.Until(ctx, retry.NewBackoff(100*time.Millisecond, 10*time.Second), func(ctx context.Context) error {
-		return w.putFile(ctx, key, path, size)
-	}, func(attempt int, err error) {
-		w.env.Metrics.UploadRetries.Inc()
-		report(err)
-		w.log.Debug("upload failed, retrying", "key", key, "attempt", attempt, "err", err)
-	})
-	if err == nil {
-		report(nil)
-	}
-	return err
-}
-
-func (w *Worker) putFile(ctx context.Context, key, path string, size int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open spool file: %w", err)
-	}
-	defer f.Close()
-	if err := w.env.Writer.Put(ctx, key, f, size); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
 	return nil
 }
 
@@ -559,82 +448,55 @@ func (w *Worker) housekeep(ctx context.Context) error {
 		return err
 	}
 	all := idle || w.led.TooManyDone()
-	for k := range w.files {
+	for k := range w.files.byKey {
 		if all || w.led.IsClosed(k.hour) {
 			if err := w.finish(ctx, k.hour); err != nil {
 				return err
 			}
 		}
 	}
-	w.pruneAmends(ctx)
-	if now.Sub(w.lastCT) >= w.env.CommitInterval || idle {
+	w.amends.prune(ctx, w.led)
+	if now.Sub(w.offsets.at) >= w.env.CommitInterval || idle {
 		return w.commit(ctx)
 	}
 	return nil
 }
 
-// commit sends pending dead letters, then commits the ledger's commit point
-// with its metadata (kafkaio.Admin.Commit says why not kafka-go's helpers).
-// Dead letters go first so that a commit never passes a record that is
-// neither in the lake nor on the dead-letter topic.
+// commit sends pending dead letters, adds uploaded files to the stream's
+// table, then commits the ledger's commit point with its metadata
+// (offsetCommits). Dead letters go first so that a commit never passes a
+// record that is neither in the lake nor on the dead-letter topic.
 func (w *Worker) commit(ctx context.Context) error {
-	if err := w.flushDeadLetters(ctx); err != nil {
+	if err := w.dead.flush(ctx); err != nil {
 		return err
 	}
-	if err := w.publish(ctx); err != nil {
-		return err
+	if w.table != nil {
+		added := func(hour time.Time, first int64) { w.amends.note(ctx, w.led, hour, first) }
+		if err := w.table.publish(ctx, w.led, added); err != nil {
+			return err
+		}
 	}
-	w.lastCT = w.env.Now()
+	w.offsets.at = w.env.Now()
 	c, meta := w.led.CommitPoint()
 	if c < 0 {
 		return nil // nothing read yet
 	}
-	enc := meta.Encode()
-	if c == w.lastC && enc == w.lastCM {
-		w.report(c, meta)
-		return nil
+	made, err := w.offsets.commit(ctx, c, meta, w.hwm)
+	if made {
+		w.led.Committed(c)
 	}
-	if err := w.env.Offsets.Commit(ctx, w.gen.ID, w.gen.Member, w.topic, w.partition, c, enc); err != nil {
-		w.env.Metrics.OffsetCommitErrors.Inc()
-		if kafkaio.IsGenerationError(err) {
-			return errRevoked
-		}
-		w.log.Warn("commit offset", "offset", c, "err", err)
-		return nil
-	}
-	w.env.Metrics.OffsetCommits.Inc()
-	w.lastC, w.lastCM = c, enc
-	w.led.Committed(c)
-	w.report(c, meta)
-	return nil
-}
-
-// report sets the partition's gauges and tells Progress.
-func (w *Worker) report(c int64, meta ledger.Meta) {
-	if w.env.Progress != nil {
-		w.env.Progress(Progress{Stream: w.st.Name, Topic: w.topic, Partition: w.partition, Generation: w.gen.ID,
-			Committed: c, High: w.hwm, Meta: meta})
-	}
-	m := w.env.Metrics
-	m.CommittedOffset.WithLabelValues(w.topic, w.plabel).Set(float64(c))
-	if w.hwm > 0 {
-		m.PartitionHighOffset.WithLabelValues(w.topic, w.plabel).Set(float64(w.hwm))
-		m.ConsumerLag.WithLabelValues(w.topic, w.plabel).Set(float64(max(w.hwm-c, 0)))
-	}
-	if meta.WM > 0 {
-		m.Watermark.WithLabelValues(w.st.Name, w.topic, w.plabel).Set(float64(meta.WM) / 1000)
-	}
+	return err
 }
 
 // finishAll is the graceful end: every open file is uploaded and the final
 // offsets committed while the generation is still ours.
 func (w *Worker) finishAll(ctx context.Context) error {
-	for k := range w.files {
+	for k := range w.files.byKey {
 		if err := w.finish(ctx, k.hour); err != nil {
 			return err
 		}
 	}
-	w.lastCT = time.Time{}
+	w.offsets.at = time.Time{}
 	if err := w.commit(ctx); err != nil && !errors.Is(err, errRevoked) {
 		return err
 	}
@@ -644,16 +506,37 @@ func (w *Worker) finishAll(ctx context.Context) error {
 // abandonAll throws away files that were not uploaded; their records are
 // above the committed offset and will be replayed by the next owner.
 func (w *Worker) abandonAll() {
-	// Uploaded files not in the table are replayed like open ones; the
-	// next owner re-creates them under the same names.
-	w.pending = nil
-	w.tried.files = 0
-	for k, f := range w.files {
+	if w.table != nil {
+		w.table.abandon()
+	}
+	for k, f := range w.files.byKey {
 		w.format.drop(f)
 		_ = f.fw.Abort()
 		w.led.Abandoned(k.hour)
-		delete(w.files, k)
+		delete(w.files.byKey, k)
 	}
+}
+
+// boundMemory checks this worker's memory share (memShare.bound) and
+// finishes the open file it names, with the hour's other files.
+func (w *Worker) boundMemory(ctx context.Context) error {
+	k, ok, err := w.mem.bound(w.files)
+	if !ok {
+		return err
+	}
+	if err := w.finish(ctx, k.hour); err != nil {
+		return err
+	}
+	w.mem.account(w.files)
+	return nil
+}
+
+// deadLetter queues a record that cannot go to the lake, with err's
+// reason, and notes it in the ledger as needing no file (deadLetters: it
+// is on the dead-letter topic before a commit passes it).
+func (w *Worker) deadLetter(m kafka.Message, err error) {
+	w.dead.add(m, err)
+	w.led.Skipped(m.Offset, w.nowMs)
 }
 
 func fmtMs(ms int64) string {

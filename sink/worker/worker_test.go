@@ -80,7 +80,7 @@ func (noOffsets) Commit(context.Context, int, string, string, int, int64, string
 }
 
 // testEnv is an Env over lake with no Kafka behind it.
-func testEnv(t *testing.T, cfg *config.Config, lake writers.Writer) *Env {
+func testEnv(t testing.TB, cfg *config.Config, lake writers.Writer) *Env {
 	t.Helper()
 	return &Env{
 		Writer: lake, Offsets: noOffsets{}, Health: &testHealth{},
@@ -96,7 +96,7 @@ func testEnv(t *testing.T, cfg *config.Config, lake writers.Writer) *Env {
 
 // testWorker is the worker of partition 0 of cfg's first stream over lake,
 // driven through process() without Kafka; its drain channel is returned.
-func testWorker(t *testing.T, cfg *config.Config, lake writers.Writer) (*Worker, chan struct{}) {
+func testWorker(t testing.TB, cfg *config.Config, lake writers.Writer) (*Worker, chan struct{}) {
 	t.Helper()
 	tmpl, err := partitioner.ParsePathTemplate(cfg.Partitioning.Path)
 	if err != nil {
@@ -111,7 +111,7 @@ func testWorker(t *testing.T, cfg *config.Config, lake writers.Writer) (*Worker,
 		t.Fatal(err)
 	}
 	drain := make(chan struct{})
-	w.drain = drain
+	w.fx.drain = drain
 	w.led = ledger.New(-1, ledger.Empty(), st.Lateness.Milliseconds())
 	return w, drain
 }
