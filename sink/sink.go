@@ -244,7 +244,7 @@ func (s *Sink) RunHealthChecks(ctx context.Context) { s.ops.RunHealthChecks(ctx)
 // shutdown_timeout), then the group is left. Run returns nil after a clean
 // shutdown.
 func (s *Sink) Run(ctx context.Context) error {
-	s.ops.Health.SetJoined(false, "waiting for kafka")
+	s.ops.Health.SetJoined(false, ops.JoinWaitingKafka)
 	if err := s.waitKafka(ctx); err != nil {
 		return err
 	}
@@ -394,7 +394,7 @@ generations:
 	workersDone.Wait()
 	stopFinalizer()
 	bg.Wait()
-	health.SetJoined(false, "shut down")
+	health.SetJoined(false, ops.JoinShutDown)
 	return runErr
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/retry"
 )
 
@@ -45,7 +46,7 @@ func (s *Sink) waitKafka(ctx context.Context) error {
 		if limit > 0 && time.Since(start) >= limit {
 			return fmt.Errorf("kafka not reachable within kafka.startup_timeout (%s): %w", limit, err)
 		}
-		health.SetJoined(false, "waiting for kafka: "+err.Error())
+		health.SetJoined(false, ops.JoinWaitingKafka+": "+err.Error())
 		health.Kafka(err) // counted, and logged as a Kafka fault
 		next := wait.Next()
 		if limit > 0 {

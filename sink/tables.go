@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/retry"
 	"github.com/lakesink/lakesink/sink/tables"
 )
@@ -63,7 +64,7 @@ func (s *Sink) openTables(ctx context.Context) (func(), error) {
 				closeAll()
 				return nil, fmt.Errorf("streams[%d].table: %w", i, err)
 			}
-			s.ops.Health.SetJoined(false, fmt.Sprintf("waiting for the catalog of table %s: %v", sc.TableIdent(), err))
+			s.ops.Health.SetJoined(false, fmt.Sprintf("%s %s: %v", ops.JoinWaitingCatalog, sc.TableIdent(), err))
 			s.ops.Health.Catalog(sc.Name, err)
 			if !retry.Sleep(ctx, wait.Next()) {
 				closeAll()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/ops"
+	"github.com/lakesink/lakesink/sink/unconsumed"
 	"github.com/lakesink/lakesink/writers/factory"
 )
 
@@ -130,4 +132,42 @@ func docsMetrics(t *testing.T, path string) map[string]string {
 		out[m[1]] = strings.Join(labels, ",")
 	}
 	return out
+}
+
+// TestDocsReadinessReasons checks docs/operations.md's readiness table
+// against the reasons the code gives (ops.Reasons, unconsumed.Reason, and
+// the join reasons after "consumer group not joined: "): each has a row,
+// and each row starts with one of them.
+func TestDocsReadinessReasons(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Readiness reasons\n")
+	if !ok {
+		t.Fatal("docs/operations.md has no Readiness reasons section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	var rows []string
+	for line := range strings.SplitSeq(section, "\n") {
+		if cell, ok := strings.CutPrefix(line, "| `"); ok {
+			rows = append(rows, cell[:strings.IndexByte(cell, '`')])
+		}
+	}
+	code := append(ops.Reasons(), unconsumed.Reason)
+	for _, r := range rows {
+		if !slices.ContainsFunc(code, func(p string) bool { return strings.HasPrefix(r, p) }) {
+			t.Errorf("docs/operations.md: readiness reason %q starts with none of the reasons the code gives %q", r, code)
+		}
+	}
+	for _, p := range code {
+		if !slices.ContainsFunc(rows, func(r string) bool { return strings.HasPrefix(r, p) }) {
+			t.Errorf("docs/operations.md: readiness reason %q has no row in the readiness table", p)
+		}
+	}
+	for _, j := range ops.JoinReasons() {
+		if !strings.Contains(section, "`"+ops.ReasonNotJoined+": "+j) {
+			t.Errorf("docs/operations.md: the readiness table does not name `%s: %s`", ops.ReasonNotJoined, j)
+		}
+	}
 }

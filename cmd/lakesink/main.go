@@ -258,7 +258,7 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 	// /healthz 200, /readyz 503 with the start-up step, /metrics; the
 	// sink's handler takes over once it exists.
 	st := &startup{}
-	st.set("starting")
+	st.set(ops.ReasonStarting)
 	var handler atomic.Pointer[http.Handler]
 	sh := st.handler(reg)
 	handler.Store(&sh)
@@ -288,7 +288,7 @@ func runSink(ctx context.Context, cfg *config.Config, log *slog.Logger, ready fu
 		}
 	}
 
-	st.set("connecting to storage")
+	st.set(ops.ReasonConnectingStorage)
 	w, err := factory.New(ctx, cfg.Storage, log, reg)
 	if err != nil {
 		return err

@@ -10,5 +10,5 @@ import "fmt"
 // "Blocked markers"). Counted as an error of the storage dependency's
 // contents, dependency label "lake".
 func (h *Health) Blocked(stream string, err error) {
-	h.report(DepLake, DepLake+"/"+stream, fmt.Sprintf("markers of stream %s blocked: files hold records no manifest lists", stream), true, err)
+	h.report(DepLake, DepLake+"/"+stream, fmt.Sprintf("%s %s blocked: files hold records no manifest lists", ReasonBlocked, stream), true, err)
 }

@@ -219,7 +219,7 @@ func (h *Health) storageReport(fresh error, change func(s *storageState, now tim
 	if s.upload != nil && s.failing == 0 && s.running == 0 && now.Sub(s.failedAt) >= uploadQuiet {
 		s.upload = nil
 	}
-	logLine := h.setLocked(now, DepStorage, DepStorage, "storage unreachable", true, s.err(), fresh != nil)
+	logLine := h.setLocked(now, DepStorage, DepStorage, ReasonStorage, true, s.err(), fresh != nil)
 	h.mu.Unlock()
 	logLine()
 }
@@ -283,25 +283,25 @@ func (h *Health) Storage(err error) {
 
 // Spool reports the spool disk's state: err nil after a spool file was
 // written or the spool probe succeeded.
-func (h *Health) Spool(err error) { h.report(DepSpool, DepSpool, "spool disk failing", true, err) }
+func (h *Health) Spool(err error) { h.report(DepSpool, DepSpool, ReasonSpool, true, err) }
 
 // Catalog reports a commit to stream's Iceberg table: err nil when it
 // worked. While it fails, the stream's files wait uploaded and its offsets
 // are not committed past them, so the sink is not ready.
 func (h *Health) Catalog(stream string, err error) {
-	h.report(DepCatalog, DepCatalog+"/"+stream, fmt.Sprintf("table of stream %s: catalog commits failing", stream), true, err)
+	h.report(DepCatalog, DepCatalog+"/"+stream, fmt.Sprintf("%s %s: catalog commits failing", ReasonCatalog, stream), true, err)
 }
 
 // DeadLetters reports the dead-letter topic's state: err nil when it works.
 func (h *Health) DeadLetters(err error) {
-	h.report(DepDeadLetterTopic, DepDeadLetterTopic, "dead-letter topic unavailable", true, err)
+	h.report(DepDeadLetterTopic, DepDeadLetterTopic, ReasonDeadLetter, true, err)
 }
 
 // Events reports delivery of stream's completion events to dep
 // (DepCompletionTopic or DepWebhook): err nil once delivered. While they
 // fail the stream's later markers wait, so the sink is not ready.
 func (h *Health) Events(stream, dep string, err error) {
-	h.report(dep, dep+"/"+stream, fmt.Sprintf("completion events of stream %s not delivered (%s)", stream, dep), true, err)
+	h.report(dep, dep+"/"+stream, fmt.Sprintf("%s %s not delivered (%s)", ReasonEvents, stream, dep), true, err)
 	failing := 0.0
 	if h.EventsFailing(stream) {
 		failing = 1
@@ -327,10 +327,10 @@ func (h *Health) RegistryWait(err error) (update func(error), end func()) {
 	h.mu.Lock()
 	h.regWaiting++
 	h.mu.Unlock()
-	h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, err)
+	h.report(DepSchemaRegistry, DepSchemaRegistry, ReasonRegistry, true, err)
 	var once sync.Once
 	return func(err error) {
-			h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, err)
+			h.report(DepSchemaRegistry, DepSchemaRegistry, ReasonRegistry, true, err)
 		}, func() {
 			once.Do(func() {
 				h.mu.Lock()
@@ -338,7 +338,7 @@ func (h *Health) RegistryWait(err error) (update func(error), end func()) {
 				last := h.regWaiting == 0
 				h.mu.Unlock()
 				if last {
-					h.report(DepSchemaRegistry, DepSchemaRegistry, "schema registry unreachable", true, nil)
+					h.report(DepSchemaRegistry, DepSchemaRegistry, ReasonRegistry, true, nil)
 				}
 			})
 		}
@@ -365,7 +365,7 @@ func (h *Health) reasons() []string {
 	defer h.mu.Unlock()
 	var out []string
 	if !h.joined {
-		r := "consumer group not joined"
+		r := ReasonNotJoined
 		if h.joinReason != "" {
 			r += ": " + h.joinReason
 		}
@@ -386,7 +386,7 @@ func (h *Health) reasons() []string {
 	out = append(out, faults...)
 	var stopped []string
 	for tp, err := range h.stopped {
-		stopped = append(stopped, fmt.Sprintf("partition worker stopped: %s: %v", tp, err))
+		stopped = append(stopped, fmt.Sprintf("%s: %s: %v", ReasonWorkerStopped, tp, err))
 	}
 	sort.Strings(stopped)
 	return append(out, stopped...)

@@ -106,11 +106,11 @@ func (ops *Ops) stalls() []string {
 		}
 		switch {
 		case now.Sub(p.reported) >= timeout:
-			out = append(out, fmt.Sprintf("commits stalled: %s/%d has not reported progress for %s (lag %d records)",
-				p.topic, p.partition, now.Sub(p.reported).Truncate(time.Second), p.lag()))
+			out = append(out, fmt.Sprintf("%s: %s/%d has not reported progress for %s (lag %d records)",
+				ReasonCommitsStalled, p.topic, p.partition, now.Sub(p.reported).Truncate(time.Second), p.lag()))
 		case now.Sub(p.advanced) >= timeout && p.lag() > p.lagAtAdvance:
-			out = append(out, fmt.Sprintf("commits stalled: %s/%d has not committed for %s while its lag grew from %d to %d records",
-				p.topic, p.partition, now.Sub(p.advanced).Truncate(time.Second), p.lagAtAdvance, p.lag()))
+			out = append(out, fmt.Sprintf("%s: %s/%d has not committed for %s while its lag grew from %d to %d records",
+				ReasonCommitsStalled, p.topic, p.partition, now.Sub(p.advanced).Truncate(time.Second), p.lagAtAdvance, p.lag()))
 		}
 	}
 	sort.Strings(out)

@@ -323,6 +323,10 @@ func (p *part) lag() int64 {
 	return p.high - p.highThen
 }
 
+// Reason starts every readiness reason of a Detector (docs/operations.md,
+// "Readiness reasons").
+const Reason = "partitions not consumed"
+
 // Reasons lists, per topic, the unconsumed partitions for /readyz.
 func (d *Detector) Reasons() []string {
 	now := d.o.Now()
@@ -330,8 +334,8 @@ func (d *Detector) Reasons() []string {
 	defer d.mu.Unlock()
 	var out []string
 	for t, ts := range d.topics {
-		out = append(out, fmt.Sprintf("partitions not consumed: %s/%s have had records waiting for %s with no commit (lag %d records); no live group member appears to consume them",
-			t, join(ts.partitions), now.Sub(ts.since).Round(time.Second), ts.lag))
+		out = append(out, fmt.Sprintf("%s: %s/%s have had records waiting for %s with no commit (lag %d records); no live group member appears to consume them",
+			Reason, t, join(ts.partitions), now.Sub(ts.since).Round(time.Second), ts.lag))
 	}
 	sort.Strings(out)
 	return out
