@@ -18,7 +18,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -503,7 +502,7 @@ func (a *streamAudit) overlaps() {
 
 // markers reports folders past their lateness without a marker.
 func (a *streamAudit) markers(ctx context.Context) error {
-	cursor, err := readCursor(ctx, a.o.Writer, a.st.Name)
+	cursor, err := completion.ReadCursor(ctx, a.o.Writer, a.st.Name)
 	if err != nil {
 		return err
 	}
@@ -631,45 +630,13 @@ func readManifest(ctx context.Context, w writers.Writer, key string) (completion
 	if err != nil {
 		return m, err
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
+	if m, err = completion.DecodeManifest(b); err != nil {
 		return m, fmt.Errorf("%w: %v", errBadManifest, err)
 	}
 	if m.Version != completion.ManifestVersion {
 		return m, fmt.Errorf("%w: version %d, want %d", errBadManifest, m.Version, completion.ManifestVersion)
 	}
 	return m, nil
-}
-
-// cursorKey is the finalizer's cursor object (docs/design.md, "Hour
-// markers").
-func cursorKey(stream string) string { return "_lakesink/finalizer/" + stream + ".json" }
-
-// readCursor returns the start of the next bucket the finalizer will
-// finalize; the zero time when it has none yet.
-func readCursor(ctx context.Context, w writers.Writer, stream string) (time.Time, error) {
-	key := cursorKey(stream)
-	b, err := readAll(ctx, w, key)
-	if errors.Is(err, writers.ErrNotFound) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	return parseCursor(b)
-}
-
-func parseCursor(b []byte) (time.Time, error) {
-	var c struct {
-		NextHour string `json:"next_hour"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return time.Time{}, fmt.Errorf("read finalizer cursor: %w", err)
-	}
-	t, err := time.Parse(time.RFC3339, c.NextHour)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read finalizer cursor: %w", err)
-	}
-	return t, nil
 }
 
 func readAll(ctx context.Context, w writers.Writer, key string) ([]byte, error) {

@@ -66,6 +66,18 @@ func (s cursorStore) save(ctx context.Context, stream string, next int64) error 
 	return nil
 }
 
+// ReadCursor returns stream's finalizer cursor as the lake holds it: the
+// start of the next hour bucket its finalizer will finalize, the zero time
+// when it has none yet. Read-only (lakesink audit); safe for concurrent
+// use.
+func ReadCursor(ctx context.Context, w writers.Writer, stream string) (time.Time, error) {
+	ms, ok, err := cursorStore{w}.load(ctx, stream)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
 // cursor returns the next hour of st to finalize: from memory, from the
 // lake, or else the earliest hour any partition wrote (0 when nothing was
 // written).
