@@ -4,15 +4,24 @@
 // state, joins the group, and starts one partition worker per assigned
 // partition in each generation.
 //
-// The stages, each a package with one job (dependencies point down):
+// The stages, each a package with one job (dependencies point down;
+// docs/design.md's package map lists every package with its imports, and
+// a test keeps it true):
 //
-//	sink            wiring and the group loop (this package)
-//	├─ worker       a partition: decode → hour files → upload → commit
-//	├─ completion   hour markers (manifest, finalizer) and completion events
-//	├─ ops          readiness, status page, HTTP endpoints, recent logs
-//	├─ kafkaio      Kafka I/O: dialer, fetcher, admin, producers
-//	├─ ledger       the commit-metadata format and per-partition ledger (pure)
-//	└─ retry        the jittered backoff every retry loop uses
+//	sink             wiring and the group loop (this package)
+//	├─ worker        a partition: decode → hour files → upload → commit
+//	├─ completion    hour markers (manifest, finalizer) and completion events
+//	├─ ops           readiness, status page, HTTP endpoints, recent logs
+//	├─ unconsumed    partitions no live group member consumes
+//	├─ tables        the Iceberg table committer (worker, completion)
+//	├─ kafkaio       Kafka I/O: dialer, fetcher, admin, producers
+//	├─ decode        JSON, Confluent formats (confluent), schema: infer (infer)
+//	├─ registry      the schema registry client
+//	├─ ledger        the commit-metadata format and per-partition ledger (pure)
+//	└─ retry         the jittered backoff and the wait every retry loop uses
+//
+// sink/audit (lakesink audit) reads a lake beside them; cmd/lakesink wires
+// it.
 //
 // One record's path: kafkaio.Fetcher → worker.Worker.process (format
 // decode, late policy, fit) → partitioner.FileWriter.Append → on a closed

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"go/build"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -168,6 +172,88 @@ func TestDocsReadinessReasons(t *testing.T) {
 	for _, j := range ops.JoinReasons() {
 		if !strings.Contains(section, "`"+ops.ReasonNotJoined+": "+j) {
 			t.Errorf("docs/operations.md: the readiness table does not name `%s: %s`", ops.ReasonNotJoined, j)
+		}
+	}
+}
+
+// TestDocsPackageMap checks docs/design.md's package map against the
+// code: every package of the module outside test/ has a row, every row
+// names packages that exist, and the imports column lists exactly each
+// package's imports within the module (non-test files).
+func TestDocsPackageMap(t *testing.T) {
+	const module = "github.com/lakesink/lakesink/"
+	code := map[string][]string{}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("../..", path)
+		if d.IsDir() && rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || rel == "test" || rel == "examples" || rel == "bin") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		p, err := build.ImportDir(path, 0)
+		if err != nil {
+			var noGo *build.NoGoError
+			if errors.As(err, &noGo) {
+				return nil
+			}
+			return err
+		}
+		var imports []string
+		for _, imp := range p.Imports {
+			if rest, ok := strings.CutPrefix(imp, module); ok {
+				imports = append(imports, rest)
+			}
+		}
+		code[filepath.ToSlash(rel)] = imports
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) < 20 {
+		t.Fatalf("found only %d packages: %v", len(code), slices.Sorted(maps.Keys(code)))
+	}
+
+	b, err := os.ReadFile("../../docs/design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Package map\n")
+	if !ok {
+		t.Fatal("docs/design.md has no Package map section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	name := regexp.MustCompile("`([a-z0-9/.]+)`")
+	documented := map[string][]string{}
+	for line := range strings.SplitSeq(section, "\n") {
+		cells := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cells) != 3 || strings.HasPrefix(line, "| `test/") {
+			continue
+		}
+		var imports []string
+		for _, m := range name.FindAllStringSubmatch(cells[2], -1) {
+			imports = append(imports, m[1])
+		}
+		for _, m := range name.FindAllStringSubmatch(cells[0], -1) {
+			documented[m[1]] = imports
+		}
+	}
+	for _, pkg := range slices.Sorted(maps.Keys(code)) {
+		doc, ok := documented[pkg]
+		switch {
+		case !ok:
+			t.Errorf("docs/design.md: package %s has no row in the package map", pkg)
+		case !slices.Equal(doc, code[pkg]):
+			t.Errorf("docs/design.md: package %s imports %q, the package map says %q", pkg, code[pkg], doc)
+		}
+	}
+	for _, pkg := range slices.Sorted(maps.Keys(documented)) {
+		if _, ok := code[pkg]; !ok {
+			t.Errorf("docs/design.md: the package map has a row for %s, which is no package", pkg)
 		}
 	}
 }
