@@ -43,7 +43,7 @@ func inferWorkerForTest(t testing.TB, sample int) (*Worker, *writers.Memory) {
 func finishAndRead(t *testing.T, w *Worker, lake *writers.Memory) []lakeFile {
 	t.Helper()
 	for h := range w.files.byKey {
-		if err := w.finish(context.Background(), h.hour); err != nil {
+		if err := w.finish(context.Background(), h.hour, finishHourClosed); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,13 +263,13 @@ func TestInferSampleEndsWithFile(t *testing.T) {
 	send(0, `{"a":1,"ts":%d}`)
 	send(1, `{"b":true,"ts":%d}`)
 	for h := range w.files.byKey {
-		if err := w.finish(ctx, h.hour); err != nil {
+		if err := w.finish(ctx, h.hour, finishHourClosed); err != nil {
 			t.Fatal(err)
 		}
 	}
 	send(2, `{"c":"x","ts":%d}`)
 	for h := range w.files.byKey {
-		if err := w.finish(ctx, h.hour); err != nil {
+		if err := w.finish(ctx, h.hour, finishHourClosed); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -163,7 +163,7 @@ func TestLatePolicies(t *testing.T) {
 			// Finish every file: then the commit point passes every record
 			// — but only once its dead letter is on the topic.
 			for k := range w.files.byKey {
-				if err := w.finish(ctx, k.hour); err != nil {
+				if err := w.finish(ctx, k.hour, finishHourClosed); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -284,7 +284,7 @@ func TestLateCurrentHourReplay(t *testing.T) {
 	for off := range 3 {
 		send(w, off)
 	}
-	if err := w.finish(ctx, x.UnixMilli()); err != nil { // finished early
+	if err := w.finish(ctx, x.UnixMilli(), finishHourClosed); err != nil { // finished early
 		t.Fatal(err)
 	}
 	send(w, 3)
@@ -305,7 +305,7 @@ func TestLateCurrentHourReplay(t *testing.T) {
 		send(w2, off)
 	}
 	for k := range w2.files.byKey {
-		if err := w2.finish(ctx, k.hour); err != nil {
+		if err := w2.finish(ctx, k.hour, finishHourClosed); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -287,7 +287,7 @@ func TestBoundMemoryEndsRowGroupsFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.finish(ctx, h0.UnixMilli()); err != nil {
+	if err := w.finish(ctx, h0.UnixMilli(), finishHourClosed); err != nil {
 		t.Fatal(err)
 	}
 	files := readLake(t, lake)
@@ -347,7 +347,7 @@ func TestDeferredFilesStayOpen(t *testing.T) {
 		t.Fatalf("%v files or row groups ended early", got)
 	}
 	for h := range hours {
-		if err := w.finish(ctx, h0.Add(time.Duration(h)*time.Hour).UnixMilli()); err != nil {
+		if err := w.finish(ctx, h0.Add(time.Duration(h)*time.Hour).UnixMilli(), finishHourClosed); err != nil {
 			t.Fatal(err)
 		}
 	}

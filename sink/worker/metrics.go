@@ -10,6 +10,10 @@ type Metrics struct {
 	RecordsWritten      *prometheus.CounterVec
 	RecordsSkipped      prometheus.Counter
 	FilesCommitted      prometheus.Counter
+	// FilesFinished counts finished (uploaded) files by what ended them:
+	// the finishReason constants. Small files in the lake are explained by
+	// its reasons other than hour_closed.
+	FilesFinished *prometheus.CounterVec
 	BytesCommitted      prometheus.Counter
 	DeadLetters         *prometheus.CounterVec
 	DeadLetterFailures  prometheus.Counter
@@ -44,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_records_replay_skipped_total",
 			Help: "Records read again after a restart that were already durable and were skipped.",
 		}),
+		FilesFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_files_finished_total",
+			Help: "Data files finished and committed, by what ended them: hour_closed, max_bytes, memory, idle, done_list, schema_roll, shutdown.",
+		}, []string{"reason"}),
 		FilesCommitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_files_committed_total",
 			Help: "Data files committed to the lake.",
@@ -109,8 +117,39 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Committed event-time watermark of a partition this instance owns (unix seconds).",
 		}, []string{"stream", "topic", "partition"}),
 	}
-	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.BytesCommitted,
+	for _, r := range finishReasons {
+		m.FilesFinished.WithLabelValues(string(r))
+	}
+	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.FilesFinished, m.BytesCommitted,
 		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
 		m.MemoryHeld, m.MemoryFlushes, m.RowGroupEnds, m.DeferredFiles, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
 	return m
 }
+
+// finishReason is what ended a file (lakesink_files_finished_total's
+// reason label).
+type finishReason string
+
+const (
+	// finishHourClosed: the hour closed (the watermark passed its end plus
+	// the lateness), or a late file's hour was already closed. The one
+	// reason that leaves a partition-hour in one file.
+	finishHourClosed finishReason = "hour_closed"
+	// finishMaxBytes: the file reached files.max_file_bytes.
+	finishMaxBytes finishReason = "max_bytes"
+	// finishMemory: the memory budget named this file (memShare.bound).
+	finishMemory finishReason = "memory"
+	// finishIdle: the partition was caught up and quiet for
+	// markers.idle_partition_timeout.
+	finishIdle finishReason = "idle"
+	// finishDoneList: the ledger's done list reached its bound (Kafka's
+	// commit metadata limit), so every open file finished.
+	finishDoneList finishReason = "done_list"
+	// finishSchemaRoll: a record fitted none of the hour's open schema
+	// families (maxFamilies), so the hour's files finished.
+	finishSchemaRoll finishReason = "schema_roll"
+	// finishShutdown: a graceful shutdown drained the worker.
+	finishShutdown finishReason = "shutdown"
+)
+
+var finishReasons = []finishReason{finishHourClosed, finishMaxBytes, finishMemory, finishIdle, finishDoneList, finishSchemaRoll, finishShutdown}

@@ -385,7 +385,7 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 	finishAll := func(t *testing.T, w *Worker) {
 		t.Helper()
 		for k := range w.files.byKey {
-			if err := w.finish(ctx, k.hour); err != nil {
+			if err := w.finish(ctx, k.hour, finishHourClosed); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -535,7 +535,7 @@ func TestRegistryFamiliesFinishTogether(t *testing.T) {
 			feed(t, w, ids, recs, 0, 20)
 			// Something finishes the hour's files (idleness, memory, …):
 			// both families' files, in one step.
-			if err := w.finish(ctx, hour.UnixMilli()); err != nil {
+			if err := w.finish(ctx, hour.UnixMilli(), finishHourClosed); err != nil {
 				t.Fatal(err)
 			}
 			feed(t, w, ids, recs, 20, 25)

@@ -311,7 +311,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 			key.fam++
 			continue
 		}
-		if err := w.finish(ctx, hms); err != nil {
+		if err := w.finish(ctx, hms, finishSchemaRoll); err != nil {
 			return err
 		}
 		key.fam = 0
@@ -333,7 +333,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		}
 	}
 	if f.fw.EstimatedBytes() >= w.env.MaxFileBytes {
-		if err := w.finish(ctx, hms); err != nil {
+		if err := w.finish(ctx, hms, finishMaxBytes); err != nil {
 			return err
 		}
 	}
@@ -344,7 +344,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 		lat := w.st.Lateness.Milliseconds()
 		for k := range w.files.byKey {
 			if end := k.hour + ledger.HourMs + lat; end > oldWM && end <= w.led.RawWM() {
-				if err := w.finish(ctx, k.hour); err != nil {
+				if err := w.finish(ctx, k.hour, finishHourClosed); err != nil {
 					return err
 				}
 			}
@@ -377,7 +377,7 @@ func (w *Worker) openFile(key fileKey, hour time.Time, first int64) (*openFile, 
 // which resumes from the last commit. Each file's footer lists the first
 // offsets of the files it finished with (partitioner.MetaFileGroup), which
 // the finalizer's orphan rule needs: files of one group overlap.
-func (w *Worker) finish(ctx context.Context, hms int64) error {
+func (w *Worker) finish(ctx context.Context, hms int64, why finishReason) error {
 	n, group := w.files.hour(hms)
 	// Last family first: should one fail, the families still open are
 	// 0..k, as fileKey says.
@@ -385,6 +385,7 @@ func (w *Worker) finish(ctx context.Context, hms int64) error {
 		if err := w.finishFile(ctx, fileKey{hms, fam}, group); err != nil {
 			return err
 		}
+		w.env.Metrics.FilesFinished.WithLabelValues(string(why)).Inc()
 	}
 	return nil
 }
@@ -447,12 +448,20 @@ func (w *Worker) housekeep(ctx context.Context) error {
 	if err := w.boundMemory(ctx); err != nil {
 		return err
 	}
-	all := idle || w.led.TooManyDone()
+	tooMany := w.led.TooManyDone()
 	for k := range w.files.byKey {
-		if all || w.led.IsClosed(k.hour) {
-			if err := w.finish(ctx, k.hour); err != nil {
-				return err
-			}
+		why := finishHourClosed
+		switch {
+		case w.led.IsClosed(k.hour):
+		case idle:
+			why = finishIdle
+		case tooMany:
+			why = finishDoneList
+		default:
+			continue
+		}
+		if err := w.finish(ctx, k.hour, why); err != nil {
+			return err
 		}
 	}
 	w.amends.prune(ctx, w.led)
@@ -492,7 +501,7 @@ func (w *Worker) commit(ctx context.Context) error {
 // offsets committed while the generation is still ours.
 func (w *Worker) finishAll(ctx context.Context) error {
 	for k := range w.files.byKey {
-		if err := w.finish(ctx, k.hour); err != nil {
+		if err := w.finish(ctx, k.hour, finishShutdown); err != nil {
 			return err
 		}
 	}
@@ -524,7 +533,7 @@ func (w *Worker) boundMemory(ctx context.Context) error {
 	if !ok {
 		return err
 	}
-	if err := w.finish(ctx, k.hour); err != nil {
+	if err := w.finish(ctx, k.hour, finishMemory); err != nil {
 		return err
 	}
 	w.mem.account(w.files)
