@@ -6,14 +6,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // every metric), shared by all workers of a process. Create them once per
 // registry with NewMetrics.
 type Metrics struct {
-	RecordsConsumed     prometheus.Counter
-	RecordsWritten      *prometheus.CounterVec
-	RecordsSkipped      prometheus.Counter
-	FilesCommitted      prometheus.Counter
+	RecordsConsumed prometheus.Counter
+	RecordsWritten  *prometheus.CounterVec
+	RecordsSkipped  prometheus.Counter
+	FilesCommitted  prometheus.Counter
 	// FilesFinished counts finished (uploaded) files by what ended them:
 	// the finishReason constants. Small files in the lake are explained by
 	// its reasons other than hour_closed.
-	FilesFinished *prometheus.CounterVec
+	FilesFinished       *prometheus.CounterVec
 	BytesCommitted      prometheus.Counter
 	DeadLetters         *prometheus.CounterVec
 	DeadLetterFailures  prometheus.Counter
