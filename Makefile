@@ -21,7 +21,8 @@
 #                with an Iceberg table, followed by a summary line per
 #                run. BENCH_ARGS adds flags to all, e.g. BENCH_ARGS='-schema iot', or
 #                BENCH_ARGS='-format avro' for one run; BENCH_ARGS='-scenario
-#                memory' runs JSON only (see test/bench/cmd/lakesink-bench).
+#                memory' (or busy, skewed) runs JSON only (see
+#                test/bench/cmd/lakesink-bench).
 
 GO        ?= go
 TOOLS_BIN := $(CURDIR)/.tools/bin

@@ -32,11 +32,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +66,11 @@ type Options struct {
 	// (default 6), Schema clickstream (default) or iot.
 	Records    int
 	Partitions int
-	Schema     string
+	// Busy, when above 0, puts every record on that many partitions
+	// spread over the topic (as a producer with a sticky partitioner
+	// loads a few of many partitions); the others stay empty.
+	Busy   int
+	Schema string
 	// Format of the record values: json (default), avro or avro2. Avro
 	// runs register the schema's Avro equivalent (avroSchemaText) in an
 	// in-process registry, produce the very records of the JSON run
@@ -164,6 +170,7 @@ type Result struct {
 	Records     int64  `json:"records"`
 	ValueBytes  int64  `json:"value_bytes"`
 	Partitions  int    `json:"partitions"`
+	Busy        int    `json:"busy_partitions,omitempty"`
 	Hours       int    `json:"hours"`
 	Interleave  bool   `json:"interleave"`
 	Compression string `json:"compression"`
@@ -191,6 +198,9 @@ type Result struct {
 	PeakRSSMiBExit float64 `json:"peak_rss_mib_exit"`  // ru_maxrss at exit
 	LakeFiles      int     `json:"lake_files"`
 	LakeRecords    int64   `json:"lake_records"`
+	// FilesFinished is lakesink_files_finished_total by reason at
+	// all-committed, summed over the instances: why files ended.
+	FilesFinished map[string]int64 `json:"files_finished,omitempty"`
 	// Buckets is the number of (partition, hour) pairs with data;
 	// MaxFilesPerBucket the most files any of them got (1 = no splits).
 	Buckets           int   `json:"buckets"`
@@ -258,7 +268,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res = Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema, Format: o.Format,
-		Partitions: o.Partitions, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
+		Partitions: o.Partitions, Busy: o.Busy, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
 		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
 		Machine: ThisMachine(),
 	}
@@ -406,6 +416,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res.CPUSeconds = cpu
 	res.PeakRSSMiB = float64(hwm) / (1 << 20)
+	res.FilesFinished = m.filesFinished(rctx)
 	fmt.Fprintf(o.Progress, "all offsets committed after %.2fs\n", res.Seconds)
 
 	var verr []error
@@ -690,6 +701,36 @@ func (m *monitor) consumedAt(ctx context.Context, url string) (int64, bool) {
 	return parseCounter(resp.Body, "lakesink_records_consumed_total")
 }
 
+// filesFinished reads lakesink_files_finished_total by reason from every
+// instance's /metrics, summed; nil if it cannot be read.
+func (m *monitor) filesFinished(ctx context.Context) map[string]int64 {
+	out := map[string]int64{}
+	for _, u := range m.metricsURLs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil
+		}
+		resp, err := m.client.Do(req)
+		if err != nil {
+			return nil
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			rest, ok := strings.CutPrefix(sc.Text(), `lakesink_files_finished_total{reason="`)
+			if !ok {
+				continue
+			}
+			reason, val, _ := strings.Cut(rest, `"} `)
+			if v, err := strconv.ParseFloat(val, 64); err == nil && v > 0 {
+				out[reason] += int64(v)
+			}
+		}
+		resp.Body.Close()
+	}
+	return out
+}
+
 // parseCounter sums the samples of an unlabeled or labeled counter in
 // Prometheus text format.
 func parseCounter(r io.Reader, name string) (int64, bool) {
@@ -765,6 +806,13 @@ func (r Result) Table() string {
 		mr = strconv.FormatInt(r.ManifestRecords, 10)
 	}
 	row("lake", "%d files for %d partition-hours (max %d per partition-hour), %d records", r.LakeFiles, r.Buckets, r.MaxFilesPerBucket, r.LakeRecords)
+	if len(r.FilesFinished) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(r.FilesFinished)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.FilesFinished[k]))
+		}
+		row("files finished by", "%s", strings.Join(parts, ", "))
+	}
 	if r.Iceberg {
 		row("iceberg table", "%d records (SQLite catalog, committed with the files)", r.TableRecords)
 	}

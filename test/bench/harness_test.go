@@ -319,3 +319,20 @@ func TestConfigYAML(t *testing.T) {
 		})
 	}
 }
+
+func TestBusyIndex(t *testing.T) {
+	for _, tc := range []struct{ partitions, busy int }{{512, 10}, {6, 6}, {40, 7}, {3, 1}} {
+		seen := map[int]int{}
+		for p := range tc.partitions {
+			if i, ok := busyIndex(p, tc.partitions, tc.busy); ok {
+				if prev, dup := seen[i]; dup {
+					t.Errorf("%d/%d: partitions %d and %d are both busy partition %d", tc.partitions, tc.busy, prev, p, i)
+				}
+				seen[i] = p
+			}
+		}
+		if len(seen) != tc.busy {
+			t.Errorf("%d partitions, %d busy: found %d busy partitions %v", tc.partitions, tc.busy, len(seen), seen)
+		}
+	}
+}

@@ -23,7 +23,8 @@ type produced struct {
 const produceChunk = 2000
 
 // produce writes o.Records records made by gen round robin over the
-// partitions: record seq goes to partition seq % Partitions. It opens one
+// partitions: record seq goes to partition seq % Partitions (with Busy,
+// to busy partition seq % Busy). It opens one
 // leader connection per partition and sends large uncompressed batches from
 // a few goroutines, so producing 1M records takes seconds, not minutes.
 // Event times and the random content depend only on the partition and seq,
@@ -82,7 +83,15 @@ func producePartition(ctx context.Context, addr, topic string, p int, o Options,
 		batch = batch[:0]
 		return nil
 	}
-	for seq := int64(p); seq < int64(o.Records); seq += int64(o.Partitions) {
+	first, stride := int64(p), int64(o.Partitions)
+	if o.Busy > 0 {
+		i, busy := busyIndex(p, o.Partitions, o.Busy)
+		if !busy {
+			return 0, 0, nil
+		}
+		first, stride = int64(i), int64(o.Busy)
+	}
+	for seq := first; seq < int64(o.Records); seq += stride {
 		var t time.Time
 		if o.Interleave {
 			t = from.Add(time.Duration(r.Int64N(int64(span))))
@@ -148,4 +157,12 @@ func highWatermarks(ctx context.Context, addr, topic string, partitions int) (ma
 		return nil, fmt.Errorf("list offsets %s: %d of %d partitions answered", topic, len(out), partitions)
 	}
 	return out, nil
+}
+
+// busyIndex says whether partition p is one of the busy ones of a topic of
+// partitions partitions, and which: busy partition i is i*partitions/busy,
+// spread over the topic; it gets records i, i+busy, ….
+func busyIndex(p, partitions, busy int) (int, bool) {
+	i := (p*busy + busy - 1) / partitions
+	return i, i < busy && i*partitions/busy == p
 }

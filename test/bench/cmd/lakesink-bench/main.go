@@ -7,6 +7,7 @@
 //	lakesink-bench -schema iot -records 2000000
 //	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB; JSON only
 //	lakesink-bench -scenario busy                                            # the same backlog on 40 partitions
+//	lakesink-bench -scenario skewed                                          # 512 partitions, 10 of them busy, idle timeout 1s
 //	lakesink-bench -instances 3 -partitions 64 -format json                  # 3 instances in one group: total records/s, per-instance CPU and RSS
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
@@ -46,7 +47,7 @@ import (
 func main() {
 	var (
 		o        bench.Options
-		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions)")
+		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions) | skewed (the same on 10 of 512 partitions, as a sticky partitioner loads them, idle timeout 1s)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
 		formats  = flag.String("format", "", "json | avro | avro2 (two interleaved Avro writer schema versions), comma-separated: one run per format (default json,avro,avro2; memory scenario json)")
 	)
@@ -66,6 +67,8 @@ func main() {
 	flag.IntVar(&o.Instances, "instances", 1, "lakesink instances in the group, on this machine (each its own spool, port and log)")
 	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
+	idleSet := false
+	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle-timeout" })
 
 	o.Scenario = *scenario
 	switch *scenario {
@@ -76,7 +79,7 @@ func main() {
 		if *tables == "" {
 			*tables = "none,iceberg"
 		}
-	case "memory", "busy":
+	case "memory", "busy", "skewed":
 		if *formats == "" {
 			*formats = bench.FormatJSON
 		}
@@ -86,7 +89,13 @@ func main() {
 			// memory: many partitions, each with little data per open
 			// hour; busy: a backlog on few partitions, each open hour
 			// holding a lot.
-			o.Partitions = map[string]int{"memory": 512, "busy": 40}[*scenario]
+			o.Partitions = map[string]int{"memory": 512, "busy": 40, "skewed": 512}[*scenario]
+		}
+		if *scenario == "skewed" {
+			o.Busy = 10
+			if !idleSet {
+				o.IdleTimeout = time.Second
+			}
 		}
 		if o.Hours == 0 {
 			o.Hours = 4
