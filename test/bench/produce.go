@@ -32,7 +32,13 @@ const produceChunk = 2000
 func produce(ctx context.Context, addr, topic string, o Options, from time.Time, gen generator) (produced, error) {
 	span := time.Duration(o.Hours) * time.Hour
 	end := from.Add(span - time.Millisecond)
-	const workers = 4
+	workers := 4
+	var tr *turns
+	if o.Live {
+		// One producer per partition, taking turns chunk by chunk.
+		workers = o.Partitions
+		tr = newTurns(o.Busy)
+	}
 	var (
 		mu   sync.Mutex
 		out  = produced{perPartition: map[int]int64{}}
@@ -44,7 +50,7 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time,
 		go func(w int) {
 			defer wg.Done()
 			for p := w; p < o.Partitions; p += workers {
-				n, b, err := producePartition(ctx, addr, topic, p, o, from, span, end, gen)
+				n, b, err := producePartition(ctx, addr, topic, p, o, from, span, end, gen, tr)
 				mu.Lock()
 				out.records += n
 				out.bytes += b
@@ -64,7 +70,19 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time,
 }
 
 func producePartition(ctx context.Context, addr, topic string, p int, o Options, from time.Time, span time.Duration, end time.Time,
-	gen generator) (n, nbytes int64, err error) {
+	gen generator, tr *turns) (n, nbytes int64, err error) {
+	first, stride := int64(p), int64(o.Partitions)
+	busyIdx := -1
+	if o.Busy > 0 {
+		i, busy := busyIndex(p, o.Partitions, o.Busy)
+		if !busy {
+			return 0, 0, nil
+		}
+		first, stride, busyIdx = int64(i), int64(o.Busy), i
+	}
+	if tr != nil {
+		defer tr.finished(busyIdx)
+	}
 	conn, err := kafka.DialLeader(ctx, "tcp", addr, topic, p)
 	if err != nil {
 		return 0, 0, fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
@@ -76,20 +94,16 @@ func producePartition(ctx context.Context, addr, topic string, p int, o Options,
 		if len(batch) == 0 {
 			return nil
 		}
+		if tr != nil {
+			tr.wait(busyIdx)
+			defer tr.next()
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := conn.WriteMessages(batch...); err != nil {
 			return fmt.Errorf("produce to %s/%d: %w", topic, p, err)
 		}
 		batch = batch[:0]
 		return nil
-	}
-	first, stride := int64(p), int64(o.Partitions)
-	if o.Busy > 0 {
-		i, busy := busyIndex(p, o.Partitions, o.Busy)
-		if !busy {
-			return 0, 0, nil
-		}
-		first, stride = int64(i), int64(o.Busy)
 	}
 	for seq := first; seq < int64(o.Records); seq += stride {
 		var t time.Time
@@ -165,4 +179,58 @@ func highWatermarks(ctx context.Context, addr, topic string, partitions int) (ma
 func busyIndex(p, partitions, busy int) (int, bool) {
 	i := (p*busy + busy - 1) / partitions
 	return i, i < busy && i*partitions/busy == p
+}
+
+// turns makes the busy partitions' producers take turns, one chunk each in
+// partition order, as a producer with a sticky partitioner sends one batch
+// to a partition, then the next to another: each partition's records
+// arrive in bursts with gaps between them while the sink runs.
+type turns struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	turn int          // whose turn: a busy partition's index
+	n    int          // busy partitions
+	done map[int]bool // producers that have finished
+}
+
+func newTurns(n int) *turns {
+	t := &turns{n: n, done: map[int]bool{}}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+// wait blocks until it is busy partition i's turn.
+func (t *turns) wait(i int) {
+	t.mu.Lock()
+	for t.turn != i {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+// next passes the turn to the next producer that has not finished.
+func (t *turns) next() {
+	t.mu.Lock()
+	t.advance()
+	t.mu.Unlock()
+}
+
+// finished takes producer i out of the rotation.
+func (t *turns) finished(i int) {
+	t.mu.Lock()
+	t.done[i] = true
+	if t.turn == i {
+		t.advance()
+	}
+	t.mu.Unlock()
+}
+
+func (t *turns) advance() {
+	for range t.n {
+		t.turn = (t.turn + 1) % t.n
+		if !t.done[t.turn] {
+			break
+		}
+	}
+	t.cond.Broadcast()
 }

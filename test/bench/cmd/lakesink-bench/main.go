@@ -64,6 +64,7 @@ func main() {
 	flag.StringVar(&o.CPUProfile, "profile", "", "ask the sink for a CPU profile at this path (env LAKESINK_CPUPROFILE; needs support in cmd/lakesink)")
 	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.StringVar(&o.WorkDir, "work-dir", "", "keep lake, spool and logs here (default: a temp folder, removed)")
+	flag.BoolVar(&o.Live, "live", false, "start the sink before producing; the busy partitions take turns chunk by chunk (a sticky partitioner), so records arrive while the sink runs (default: the sink reads a finished backlog)")
 	flag.IntVar(&o.Instances, "instances", 1, "lakesink instances in the group, on this machine (each its own spool, port and log)")
 	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
