@@ -74,7 +74,10 @@ type Options struct {
 	// producers take turns chunk by chunk (a sticky partitioner's
 	// bursts), so the sink reads while records arrive; the measured time
 	// includes producing. Without it the sink reads a finished backlog.
-	Live   bool
+	Live bool
+	// Rate caps the records produced per second in a Live run (0: as
+	// fast as the broker takes them).
+	Rate   float64
 	Schema string
 	// Format of the record values: json (default), avro or avro2. Avro
 	// runs register the schema's Avro equivalent (avroSchemaText) in an
@@ -171,20 +174,21 @@ func (o *Options) defaults() {
 // Result is what one run measured. Its JSON form is one line of the results
 // file.
 type Result struct {
-	Time        string `json:"time"` // RFC 3339, when the run started
-	Scenario    string `json:"scenario"`
-	Schema      string `json:"schema"`
-	Format      string `json:"format"` // json, avro or avro2; absent (json) in lines before Avro runs
-	Records     int64  `json:"records"`
-	ValueBytes  int64  `json:"value_bytes"`
-	Partitions  int    `json:"partitions"`
-	Busy        int    `json:"busy_partitions,omitempty"`
-	Live        bool   `json:"live,omitempty"`
-	Hours       int    `json:"hours"`
-	Interleave  bool   `json:"interleave"`
-	Compression string `json:"compression"`
-	MemoryLimit string `json:"memory_limit,omitempty"`
-	IdleTimeout string `json:"idle_timeout"`
+	Time        string  `json:"time"` // RFC 3339, when the run started
+	Scenario    string  `json:"scenario"`
+	Schema      string  `json:"schema"`
+	Format      string  `json:"format"` // json, avro or avro2; absent (json) in lines before Avro runs
+	Records     int64   `json:"records"`
+	ValueBytes  int64   `json:"value_bytes"`
+	Partitions  int     `json:"partitions"`
+	Busy        int     `json:"busy_partitions,omitempty"`
+	Live        bool    `json:"live,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	Hours       int     `json:"hours"`
+	Interleave  bool    `json:"interleave"`
+	Compression string  `json:"compression"`
+	MemoryLimit string  `json:"memory_limit,omitempty"`
+	IdleTimeout string  `json:"idle_timeout"`
 
 	ProduceSeconds float64 `json:"produce_seconds"`
 	// Seconds from process start to all offsets committed.
@@ -277,7 +281,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res = Result{
 		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema, Format: o.Format,
-		Partitions: o.Partitions, Busy: o.Busy, Live: o.Live, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
+		Partitions: o.Partitions, Busy: o.Busy, Live: o.Live, Rate: o.Rate, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
 		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
 		Machine: ThisMachine(),
 	}
@@ -822,7 +826,7 @@ func (r Result) Table() string {
 	row("records", "%d %s, %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, r.format(), float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
 	row("layout", "%d partitions, %d hours (interleaved: %v), %s, memory_limit %s", r.Partitions, r.Hours, r.Interleave, r.Compression, orDefault(r.MemoryLimit))
 	if r.Live {
-		row("produce (live, measured)", "%.2f s, busy partitions taking turns while the sink runs", r.ProduceSeconds)
+		row("produce (live, measured)", "%.2f s, busy partitions taking turns while the sink runs (rate cap %.0f records/s; 0: none)", r.ProduceSeconds, r.Rate)
 	} else {
 		row("produce (not measured)", "%.2f s", r.ProduceSeconds)
 	}

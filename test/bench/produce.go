@@ -37,7 +37,7 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time,
 	if o.Live {
 		// One producer per partition, taking turns chunk by chunk.
 		workers = o.Partitions
-		tr = newTurns(o.Busy)
+		tr = newTurns(o.Busy, o.Rate)
 	}
 	var (
 		mu   sync.Mutex
@@ -191,26 +191,38 @@ type turns struct {
 	turn int          // whose turn: a busy partition's index
 	n    int          // busy partitions
 	done map[int]bool // producers that have finished
+	// rate caps the records per second (0: as fast as the broker takes
+	// them): chunk k is not sent before start + k chunks at rate.
+	rate  float64
+	start time.Time
+	sent  int
 }
 
-func newTurns(n int) *turns {
-	t := &turns{n: n, done: map[int]bool{}}
+func newTurns(n int, rate float64) *turns {
+	t := &turns{n: n, done: map[int]bool{}, rate: rate, start: time.Now()}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
 
-// wait blocks until it is busy partition i's turn.
+// wait blocks until it is busy partition i's turn and, with a rate, until
+// the turn's chunk is due.
 func (t *turns) wait(i int) {
 	t.mu.Lock()
 	for t.turn != i {
 		t.cond.Wait()
 	}
+	var due time.Time
+	if t.rate > 0 {
+		due = t.start.Add(time.Duration(float64(t.sent*produceChunk) / t.rate * float64(time.Second)))
+	}
 	t.mu.Unlock()
+	time.Sleep(time.Until(due))
 }
 
 // next passes the turn to the next producer that has not finished.
 func (t *turns) next() {
 	t.mu.Lock()
+	t.sent++
 	t.advance()
 	t.mu.Unlock()
 }

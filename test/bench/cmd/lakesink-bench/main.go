@@ -65,6 +65,7 @@ func main() {
 	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.StringVar(&o.WorkDir, "work-dir", "", "keep lake, spool and logs here (default: a temp folder, removed)")
 	flag.BoolVar(&o.Live, "live", false, "start the sink before producing; the busy partitions take turns chunk by chunk (a sticky partitioner), so records arrive while the sink runs (default: the sink reads a finished backlog)")
+	flag.Float64Var(&o.Rate, "rate", 0, "with -live: records produced per second at most (0: as fast as the broker takes them); below the busy partitions' chunks per idle timeout, every burst of a partition comes after an idle gap")
 	flag.IntVar(&o.Instances, "instances", 1, "lakesink instances in the group, on this machine (each its own spool, port and log)")
 	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
