@@ -150,13 +150,8 @@ func (w *FileWriter) writeBatch() error {
 		return w.fail(fmt.Errorf("write rows to %s: %w", w.path, err))
 	}
 	if w.size-w.out.n >= w.opts.RowGroupBytes {
-		err := w.pw.Flush()
-		w.size = w.pw.Size()
-		if err != nil {
-			return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
-		}
-		if err := w.out.release(); err != nil {
-			return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
+		if err := w.flushRowGroup(); err != nil {
+			return err
 		}
 	}
 	if w.pool.memory > w.opts.PageMemoryBytes {
@@ -166,6 +161,21 @@ func (w *FileWriter) writeBatch() error {
 	}
 	if w.pool.err != nil {
 		return w.fail(w.pool.err)
+	}
+	return nil
+}
+
+// flushRowGroup ends the row group being written: parquet-go writes it to
+// the output, whose buffer is then released (fileout). An error fails the
+// writer.
+func (w *FileWriter) flushRowGroup() error {
+	err := w.pw.Flush()
+	w.size = w.pw.Size()
+	if err != nil {
+		return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
+	}
+	if err := w.out.release(); err != nil {
+		return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
 	}
 	return nil
 }

@@ -116,13 +116,5 @@ func (w *FileWriter) EndRowGroup() error {
 	if w.size == w.out.n {
 		return nil
 	}
-	err := w.pw.Flush()
-	w.size = w.pw.Size()
-	if err != nil {
-		return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
-	}
-	if err := w.out.release(); err != nil {
-		return w.fail(fmt.Errorf("write row group to %s: %w", w.path, err))
-	}
-	return nil
+	return w.flushRowGroup()
 }
