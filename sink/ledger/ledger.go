@@ -120,6 +120,7 @@ type Ledger struct {
 	rawWM    int64 // max event time read, unix ms
 	fh       int64
 	la       int64
+	idleWM   int64   // watermark an idle partition attests (Idle), unix ms
 	lateness int64   // allowed lateness, ms
 	am       []Amend // late files the hour markers do not list yet
 	checked  map[Amend]int64
@@ -141,6 +142,7 @@ func New(start int64, meta Meta, latenessMs int64) *Ledger {
 		rawWM:    meta.RW,
 		fh:       meta.FH,
 		la:       meta.LA,
+		idleWM:   max(meta.WM, meta.RW),
 		lateness: latenessMs,
 		am:       slices.Clone(meta.AM),
 		checked:  map[Amend]int64{},
@@ -193,6 +195,28 @@ func (l *Ledger) Read(offset, eventMs, nowMs int64) {
 	}
 	l.la = nowMs
 }
+
+// Idle notes that the partition is idle at wall-clock time nowMs: its
+// owner has read everything up to the high watermark and nothing arrived
+// for markers.idle_partition_timeout. The partition then counts as caught
+// up to the wall clock — the completion rule's idle clause — even while it
+// holds open files (which keep their records below the committed offset,
+// so the rule cannot see it caught up from the offsets alone).
+//
+// wmMs is the watermark the owner attests for it: a bucket threshold
+// (start + 1h + allowed lateness) the wall clock has passed, not the wall
+// clock itself, so that the commit metadata of a quiet partition changes
+// once per bucket instead of at every commit (the caller computes it in
+// the stream's zone). The safe watermark of CommitPoint becomes at least
+// wmMs, and still stays below the close of every hour with an open or
+// unpublished file; so it claims nothing about the records of those hours,
+// which a replay from the committed offset writes again under the same
+// names. A later record does not take the claim back: under the
+// completion rule an idle partition's next record may belong to an hour
+// already closed, and is an amendment of that hour (docs/design.md, "Late
+// data and revisions"). The claim is monotonic and survives a restart
+// through the committed watermark (New).
+func (l *Ledger) Idle(wmMs int64) { l.idleWM = max(l.idleWM, wmMs) }
 
 // Skipped notes a record that needs no file (dead-lettered or already durable).
 func (l *Ledger) Skipped(offset, nowMs int64) {
@@ -286,7 +310,7 @@ func (l *Ledger) PublishPoint() (int64, Meta) { return l.point(true) }
 
 func (l *Ledger) point(published bool) (int64, Meta) {
 	c := l.next
-	safe := l.rawWM
+	safe := max(l.rawWM, l.idleWM)
 	hold := func(h, first int64) {
 		c = min(c, first)
 		// An open file of an hour the watermark already closed (late data)

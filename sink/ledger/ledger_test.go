@@ -167,6 +167,15 @@ func (s *simPartition) commit() {
 			s.t.Fatalf("commit at %d passes record %d (hour %d), which is neither durable nor dead-lettered", c, o, s.hours[o])
 		}
 	}
+	// The safe watermark: every record read of an hour it closes (end +
+	// lateness at or below it) is durable or dead-lettered — what the
+	// finalizer relies on when it completes the hour. Idle claims
+	// (Ledger.Idle) raise it, open and unpublished files hold it down.
+	for o := int64(0); o < s.led.Next(); o++ {
+		if h := s.hours[o]; !s.bad[o] && h+ledger.HourMs+s.lateness <= m.WM && !durable[o] {
+			s.t.Fatalf("watermark %d closes hour %d, but its record %d is not durable", m.WM, h, o)
+		}
+	}
 	// Metadata survives the trip through Kafka.
 	m2, ok, err := ledger.Parse(m.Encode())
 	if err != nil || !ok {
@@ -225,6 +234,11 @@ func (s *simPartition) run(crashProb float64) bool {
 				s.close(k.hour)
 				break
 			}
+		}
+		if s.r.Float64() < 0.005 {
+			// The partition is caught up and quiet: its owner attests
+			// a watermark ahead of what it read (the wall clock's).
+			s.led.Idle(s.led.RawWM() + int64(s.r.IntN(4))*ledger.HourMs)
 		}
 		if s.r.Float64() < 0.02 {
 			for k := range s.open {
@@ -378,5 +392,39 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdle: an idle claim raises the safe watermark to the claimed
+// threshold, never past the close of an hour with an open file, stays
+// when records arrive later and survives a restart through the committed
+// metadata.
+func TestIdle(t *testing.T) {
+	const lat = 10 * 60 * 1000
+	h := 10 * ledger.HourMs
+	l := ledger.New(-1, ledger.Empty(), lat)
+	l.Opened(h, 0)
+	l.Read(0, h+5000, 1)
+	l.Idle(h + lat) // the previous hour's threshold
+	if _, m := l.CommitPoint(); m.WM != h+lat || m.RW != h+5000 {
+		t.Fatalf("idle with an open file: wm %d rw %d, want %d %d", m.WM, m.RW, h+lat, h+5000)
+	}
+	l.Idle(h + 3*ledger.HourMs) // far ahead: held below the open hour's close
+	if _, m := l.CommitPoint(); m.WM != h+ledger.HourMs+lat-1 {
+		t.Fatalf("idle past the open hour: wm %d, want %d", m.WM, h+ledger.HourMs+lat-1)
+	}
+	l.MadeDurable(h, 0)
+	c, m := l.CommitPoint()
+	if c != 1 || m.WM != h+3*ledger.HourMs {
+		t.Fatalf("after the file: commit %d wm %d, want 1 %d", c, m.WM, h+3*ledger.HourMs)
+	}
+	l.Idle(h) // an older claim takes nothing back
+	l.Read(1, h+6000, 2)
+	if _, m := l.CommitPoint(); m.WM != h+3*ledger.HourMs {
+		t.Fatalf("after an older claim and a record: wm %d, want %d", m.WM, h+3*ledger.HourMs)
+	}
+	r := ledger.New(c, m, lat)
+	if _, m2 := r.CommitPoint(); m2.WM != m.WM {
+		t.Fatalf("resumed: wm %d, want %d", m2.WM, m.WM)
 	}
 }

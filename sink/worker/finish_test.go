@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/sink/ledger"
 	"github.com/lakesink/lakesink/writers"
 )
 
@@ -74,6 +76,94 @@ func TestFilesFinishedReasons(t *testing.T) {
 				if got := testutil.ToFloat64(w.env.Metrics.FilesFinished.WithLabelValues(string(r))); got != want {
 					t.Errorf("files finished (%s) = %v, want %v", r, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestIdleKeepsOpenHour: a quiet, caught-up partition keeps the file of
+// an hour the wall clock has not closed (a producer's pause must not cut
+// the hour into one file per burst), attests its idleness through the
+// committed watermark so that older hours complete, and finishes the file
+// once the wall clock closes its hour. Zones with a half-hour offset
+// (Asia/Kolkata) and a DST night (America/New_York, fall back: the two
+// 01:00 buckets) take the thresholds from the zone's own buckets.
+func TestIdleKeepsOpenHour(t *testing.T) {
+	tests := []struct {
+		zone string
+		// hour is the bucket the records belong to; now the wall clock
+		// of the first quiet look, inside that bucket.
+		hour, now time.Time
+		// wantWM is the attested watermark at now: the newest bucket
+		// threshold (start + 1h + lateness) now has passed.
+		wantWM time.Time
+	}{
+		{"UTC", time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), time.Date(2026, 11, 25, 10, 40, 0, 0, time.UTC),
+			time.Date(2026, 11, 25, 10, 10, 0, 0, time.UTC)},
+		// Buckets start at :30 UTC.
+		{"Asia/Kolkata", time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC), time.Date(2026, 11, 25, 10, 5, 0, 0, time.UTC),
+			time.Date(2026, 11, 25, 9, 40, 0, 0, time.UTC)},
+		// The second 01:00 bucket of New York's fall-back night (06:00Z);
+		// the first (05:00Z) closed at 06:10Z.
+		{"America/New_York", time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 6, 30, 0, 0, time.UTC),
+			time.Date(2026, 11, 1, 6, 10, 0, 0, time.UTC)},
+		// New year: the last bucket of 2026.
+		{"UTC", time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(2026, 12, 31, 23, 50, 0, 0, time.UTC),
+			time.Date(2026, 12, 31, 23, 10, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.zone+"/"+tt.hour.Format(time.RFC3339), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Streams[0].Time.Timezone = tt.zone
+			cfg.Streams[0].AllowedLateness = config.Duration(10 * time.Minute)
+			w, _ := testWorker(t, cfg, writers.NewMemory())
+			offsets := &memOffsets{offset: -1}
+			w.env.Offsets = offsets
+			read := tt.now.Add(-20 * time.Minute) // inside the bucket, before now
+			w.nowMs = read.UnixMilli()
+			for off := range int64(10) {
+				m := kafka.Message{Topic: "events", Offset: off, HighWaterMark: 10,
+					Value: fmt.Appendf(nil, `{"id":%d,"ts":%d}`, off, tt.hour.Add(time.Duration(off)*time.Second).UnixMilli())}
+				if err := w.process(t.Context(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.hwm = 10
+			clock := tt.now
+			w.env.Now = func() time.Time { return clock }
+			if err := w.housekeep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(w.files.byKey); n != 1 {
+				t.Fatalf("%d open files after a quiet look at %s, want the open hour's 1", n, clock.Format(time.RFC3339))
+			}
+			if got := testutil.ToFloat64(w.env.Metrics.FilesFinished.WithLabelValues(string(finishIdle))); got != 0 {
+				t.Fatalf("files finished (idle) = %v, want 0", got)
+			}
+			meta, _, err := ledger.Parse(offsets.meta)
+			if err != nil {
+				t.Fatalf("commit metadata: %v", err)
+			}
+			if offsets.offset != 0 || meta.WM != tt.wantWM.UnixMilli() {
+				t.Fatalf("committed %d, watermark %s; want 0 (the open file's first record), %s",
+					offsets.offset, time.UnixMilli(meta.WM).UTC().Format(time.RFC3339), tt.wantWM.Format(time.RFC3339))
+			}
+
+			// The wall clock closes the bucket: its end plus lateness.
+			clock = tt.hour.Add(time.Hour + 10*time.Minute)
+			if err := w.housekeep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(w.files.byKey); n != 0 {
+				t.Fatalf("%d open files once the wall clock closed the hour", n)
+			}
+			if got := testutil.ToFloat64(w.env.Metrics.FilesFinished.WithLabelValues(string(finishIdle))); got != 1 {
+				t.Fatalf("files finished (idle) = %v, want 1", got)
+			}
+			meta, _, _ = ledger.Parse(offsets.meta)
+			if offsets.offset != 10 || meta.WM != clock.UnixMilli() {
+				t.Fatalf("committed %d, watermark %s; want 10, %s", offsets.offset,
+					time.UnixMilli(meta.WM).UTC().Format(time.RFC3339), clock.Format(time.RFC3339))
 			}
 		})
 	}

@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 type memOffsets struct {
 	mu      sync.Mutex
 	offset  int64
+	meta    string
 	commits int
 }
 
@@ -42,10 +43,10 @@ func (o *memOffsets) Committed(context.Context, string, int) (int64, string, err
 	return o.offset, "", nil
 }
 
-func (o *memOffsets) Commit(_ context.Context, _ int, _, _ string, _ int, offset int64, _ string) error {
+func (o *memOffsets) Commit(_ context.Context, _ int, _, _ string, _ int, offset int64, meta string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.offset = offset
+	o.offset, o.meta = offset, meta
 	o.commits++
 	return nil
 }

@@ -449,11 +449,12 @@ func (w *Worker) housekeep(ctx context.Context) error {
 		return err
 	}
 	tooMany := w.led.TooManyDone()
+	finished := false
 	for k := range w.files.byKey {
 		why := finishHourClosed
 		switch {
 		case w.led.IsClosed(k.hour):
-		case idle:
+		case idle && w.wallClosed(k.hour, now):
 			why = finishIdle
 		case tooMany:
 			why = finishDoneList
@@ -463,12 +464,50 @@ func (w *Worker) housekeep(ctx context.Context) error {
 		if err := w.finish(ctx, k.hour, why); err != nil {
 			return err
 		}
+		finished = true
 	}
 	w.amends.prune(ctx, w.led)
-	if now.Sub(w.offsets.at) >= w.env.CommitInterval || idle {
+	if idle {
+		w.led.Idle(idleMark(now, w.st))
+	}
+	// An idle partition commits at once what it finished and each new
+	// bucket threshold it attests (the commit is skipped when neither the
+	// offset nor the metadata changed), so the hours it holds back
+	// complete without waiting for the commit interval.
+	if now.Sub(w.offsets.at) >= w.env.CommitInterval || idle || finished {
 		return w.commit(ctx)
 	}
 	return nil
+}
+
+// wallClosed reports whether the wall clock (now) has closed the hour
+// bucket starting at hms (unix ms): its end plus the allowed lateness has
+// passed, as the completion rule counts it (start + 1h + lateness).
+//
+// Why idleness finishes only such files: an idle partition used to finish
+// every open file, which cut the file of the open hour short at each
+// pause of its producer — a partition fed in bursts further apart than
+// idle_partition_timeout left one small file per burst in every hour.
+// Keeping the open hour's file costs completion nothing: the hour cannot
+// complete before the wall clock closes it anyway, and the partition
+// attests its idleness through the committed watermark (Ledger.Idle), so
+// older hours complete as before. Once the wall clock closes the hour,
+// the file is finished and committed at the next housekeeping tick and
+// the partition counts as caught up again.
+func (w *Worker) wallClosed(hms int64, now time.Time) bool {
+	return hms+ledger.HourMs+w.st.Lateness.Milliseconds() <= now.UnixMilli()
+}
+
+// idleMark is the watermark an idle partition of st attests at wall-clock
+// time now (Ledger.Idle): the newest bucket threshold, start + 1h +
+// allowed lateness, that now has passed. Bucket starts come from the
+// stream's zone (partitioner.HourOf), so the thresholds are the ones the
+// completion rule compares the watermark with, and the value changes once
+// per bucket.
+func idleMark(now time.Time, st *Stream) int64 {
+	lat := st.Lateness.Milliseconds()
+	at := now.Add(-st.Lateness - time.Duration(ledger.HourMs)*time.Millisecond)
+	return partitioner.HourOf(at, st.Loc).UnixMilli() + ledger.HourMs + lat
 }
 
 // commit sends pending dead letters, adds uploaded files to the stream's
