@@ -124,6 +124,9 @@ type Stream struct {
 	// Table, when set, commits the stream's files to an Apache Iceberg
 	// table too (table.go, docs/iceberg.md).
 	Table *Table `yaml:"table"`
+	// Compaction merges each completed hour's small files before its
+	// marker (compaction.go, docs/compaction.md).
+	Compaction Compaction `yaml:"compaction"`
 }
 
 // StreamFormat is the serialization of a stream's record values.
@@ -442,5 +445,6 @@ func DefaultStream() Stream {
 		LatePolicy:      LateAmend,
 		Format:          FormatJSON,
 		InferSample:     DefaultInferSample,
+		Compaction:      DefaultCompaction(),
 	}
 }

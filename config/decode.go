@@ -262,6 +262,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Pointer: // an optional block: present means non-nil
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
+			if t, ok := v.Interface().(*Table); ok {
+				*t = DefaultTable() // a table block starts from its defaults
+			}
 		}
 		d.value(n, v.Elem(), path)
 	case reflect.Struct:

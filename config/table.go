@@ -19,6 +19,8 @@ type Table struct {
 	// Name is the table's name; empty means the stream's name.
 	Name    string  `yaml:"name"`
 	Catalog Catalog `yaml:"catalog"`
+	// Maintenance expires old snapshots (compaction.go, docs/iceberg.md).
+	Maintenance Maintenance `yaml:"maintenance"`
 }
 
 // TableFormat names a table format.
@@ -107,6 +109,7 @@ func (c *Config) validateTable(p *problems, sp string, s Stream, seen map[string
 	} else {
 		seen[s.TableIdent()] = sp
 	}
+	validateMaintenance(p, tp, t.Maintenance)
 	cp := tp + ".catalog"
 	cat := t.Catalog
 	if cat.Type == "" {

@@ -185,6 +185,7 @@ func (c *Config) validateStreams(p *problems) {
 			validateSchema(p, sp, s.Schema)
 		}
 		c.validateTable(p, sp, s, tables)
+		validateCompaction(p, sp, s)
 	}
 }
 
