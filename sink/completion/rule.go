@@ -14,7 +14,11 @@ import (
 // of the stream's topics, either its committed safe watermark has reached
 // H.end + allowed_lateness, or it is idle — everything up to its high
 // watermark is committed and it has been quiet for idle_partition_timeout —
-// in which case it counts as caught up to the wall clock. Hours are
+// in which case it counts as caught up to the wall clock. A partition
+// whose owner keeps files of the open hour cannot be all committed; its
+// owner attests its idleness in the commit metadata instead (ledger.Meta
+// IW and IN: caught up to a bucket threshold the wall clock has passed,
+// as long as its high watermark has not moved since). Hours are
 // finalized oldest first, and never before the wall clock has passed
 // H.end + lateness. completionRule turns one reading of the partitions into
 // the stream's completion bound; folderAt and folderBound say which folder
@@ -88,6 +92,12 @@ func (c completionRule) apply(parts []kafkaio.PartitionOffsets, now time.Time, i
 		}
 		ps := partState{tp: tp, wm: meta.WM}
 		eff := meta.WM
+		if meta.IN > 0 && p.High <= meta.IN && meta.IW > eff {
+			// Its owner saw it idle and attests IW (ledger.Ledger.Idle),
+			// and no record arrived since: the idle clause, from the
+			// owner's reading, for a partition that holds open files.
+			eff = meta.IW
+		}
 		caughtUp := p.Committed >= p.High || (p.Committed < 0 && p.Low == p.High)
 		if caughtUp {
 			quietSince := time.UnixMilli(meta.LA)

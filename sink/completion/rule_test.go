@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lakesink/lakesink/sink/kafkaio"
+	"github.com/lakesink/lakesink/sink/ledger"
 )
 
 // TestFinalizerWatermarks: hour H is finalized only when both partitions'
@@ -132,6 +133,40 @@ func TestFinalizerIdlePartitions(t *testing.T) {
 				if got, want := h.cursor(), "2026-11-25T11:00:00Z"; got != want {
 					t.Errorf("cursor next_hour %q, want %q", got, want)
 				}
+			} else {
+				h.wantNoMarker(hourH)
+			}
+		})
+	}
+
+	// An owner keeping a file of the open hour cannot commit everything;
+	// it attests its idleness in the commit metadata (ledger.Meta IW, IN),
+	// which counts only while no record arrived after it. Without the
+	// IN check, records of an already claimed hour that arrive later (a
+	// backfill) would let the hour complete before they are in the lake.
+	claim := func(iw time.Time, in, high int64) kafkaio.PartitionOffsets {
+		p := busy(1, lowWM)
+		meta, _, _ := ledger.Parse(p.Metadata)
+		meta.IW, meta.IN = iw.UnixMilli(), in
+		p.Metadata, p.Committed, p.High = encMeta(meta), 40, high
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		p1   kafkaio.PartitionOffsets
+		want bool
+	}{
+		{"idle claim past the bound", claim(boundOf(hourH), 50, 50), true},
+		{"idle claim short of the bound", claim(boundOf(hourH).Add(-time.Millisecond), 50, 50), false},
+		{"idle claim, records arrived since", claim(boundOf(hourH), 50, 51), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, now)
+			f0 := h.putFile(0, hourH, 0, 1, 2)
+			h.offs.Set(busy(0, at(12, 0, 0)), tc.p1)
+			h.check(now)
+			if tc.want {
+				h.wantMarker(hourH, 1, 3, f0)
 			} else {
 				h.wantNoMarker(hourH)
 			}

@@ -71,6 +71,20 @@ type Meta struct {
 	FH int64 `json:"fh,omitempty"`
 	// LA is the wall-clock time (unix ms) the partition last read a record.
 	LA int64 `json:"la,omitempty"`
+	// IW is the watermark an idle partition attests (Ledger.Idle), unix
+	// ms, valid only while the partition has no record at or above IN,
+	// the offset after the last record it had read then: every record of
+	// an hour that ends (plus allowed lateness) at or before IW, of those
+	// below IN, is durable, and the partition was caught up and quiet.
+	// Both are absent without a claim.
+	IW int64 `json:"iw,omitempty"`
+	IN int64 `json:"in,omitempty"`
+	// IA is when the owner last renewed the claim (wall clock, unix ms,
+	// in steps of half markers.idle_partition_timeout): a quiet partition
+	// keeping a file of the open hour holds its committed offset for the
+	// rest of the hour, and the renewals are what tells other instances
+	// its owner is alive (sink/unconsumed).
+	IA int64 `json:"ia,omitempty"`
 	// Done lists hours made durable past the committed offset.
 	Done []DoneMark `json:"d,omitempty"`
 	// AM lists late files of hours whose marker was already out, until the
@@ -120,7 +134,9 @@ type Ledger struct {
 	rawWM    int64 // max event time read, unix ms
 	fh       int64
 	la       int64
-	idleWM   int64   // watermark an idle partition attests (Idle), unix ms
+	idleWM   int64   // watermark an idle partition attests (Idle), unix ms; 0: no claim
+	idleNext int64   // next when the claim was made
+	idleAt   int64   // when the claim was last renewed (Meta.IA)
 	lateness int64   // allowed lateness, ms
 	am       []Amend // late files the hour markers do not list yet
 	checked  map[Amend]int64
@@ -142,7 +158,9 @@ func New(start int64, meta Meta, latenessMs int64) *Ledger {
 		rawWM:    meta.RW,
 		fh:       meta.FH,
 		la:       meta.LA,
-		idleWM:   max(meta.WM, meta.RW),
+		idleWM:   meta.IW,
+		idleNext: meta.IN,
+		idleAt:   meta.IA,
 		lateness: latenessMs,
 		am:       slices.Clone(meta.AM),
 		checked:  map[Amend]int64{},
@@ -194,34 +212,43 @@ func (l *Ledger) Read(offset, eventMs, nowMs int64) {
 		l.rawWM = eventMs
 	}
 	l.la = nowMs
+	l.idleWM, l.idleNext, l.idleAt = 0, 0, 0
 }
 
-// Idle notes that the partition is idle at wall-clock time nowMs: its
-// owner has read everything up to the high watermark and nothing arrived
-// for markers.idle_partition_timeout. The partition then counts as caught
-// up to the wall clock — the completion rule's idle clause — even while it
-// holds open files (which keep their records below the committed offset,
+// Idle notes that the partition is idle: its owner has read everything
+// up to the high watermark and nothing arrived for
+// markers.idle_partition_timeout. The partition then counts as caught up
+// to the wall clock — the completion rule's idle clause — even while it
+// holds open files (which keep their records above the committed offset,
 // so the rule cannot see it caught up from the offsets alone).
 //
-// wmMs is the watermark the owner attests for it: a bucket threshold
-// (start + 1h + allowed lateness) the wall clock has passed, not the wall
-// clock itself, so that the commit metadata of a quiet partition changes
-// once per bucket instead of at every commit (the caller computes it in
-// the stream's zone). The safe watermark of CommitPoint becomes at least
-// wmMs, and still stays below the close of every hour with an open or
-// unpublished file; so it claims nothing about the records of those hours,
-// which a replay from the committed offset writes again under the same
-// names. A later record does not take the claim back: under the
-// completion rule an idle partition's next record may belong to an hour
-// already closed, and is an amendment of that hour (docs/design.md, "Late
-// data and revisions"). The claim is monotonic and survives a restart
-// through the committed watermark (New).
-func (l *Ledger) Idle(wmMs int64) { l.idleWM = max(l.idleWM, wmMs) }
+// wmMs is the watermark the owner attests: a bucket threshold (start + 1h
+// + allowed lateness) the wall clock has passed, not the wall clock
+// itself, so that the commit metadata of a quiet partition changes once
+// per bucket instead of at every commit (the caller computes it in the
+// stream's zone). CommitPoint's metadata carries the claim apart from
+// the safe watermark (Meta.IW, Meta.IN): at least wmMs, and below the
+// close of every hour with an open or unpublished file, so it claims
+// nothing about the records of those hours, which a replay from the
+// committed offset writes again under the same names. The claim holds
+// only as long as no record arrives after it: the completion rule uses
+// it while the partition's high watermark is at most Meta.IN, and the
+// next record read ends it here (Read, Skipped). It survives a restart
+// with the committed metadata (New). atMs is the renewal time the
+// metadata carries (Meta.IA); the caller steps it so that the metadata
+// changes only that often.
+func (l *Ledger) Idle(wmMs, atMs int64) {
+	if l.next < 0 {
+		return // nothing read: nothing committed to carry a claim
+	}
+	l.idleWM, l.idleNext, l.idleAt = max(l.idleWM, wmMs), l.next, atMs
+}
 
 // Skipped notes a record that needs no file (dead-lettered or already durable).
 func (l *Ledger) Skipped(offset, nowMs int64) {
 	l.next = offset + 1
 	l.la = nowMs
+	l.idleWM, l.idleNext, l.idleAt = 0, 0, 0
 }
 
 // Opened notes that a file for hour starting at firstOffset is being written.
@@ -310,12 +337,13 @@ func (l *Ledger) PublishPoint() (int64, Meta) { return l.point(true) }
 
 func (l *Ledger) point(published bool) (int64, Meta) {
 	c := l.next
-	safe := max(l.rawWM, l.idleWM)
+	capWM := int64(math.MaxInt64)
 	hold := func(h, first int64) {
 		c = min(c, first)
-		// An open file of an hour the watermark already closed (late data)
-		// holds the safe watermark below that hour's close.
-		safe = min(safe, h+HourMs+l.lateness-1)
+		// An open file holds the watermarks below its hour's close: the
+		// safe one (an hour the watermark already closed gets late data)
+		// and an idle claim.
+		capWM = min(capWM, h+HourMs+l.lateness-1)
 	}
 	for h, first := range l.open {
 		hold(h, first)
@@ -331,7 +359,10 @@ func (l *Ledger) point(published bool) (int64, Meta) {
 			hold(p.hour, p.first)
 		}
 	}
-	m := Meta{V: Version, WM: safe, RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am)}
+	m := Meta{V: Version, WM: min(l.rawWM, capWM), RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am)}
+	if l.idleNext > 0 {
+		m.IW, m.IN, m.IA = min(max(l.rawWM, l.idleWM), capWM), l.idleNext, l.idleAt
+	}
 	for _, d := range done {
 		if d.To > c {
 			m.Done = append(m.Done, d)

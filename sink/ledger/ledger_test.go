@@ -167,13 +167,15 @@ func (s *simPartition) commit() {
 			s.t.Fatalf("commit at %d passes record %d (hour %d), which is neither durable nor dead-lettered", c, o, s.hours[o])
 		}
 	}
-	// The safe watermark: every record read of an hour it closes (end +
-	// lateness at or below it) is durable or dead-lettered — what the
-	// finalizer relies on when it completes the hour. Idle claims
-	// (Ledger.Idle) raise it, open and unpublished files hold it down.
+	// The watermarks: every record read of an hour the safe watermark
+	// closes (end + lateness at or below it), and every record below IN of
+	// an hour an idle claim closes, is durable or dead-lettered — what
+	// the finalizer relies on when it completes the hour. Open and
+	// unpublished files hold both down.
 	for o := int64(0); o < s.led.Next(); o++ {
-		if h := s.hours[o]; !s.bad[o] && h+ledger.HourMs+s.lateness <= m.WM && !durable[o] {
-			s.t.Fatalf("watermark %d closes hour %d, but its record %d is not durable", m.WM, h, o)
+		end := s.hours[o] + ledger.HourMs + s.lateness
+		if !s.bad[o] && !durable[o] && (end <= m.WM || (o < m.IN && end <= m.IW)) {
+			s.t.Fatalf("watermark %d (idle claim %d below %d) closes hour %d, but its record %d is not durable", m.WM, m.IW, m.IN, s.hours[o], o)
 		}
 	}
 	// Metadata survives the trip through Kafka.
@@ -238,7 +240,7 @@ func (s *simPartition) run(crashProb float64) bool {
 		if s.r.Float64() < 0.005 {
 			// The partition is caught up and quiet: its owner attests
 			// a watermark ahead of what it read (the wall clock's).
-			s.led.Idle(s.led.RawWM() + int64(s.r.IntN(4))*ledger.HourMs)
+			s.led.Idle(s.led.RawWM()+int64(s.r.IntN(4))*ledger.HourMs, 1)
 		}
 		if s.r.Float64() < 0.02 {
 			for k := range s.open {
@@ -395,36 +397,38 @@ func testCommitProtocol(t *testing.T, withTable bool) {
 	}
 }
 
-// TestIdle: an idle claim raises the safe watermark to the claimed
-// threshold, never past the close of an hour with an open file, stays
-// when records arrive later and survives a restart through the committed
-// metadata.
+// TestIdle: an idle claim is carried apart from the safe watermark, at
+// least the claimed threshold and never past the close of an hour with an
+// open file; the next record read ends it; it survives a restart with the
+// committed metadata.
 func TestIdle(t *testing.T) {
 	const lat = 10 * 60 * 1000
 	h := 10 * ledger.HourMs
 	l := ledger.New(-1, ledger.Empty(), lat)
 	l.Opened(h, 0)
 	l.Read(0, h+5000, 1)
-	l.Idle(h + lat) // the previous hour's threshold
-	if _, m := l.CommitPoint(); m.WM != h+lat || m.RW != h+5000 {
-		t.Fatalf("idle with an open file: wm %d rw %d, want %d %d", m.WM, m.RW, h+lat, h+5000)
+	l.Idle(h+lat, 7) // the previous hour's threshold
+	if _, m := l.CommitPoint(); m.WM != h+5000 || m.IW != h+lat || m.IN != 1 {
+		t.Fatalf("idle with an open file: wm %d iw %d in %d, want %d %d 1", m.WM, m.IW, m.IN, h+5000, h+lat)
 	}
-	l.Idle(h + 3*ledger.HourMs) // far ahead: held below the open hour's close
-	if _, m := l.CommitPoint(); m.WM != h+ledger.HourMs+lat-1 {
-		t.Fatalf("idle past the open hour: wm %d, want %d", m.WM, h+ledger.HourMs+lat-1)
+	l.Idle(h+3*ledger.HourMs, 8) // far ahead: held below the open hour's close
+	if _, m := l.CommitPoint(); m.IW != h+ledger.HourMs+lat-1 || m.WM != h+5000 {
+		t.Fatalf("idle past the open hour: iw %d wm %d, want %d %d", m.IW, m.WM, h+ledger.HourMs+lat-1, h+5000)
 	}
 	l.MadeDurable(h, 0)
 	c, m := l.CommitPoint()
-	if c != 1 || m.WM != h+3*ledger.HourMs {
-		t.Fatalf("after the file: commit %d wm %d, want 1 %d", c, m.WM, h+3*ledger.HourMs)
+	if c != 1 || m.IW != h+3*ledger.HourMs || m.WM != h+5000 {
+		t.Fatalf("after the file: commit %d iw %d wm %d, want 1 %d %d", c, m.IW, m.WM, h+3*ledger.HourMs, h+5000)
 	}
-	l.Idle(h) // an older claim takes nothing back
-	l.Read(1, h+6000, 2)
-	if _, m := l.CommitPoint(); m.WM != h+3*ledger.HourMs {
-		t.Fatalf("after an older claim and a record: wm %d, want %d", m.WM, h+3*ledger.HourMs)
+	if m.IA != 8 {
+		t.Fatalf("claim renewed at %d, want 8", m.IA)
 	}
 	r := ledger.New(c, m, lat)
-	if _, m2 := r.CommitPoint(); m2.WM != m.WM {
-		t.Fatalf("resumed: wm %d, want %d", m2.WM, m.WM)
+	if _, m2 := r.CommitPoint(); m2.IW != m.IW || m2.IN != m.IN || m2.IA != m.IA {
+		t.Fatalf("resumed: iw %d in %d ia %d, want %d %d %d", m2.IW, m2.IN, m2.IA, m.IW, m.IN, m.IA)
+	}
+	l.Read(1, h+6000, 2) // a record: the claim ends
+	if _, m := l.CommitPoint(); m.IW != 0 || m.IN != 0 || m.IA != 0 {
+		t.Fatalf("after a record: iw %d in %d ia %d, want no claim", m.IW, m.IN, m.IA)
 	}
 }

@@ -19,10 +19,12 @@
 //     Bound since they were first seen, or
 //   - it has had records above its committed offset for IdleTimeout +
 //     Bound, all that time with the same commit (an owner holds its
-//     committed offset at the first record of an open file, and finishes
-//     the files of a quiet partition after markers.idle_partition_timeout;
-//     a caught-up partition's commit may not change for hours, so the time
-//     counts from the first look that saw records waiting).
+//     committed offset at the first record of an open file; the owner of
+//     a quiet partition, which keeps the open hour's file, renews its idle
+//     claim in the metadata every half markers.idle_partition_timeout
+//     (ledger.Meta IA); a caught-up partition's commit may not change for
+//     hours, so the time counts from the first look that saw records
+//     waiting).
 //
 // Times are from the injected clock, as seen by the looks (every
 // Interval), so a partition is reported at most one Interval late. A

@@ -83,8 +83,8 @@ func TestFilesFinishedReasons(t *testing.T) {
 
 // TestIdleKeepsOpenHour: a quiet, caught-up partition keeps the file of
 // an hour the wall clock has not closed (a producer's pause must not cut
-// the hour into one file per burst), attests its idleness through the
-// committed watermark so that older hours complete, and finishes the file
+// the hour into one file per burst), attests its idleness in the commit
+// metadata (ledger.Meta IW, IN) so that older hours complete, and finishes the file
 // once the wall clock closes its hour. Zones with a half-hour offset
 // (Asia/Kolkata) and a DST night (America/New_York, fall back: the two
 // 01:00 buckets) take the thresholds from the zone's own buckets.
@@ -144,9 +144,23 @@ func TestIdleKeepsOpenHour(t *testing.T) {
 			if err != nil {
 				t.Fatalf("commit metadata: %v", err)
 			}
-			if offsets.offset != 0 || meta.WM != tt.wantWM.UnixMilli() {
-				t.Fatalf("committed %d, watermark %s; want 0 (the open file's first record), %s",
-					offsets.offset, time.UnixMilli(meta.WM).UTC().Format(time.RFC3339), tt.wantWM.Format(time.RFC3339))
+			if offsets.offset != 0 || meta.IW != tt.wantWM.UnixMilli() || meta.IN != 10 {
+				t.Fatalf("committed %d, idle claim %s below %d; want 0 (the open file's first record), %s below 10",
+					offsets.offset, time.UnixMilli(meta.IW).UTC().Format(time.RFC3339), meta.IN, tt.wantWM.Format(time.RFC3339))
+			}
+
+			// Half an idle timeout later the claim is renewed: the
+			// metadata changes, which is how other instances see a live
+			// owner behind an unmoving committed offset (sink/unconsumed).
+			first := meta.IA
+			clock = clock.Add(w.env.IdleTimeout/2 + time.Second)
+			if err := w.housekeep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			meta, _, _ = ledger.Parse(offsets.meta)
+			if meta.IA <= first || meta.IA > clock.UnixMilli() || len(w.files.byKey) != 1 {
+				t.Fatalf("claim renewed at %d (first %d, clock %d), %d open files; want a later renewal, the file still open",
+					meta.IA, first, clock.UnixMilli(), len(w.files.byKey))
 			}
 
 			// The wall clock closes the bucket: its end plus lateness.
@@ -161,9 +175,9 @@ func TestIdleKeepsOpenHour(t *testing.T) {
 				t.Fatalf("files finished (idle) = %v, want 1", got)
 			}
 			meta, _, _ = ledger.Parse(offsets.meta)
-			if offsets.offset != 10 || meta.WM != clock.UnixMilli() {
-				t.Fatalf("committed %d, watermark %s; want 10, %s", offsets.offset,
-					time.UnixMilli(meta.WM).UTC().Format(time.RFC3339), clock.Format(time.RFC3339))
+			if offsets.offset != 10 || meta.IW != clock.UnixMilli() {
+				t.Fatalf("committed %d, idle claim %s; want 10, %s", offsets.offset,
+					time.UnixMilli(meta.IW).UTC().Format(time.RFC3339), clock.Format(time.RFC3339))
 			}
 		})
 	}

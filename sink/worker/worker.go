@@ -468,7 +468,10 @@ func (w *Worker) housekeep(ctx context.Context) error {
 	}
 	w.amends.prune(ctx, w.led)
 	if idle {
-		w.led.Idle(idleMark(now, w.st))
+		// Renewed every half idle timeout: the commits that tell other
+		// instances the owner is alive (sink/unconsumed).
+		renew := max(w.env.IdleTimeout/2, time.Second)
+		w.led.Idle(idleMark(now, w.st), now.Truncate(renew).UnixMilli())
 	}
 	// An idle partition commits at once what it finished and each new
 	// bucket threshold it attests (the commit is skipped when neither the
@@ -490,10 +493,11 @@ func (w *Worker) housekeep(ctx context.Context) error {
 // idle_partition_timeout left one small file per burst in every hour.
 // Keeping the open hour's file costs completion nothing: the hour cannot
 // complete before the wall clock closes it anyway, and the partition
-// attests its idleness through the committed watermark (Ledger.Idle), so
-// older hours complete as before. Once the wall clock closes the hour,
-// the file is finished and committed at the next housekeeping tick and
-// the partition counts as caught up again.
+// attests its idleness in its commit metadata (Ledger.Idle: a claim apart
+// from the safe watermark, which holds only while no record arrives
+// after it), so older hours complete as before. Once the wall clock
+// closes the hour, the file is finished and committed at the next
+// housekeeping tick and the partition counts as caught up again.
 func (w *Worker) wallClosed(hms int64, now time.Time) bool {
 	return hms+ledger.HourMs+w.st.Lateness.Milliseconds() <= now.UnixMilli()
 }

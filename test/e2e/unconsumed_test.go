@@ -211,7 +211,10 @@ func TestKilledWhileJoining(t *testing.T) {
 	const group = "lakesink-killed-joining"
 	b := localBackend(t)
 	p := newProduced()
-	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2, 3, 4, 5}, 600, time.Now().UTC().Add(-time.Minute), 0, demo.Clickstream, clickID)
+	// Records of an hour the wall clock has closed: a quiet partition's
+	// files of it are finished and committed (the open hour's would stay
+	// open until it closes, and with them the committed offsets).
+	produce(t, k, p, "clickstream", "clickstream", []int{0, 1, 2, 3, 4, 5}, 600, time.Now().UTC().Add(-3*time.Hour), 0, demo.Clickstream, clickID)
 	bin := testenv.Build(t, "./cmd/lakesink")
 	start := func(name string) (*testenv.Process, string) {
 		httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
