@@ -415,41 +415,60 @@ func (t *Table) scan() {
 			break
 		}
 	}
-	fresh := map[string]Entry{}
-	var complete time.Time
-	var completeSnap int64
 	if stopAt < 0 { // rebuild
 		t.progress, t.complete, t.completeSnap = map[string]Entry{}, time.Time{}, 0
 		stopAt = len(chain)
 	}
-	for _, s := range chain[:stopAt] {
+	h := readHistory(chain[:stopAt], t.opts.Group, t.stream)
+	for k, e := range h.progress {
+		t.progress[k] = e
+	}
+	if h.completeAt >= 0 && h.complete.After(t.complete) {
+		t.complete, t.completeSnap = h.complete, chain[h.completeAt].SnapshotID
+	}
+	t.scanned = cur.SnapshotID
+}
+
+// history is what lakesink reads back from a run of snapshots (newest
+// first): each partition's newest progress entry of the group, and the
+// stream's newest completion point, each with the index in the run of the
+// snapshot that carries it. scan reads it to resume and fence.
+type history struct {
+	progress   map[string]Entry
+	progressAt map[string]int
+	complete   time.Time
+	completeAt int // -1: none in the run
+}
+
+// readHistory reads the summaries of chain, newest first. Snapshots without
+// a progress entry of the group (completions, other writers')
+// add none; for the completion point, the oldest snapshot with the newest
+// value is the one that recorded it (Complete's answer).
+func readHistory(chain []table.Snapshot, group, stream string) history {
+	h := history{progress: map[string]Entry{}, progressAt: map[string]int{}, completeAt: -1}
+	for i, s := range chain {
 		if s.Summary == nil {
 			continue
 		}
 		p := s.Summary.Properties
-		if v, ok := p[PropCompleteThrough]; ok && p[PropStream] == t.stream {
-			if at, err := time.Parse(time.RFC3339, v); err == nil && (complete.IsZero() || !at.Before(complete)) {
-				complete, completeSnap = at, s.SnapshotID // the oldest snapshot with the newest value
+		if v, ok := p[PropCompleteThrough]; ok && p[PropStream] == stream {
+			if at, err := time.Parse(time.RFC3339, v); err == nil && (h.completeAt < 0 || !at.Before(h.complete)) {
+				h.complete, h.completeAt = at, i
 			}
 		}
-		if p[PropGroup] != t.opts.Group {
+		v, ok := p[PropProgress]
+		if !ok || p[PropGroup] != group {
 			continue
 		}
 		var entries map[string]Entry
-		if err := json.Unmarshal([]byte(p[PropProgress]), &entries); err != nil {
+		if err := json.Unmarshal([]byte(v), &entries); err != nil {
 			continue
 		}
 		for k, e := range entries {
-			if _, newer := fresh[k]; !newer {
-				fresh[k] = e
+			if _, newer := h.progress[k]; !newer {
+				h.progress[k], h.progressAt[k] = e, i
 			}
 		}
 	}
-	for k, e := range fresh {
-		t.progress[k] = e
-	}
-	if complete.After(t.complete) {
-		t.complete, t.completeSnap = complete, completeSnap
-	}
-	t.scanned = cur.SnapshotID
+	return h
 }
