@@ -59,11 +59,13 @@ func (f File) Records() int64 { return f.df.Count() }
 type request struct {
 	ctx   context.Context
 	owner Owner
-	kind  int // reqClaim, reqCommit, reqComplete
+	kind  int // reqClaim, reqCommit, reqComplete, reqReplace
 	files []File
 	entry Entry
 	// complete: the completion point to record.
 	through time.Time
+	// replace: the paths of the data files to remove (files are added).
+	removed []string
 	done    chan result
 }
 
@@ -71,7 +73,13 @@ const (
 	reqClaim = iota
 	reqCommit
 	reqComplete
+	reqReplace
 )
+
+// solo reports whether a request kind is applied alone, in a batch of its
+// own: a replace is a snapshot of a different operation (overwrite, not
+// append).
+func solo(kind int) bool { return kind == reqReplace }
 
 type result struct {
 	entry    Entry // claim: the progress before the claim
@@ -181,10 +189,15 @@ func (t *Table) loop() {
 			}
 		}
 		// One request per partition in a snapshot: a claim and a commit of
-		// the same partition go in order, in separate snapshots.
+		// the same partition go in order, in separate snapshots. Replaces
+		// go alone, after the batch.
 		seen := map[string]bool{}
-		var now []*request
+		var now, alone []*request
 		for _, r := range batch {
+			if solo(r.kind) {
+				alone = append(alone, r)
+				continue
+			}
 			if r.kind != reqComplete {
 				if seen[r.owner.key()] {
 					carry = append(carry, r)
@@ -194,7 +207,12 @@ func (t *Table) loop() {
 			}
 			now = append(now, r)
 		}
-		t.apply(now)
+		if len(now) > 0 {
+			t.apply(now)
+		}
+		for _, r := range alone {
+			t.apply([]*request{r})
+		}
 	}
 }
 
@@ -231,7 +249,9 @@ func (t *Table) apply(batch []*request) {
 		if len(batch) == 0 {
 			return
 		}
-		if attempt > 0 {
+		// A replace decides from the table's state, not only
+		// compare-and-swaps on it: it reads the catalog's state first.
+		if attempt > 0 || solo(batch[0].kind) {
 			if err := t.tbl.Refresh(ctx); err != nil {
 				t.fail(batch, fmt.Errorf("reload: %w", err))
 				return
@@ -318,6 +338,9 @@ func sameEntry(a, b Entry) bool {
 
 // commitOnce builds and commits the batch's snapshot on the current table.
 func (t *Table) commitOnce(ctx context.Context, batch []*request) (int64, []result, error) {
+	if r := batch[0]; solo(r.kind) { // alone in its batch (loop)
+		return t.replaceOnce(ctx, r)
+	}
 	entries := map[string]Entry{}
 	answers := make([]result, len(batch))
 	var files []iceberg.DataFile
@@ -441,7 +464,7 @@ type history struct {
 }
 
 // readHistory reads the summaries of chain, newest first. Snapshots without
-// a progress entry of the group (completions, other writers')
+// a progress entry of the group (completions, replaces, other writers')
 // add none; for the completion point, the oldest snapshot with the newest
 // value is the one that recorded it (Complete's answer).
 func readHistory(chain []table.Snapshot, group, stream string) history {

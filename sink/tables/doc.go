@@ -53,4 +53,11 @@
 // lakesink.complete-through (RFC 3339) with a snapshot of its own that adds
 // no files, and returns that snapshot's id for the hour's manifest and
 // completion event.
+//
+// # Compaction
+//
+// Replace (replace.go) swaps an hour's compacted inputs for the outputs in
+// one overwrite snapshot, through the same committer; it carries no
+// progress, and the progress readers (readHistory) skip snapshots without
+// it.
 package tables

@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_commits_total",
-			Help: "Snapshots committed to streams' Iceberg tables (files, claims and completion).",
+			Help: "Snapshots committed to streams' Iceberg tables (files, claims, completion and replaces).",
 		}, []string{"stream"}),
 		Conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_commit_conflicts_total",
@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stream"}),
 		FilesAdded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_files_added_total",
-			Help: "Data files added to streams' Iceberg tables.",
+			Help: "Data files added to streams' Iceberg tables, compaction outputs included.",
 		}, []string{"stream"}),
 		CommitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lakesink_table_commit_duration_seconds",
