@@ -59,14 +59,17 @@ func (f File) Records() int64 { return f.df.Count() }
 type request struct {
 	ctx   context.Context
 	owner Owner
-	kind  int // reqClaim, reqCommit, reqComplete, reqReplace
+	kind  int // reqClaim, reqCommit, reqComplete, reqReplace, reqExpire
 	files []File
 	entry Entry
 	// complete: the completion point to record.
 	through time.Time
 	// replace: the paths of the data files to remove (files are added).
 	removed []string
-	done    chan result
+	// expire: what to keep, as of now.
+	maint Maintenance
+	now   time.Time
+	done  chan result
 }
 
 const (
@@ -74,17 +77,19 @@ const (
 	reqCommit
 	reqComplete
 	reqReplace
+	reqExpire
 )
 
 // solo reports whether a request kind is applied alone, in a batch of its
 // own: a replace is a snapshot of a different operation (overwrite, not
-// append).
-func solo(kind int) bool { return kind == reqReplace }
+// append) and an expiry changes no snapshot.
+func solo(kind int) bool { return kind == reqReplace || kind == reqExpire }
 
 type result struct {
 	entry    Entry // claim: the progress before the claim
 	found    bool
 	snapshot int64
+	expired  *expiry // expire: what the commit removed
 	err      error
 }
 
@@ -190,7 +195,7 @@ func (t *Table) loop() {
 		}
 		// One request per partition in a snapshot: a claim and a commit of
 		// the same partition go in order, in separate snapshots. Replaces
-		// go alone, after the batch.
+		// and expiries go alone, after the batch.
 		seen := map[string]bool{}
 		var now, alone []*request
 		for _, r := range batch {
@@ -249,8 +254,8 @@ func (t *Table) apply(batch []*request) {
 		if len(batch) == 0 {
 			return
 		}
-		// A replace decides from the table's state, not only
-		// compare-and-swaps on it: it reads the catalog's state first.
+		// A replace or an expiry decides from the table's state, not
+		// only compare-and-swaps on it: it reads the catalog's state first.
 		if attempt > 0 || solo(batch[0].kind) {
 			if err := t.tbl.Refresh(ctx); err != nil {
 				t.fail(batch, fmt.Errorf("reload: %w", err))
@@ -339,7 +344,10 @@ func sameEntry(a, b Entry) bool {
 // commitOnce builds and commits the batch's snapshot on the current table.
 func (t *Table) commitOnce(ctx context.Context, batch []*request) (int64, []result, error) {
 	if r := batch[0]; solo(r.kind) { // alone in its batch (loop)
-		return t.replaceOnce(ctx, r)
+		if r.kind == reqReplace {
+			return t.replaceOnce(ctx, r)
+		}
+		return t.expireOnce(ctx, r)
 	}
 	entries := map[string]Entry{}
 	answers := make([]result, len(batch))
@@ -455,7 +463,9 @@ func (t *Table) scan() {
 // history is what lakesink reads back from a run of snapshots (newest
 // first): each partition's newest progress entry of the group, and the
 // stream's newest completion point, each with the index in the run of the
-// snapshot that carries it. scan reads it to resume and fence.
+// snapshot that carries it. scan reads it to resume and fence, planExpiry
+// to know which snapshots must stay: one reader, so that expiry keeps
+// exactly what the committer reads.
 type history struct {
 	progress   map[string]Entry
 	progressAt map[string]int

@@ -11,6 +11,9 @@ type Metrics struct {
 	FilesAdded     *prometheus.CounterVec
 	CommitDuration *prometheus.HistogramVec
 	Snapshot       *prometheus.GaugeVec
+	// SnapshotsExpired and FilesRemoved count Expire's work.
+	SnapshotsExpired *prometheus.CounterVec
+	FilesRemoved     *prometheus.CounterVec
 }
 
 // NewMetrics registers the table metrics with reg.
@@ -41,7 +44,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_table_snapshot_timestamp_seconds",
 			Help: "Commit time of the newest snapshot lakesink committed to the stream's table.",
 		}, []string{"stream"}),
+		SnapshotsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_table_snapshots_expired_total",
+			Help: "Snapshots expired from the stream's table by table maintenance.",
+		}, []string{"stream"}),
+		FilesRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_table_files_removed_total",
+			Help: "Data files deleted from the lake by table maintenance: referenced by expired snapshots only.",
+		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.Commits, m.Conflicts, m.Fenced, m.FilesAdded, m.CommitDuration, m.Snapshot)
+	reg.MustRegister(m.Commits, m.Conflicts, m.Fenced, m.FilesAdded, m.CommitDuration, m.Snapshot, m.SnapshotsExpired, m.FilesRemoved)
 	return m
 }
