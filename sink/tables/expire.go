@@ -56,9 +56,10 @@ type expiry struct {
 //     stops at the first expired one.
 //
 // Which snapshots go is decided from the table and now alone (planExpiry);
-// iceberg-go is then asked for exactly that prefix of the history, and its
-// staged result is checked to keep every snapshot the plan keeps before it
-// is committed. The cost of the rule: a partition that commits nothing for
+// iceberg-go is then asked to keep that prefix of the history whatever its
+// age (it may keep a snapshot more: its clock is not now), and its staged
+// result is checked to keep every snapshot the plan keeps before it is
+// committed. The cost of the rule: a partition that commits nothing for
 // longer than the retention pins the history at its last entry until its
 // next claim or commit (see docs/iceberg.md).
 //
