@@ -59,24 +59,37 @@ func (f File) Records() int64 { return f.df.Count() }
 type request struct {
 	ctx   context.Context
 	owner Owner
-	kind  int // reqClaim, reqCommit, reqComplete
+	kind  int // reqClaim, reqCommit, reqComplete, reqReplace, reqExpire
 	files []File
 	entry Entry
 	// complete: the completion point to record.
 	through time.Time
-	done    chan result
+	// replace: the paths of the data files to remove (files are added).
+	removed []string
+	// expire: what to keep, as of now.
+	maint Maintenance
+	now   time.Time
+	done  chan result
 }
 
 const (
 	reqClaim = iota
 	reqCommit
 	reqComplete
+	reqReplace
+	reqExpire
 )
+
+// solo reports whether a request kind is applied alone, in a batch of its
+// own: a replace is a snapshot of a different operation (overwrite, not
+// append) and an expiry changes no snapshot.
+func solo(kind int) bool { return kind == reqReplace || kind == reqExpire }
 
 type result struct {
 	entry    Entry // claim: the progress before the claim
 	found    bool
 	snapshot int64
+	expired  *expiry // expire: what the commit removed
 	err      error
 }
 
@@ -181,10 +194,15 @@ func (t *Table) loop() {
 			}
 		}
 		// One request per partition in a snapshot: a claim and a commit of
-		// the same partition go in order, in separate snapshots.
+		// the same partition go in order, in separate snapshots. Replaces
+		// and expiries go alone, after the batch.
 		seen := map[string]bool{}
-		var now []*request
+		var now, alone []*request
 		for _, r := range batch {
+			if solo(r.kind) {
+				alone = append(alone, r)
+				continue
+			}
 			if r.kind != reqComplete {
 				if seen[r.owner.key()] {
 					carry = append(carry, r)
@@ -194,7 +212,12 @@ func (t *Table) loop() {
 			}
 			now = append(now, r)
 		}
-		t.apply(now)
+		if len(now) > 0 {
+			t.apply(now)
+		}
+		for _, r := range alone {
+			t.apply([]*request{r})
+		}
 	}
 }
 
@@ -231,7 +254,9 @@ func (t *Table) apply(batch []*request) {
 		if len(batch) == 0 {
 			return
 		}
-		if attempt > 0 {
+		// A replace or an expiry decides from the table's state, not
+		// only compare-and-swaps on it: it reads the catalog's state first.
+		if attempt > 0 || solo(batch[0].kind) {
 			if err := t.tbl.Refresh(ctx); err != nil {
 				t.fail(batch, fmt.Errorf("reload: %w", err))
 				return
@@ -318,6 +343,12 @@ func sameEntry(a, b Entry) bool {
 
 // commitOnce builds and commits the batch's snapshot on the current table.
 func (t *Table) commitOnce(ctx context.Context, batch []*request) (int64, []result, error) {
+	if r := batch[0]; solo(r.kind) { // alone in its batch (loop)
+		if r.kind == reqReplace {
+			return t.replaceOnce(ctx, r)
+		}
+		return t.expireOnce(ctx, r)
+	}
 	entries := map[string]Entry{}
 	answers := make([]result, len(batch))
 	var files []iceberg.DataFile
@@ -415,41 +446,62 @@ func (t *Table) scan() {
 			break
 		}
 	}
-	fresh := map[string]Entry{}
-	var complete time.Time
-	var completeSnap int64
 	if stopAt < 0 { // rebuild
 		t.progress, t.complete, t.completeSnap = map[string]Entry{}, time.Time{}, 0
 		stopAt = len(chain)
 	}
-	for _, s := range chain[:stopAt] {
+	h := readHistory(chain[:stopAt], t.opts.Group, t.stream)
+	for k, e := range h.progress {
+		t.progress[k] = e
+	}
+	if h.completeAt >= 0 && h.complete.After(t.complete) {
+		t.complete, t.completeSnap = h.complete, chain[h.completeAt].SnapshotID
+	}
+	t.scanned = cur.SnapshotID
+}
+
+// history is what lakesink reads back from a run of snapshots (newest
+// first): each partition's newest progress entry of the group, and the
+// stream's newest completion point, each with the index in the run of the
+// snapshot that carries it. scan reads it to resume and fence, planExpiry
+// to know which snapshots must stay: one reader, so that expiry keeps
+// exactly what the committer reads.
+type history struct {
+	progress   map[string]Entry
+	progressAt map[string]int
+	complete   time.Time
+	completeAt int // -1: none in the run
+}
+
+// readHistory reads the summaries of chain, newest first. Snapshots without
+// a progress entry of the group (completions, replaces, other writers')
+// add none; for the completion point, the oldest snapshot with the newest
+// value is the one that recorded it (Complete's answer).
+func readHistory(chain []table.Snapshot, group, stream string) history {
+	h := history{progress: map[string]Entry{}, progressAt: map[string]int{}, completeAt: -1}
+	for i, s := range chain {
 		if s.Summary == nil {
 			continue
 		}
 		p := s.Summary.Properties
-		if v, ok := p[PropCompleteThrough]; ok && p[PropStream] == t.stream {
-			if at, err := time.Parse(time.RFC3339, v); err == nil && (complete.IsZero() || !at.Before(complete)) {
-				complete, completeSnap = at, s.SnapshotID // the oldest snapshot with the newest value
+		if v, ok := p[PropCompleteThrough]; ok && p[PropStream] == stream {
+			if at, err := time.Parse(time.RFC3339, v); err == nil && (h.completeAt < 0 || !at.Before(h.complete)) {
+				h.complete, h.completeAt = at, i
 			}
 		}
-		if p[PropGroup] != t.opts.Group {
+		v, ok := p[PropProgress]
+		if !ok || p[PropGroup] != group {
 			continue
 		}
 		var entries map[string]Entry
-		if err := json.Unmarshal([]byte(p[PropProgress]), &entries); err != nil {
+		if err := json.Unmarshal([]byte(v), &entries); err != nil {
 			continue
 		}
 		for k, e := range entries {
-			if _, newer := fresh[k]; !newer {
-				fresh[k] = e
+			if _, newer := h.progress[k]; !newer {
+				h.progress[k], h.progressAt[k] = e, i
 			}
 		}
 	}
-	for k, e := range fresh {
-		t.progress[k] = e
-	}
-	if complete.After(t.complete) {
-		t.complete, t.completeSnap = complete, completeSnap
-	}
-	t.scanned = cur.SnapshotID
+	return h
 }

@@ -53,4 +53,14 @@
 // lakesink.complete-through (RFC 3339) with a snapshot of its own that adds
 // no files, and returns that snapshot's id for the hour's manifest and
 // completion event.
+//
+// # Compaction and maintenance
+//
+// Replace (replace.go) swaps an hour's compacted inputs for the outputs in
+// one overwrite snapshot, through the same committer; it carries no
+// progress, and the progress readers (readHistory) skip snapshots without
+// it. Expire (expire.go) expires old snapshots but keeps everything
+// readHistory reads — each partition's newest entry, the completion
+// point, and every snapshot after them — and deletes the files only the
+// expired snapshots referenced.
 package tables

@@ -11,6 +11,9 @@ type Metrics struct {
 	FilesAdded     *prometheus.CounterVec
 	CommitDuration *prometheus.HistogramVec
 	Snapshot       *prometheus.GaugeVec
+	// SnapshotsExpired and FilesRemoved count Expire's work.
+	SnapshotsExpired *prometheus.CounterVec
+	FilesRemoved     *prometheus.CounterVec
 }
 
 // NewMetrics registers the table metrics with reg.
@@ -18,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_commits_total",
-			Help: "Snapshots committed to streams' Iceberg tables (files, claims and completion).",
+			Help: "Snapshots committed to streams' Iceberg tables (files, claims, completion and replaces).",
 		}, []string{"stream"}),
 		Conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_commit_conflicts_total",
@@ -30,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stream"}),
 		FilesAdded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_table_files_added_total",
-			Help: "Data files added to streams' Iceberg tables.",
+			Help: "Data files added to streams' Iceberg tables, compaction outputs included.",
 		}, []string{"stream"}),
 		CommitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lakesink_table_commit_duration_seconds",
@@ -41,7 +44,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_table_snapshot_timestamp_seconds",
 			Help: "Commit time of the newest snapshot lakesink committed to the stream's table.",
 		}, []string{"stream"}),
+		SnapshotsExpired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_table_snapshots_expired_total",
+			Help: "Snapshots expired from the stream's table by table maintenance.",
+		}, []string{"stream"}),
+		FilesRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_table_files_removed_total",
+			Help: "Data files deleted from the lake by table maintenance: referenced by expired snapshots only.",
+		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.Commits, m.Conflicts, m.Fenced, m.FilesAdded, m.CommitDuration, m.Snapshot)
+	reg.MustRegister(m.Commits, m.Conflicts, m.Fenced, m.FilesAdded, m.CommitDuration, m.Snapshot, m.SnapshotsExpired, m.FilesRemoved)
 	return m
 }
