@@ -71,6 +71,9 @@ type Sink struct {
 	owned      atomic.Pointer[map[string]map[int]bool]
 
 	tableMetrics *tables.Metrics
+	// maintained are the open tables whose snapshots expire (openTables).
+	maintained []maintained
+	now        func() time.Time
 }
 
 // New checks the configuration and builds a Sink. It does not connect yet.
@@ -87,6 +90,7 @@ func New(opts Options) (*Sink, error) {
 	if now == nil {
 		now = time.Now
 	}
+	s.now = now
 	if s.dialer == nil {
 		s.dialer = kafka.DefaultDialer
 	}
@@ -304,6 +308,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		f := completion.NewFinalizer(o)
 		bg.Add(1)
 		go func() { defer bg.Done(); f.Run(fctx) }()
+	}
+	if len(s.maintained) > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.maintainTables(fctx, time.Minute, time.Hour) }()
 	}
 	// Every instance looks for partitions no live member consumes.
 	bg.Add(1)

@@ -52,6 +52,10 @@ func (s *Sink) openTables(ctx context.Context) (func(), error) {
 				if s.finalize != nil {
 					s.finalize.Streams[i].Table = t
 				}
+				if m := sc.Table.Maintenance; m.ExpireSnapshotsOlderThan > 0 {
+					s.maintained = append(s.maintained, maintained{t, tables.Maintenance{
+						OlderThan: time.Duration(m.ExpireSnapshotsOlderThan), KeepLast: m.KeepLast}})
+				}
 				opened = append(opened, t)
 				s.log.Info("table open", "stream", sc.Name, "table", t.Ident())
 				break
@@ -73,4 +77,34 @@ func (s *Sink) openTables(ctx context.Context) (func(), error) {
 		}
 	}
 	return closeAll, nil
+}
+
+// maintained is a table whose old snapshots expire (table.maintenance).
+type maintained struct {
+	t *tables.Table
+	m tables.Maintenance
+}
+
+// maintainTables expires the old snapshots of the maintained tables, first
+// after first and then every every, until ctx ends. Every instance does
+// it: Expire is idempotent and serialized with commits, and a second
+// instance finds nothing left to expire. Failures are logged and tried
+// again at the next round.
+func (s *Sink) maintainTables(ctx context.Context, first, every time.Duration) {
+	wait := first
+	for retry.Sleep(ctx, wait) {
+		wait = every
+		for _, mt := range s.maintained {
+			res, err := mt.t.Expire(ctx, mt.m, s.now())
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("table maintenance", "table", mt.t.Ident(), "err", err)
+				}
+				continue
+			}
+			if len(res.Snapshots) > 0 || len(res.Files) > 0 {
+				s.log.Info("snapshots expired", "table", mt.t.Ident(), "snapshots", len(res.Snapshots), "files_removed", len(res.Files))
+			}
+		}
+	}
 }
