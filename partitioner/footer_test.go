@@ -2,6 +2,7 @@ package partitioner
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -135,6 +136,17 @@ func FuzzReadFileInfo(f *testing.F) {
 	}
 	f.Add(data)
 	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
+	// A compacted file of that file.
+	cpath, _, _, err := Compact(context.Background(), []CompactInput{openInput(f, path)},
+		CompactOptions{Stream: "s", Hour: hour13, SpoolDir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	cdata, err := os.ReadFile(cpath)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cdata)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		info, meta, err := ReadFileInfo(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
