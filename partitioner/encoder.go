@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 )
 
 const (
@@ -24,19 +25,7 @@ const (
 func (w *FileWriter) openEncoder() error {
 	opts, schema := w.opts, w.schema
 	pool := newPagePool(opts.SpoolDir)
-	config, err := parquet.NewWriterConfig(
-		schema.pq,
-		parquet.Compression(w.codec),
-		parquet.PageBufferSize(opts.PageBufferBytes),
-		// Unbuffered: fileOut buffers only while a row group is written,
-		// instead of parquet-go's 32 KiB held for the writer's lifetime.
-		parquet.WriteBufferSize(-1),
-		// Data page v1 and PLAIN byte arrays: what every Spark, Hive,
-		// Athena and Trino version reads.
-		parquet.DataPageVersion(1),
-		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
-		parquet.ColumnPageBuffers(pool),
-	)
+	config, err := parquet.NewWriterConfig(writerOptions(schema.pq, w.codec, opts, pool)...)
 	if err != nil {
 		return fmt.Errorf("new file writer %s: %w", w.path, err)
 	}
@@ -54,6 +43,26 @@ func (w *FileWriter) openEncoder() error {
 		w.batch[i] = values[i*batchRows : (i+1)*batchRows : (i+1)*batchRows]
 	}
 	return nil
+}
+
+// writerOptions is the parquet-go configuration of every file lakesink
+// writes: a FileWriter's, and Compact's, whose re-encoded column chunks must
+// come out as a FileWriter would write them and whose verbatim copies
+// parquet-go makes only when the configuration matches the source's.
+func writerOptions(schema *parquet.Schema, codec compress.Codec, opts FileOptions, pool parquet.BufferPool) []parquet.WriterOption {
+	return []parquet.WriterOption{
+		schema,
+		parquet.Compression(codec),
+		parquet.PageBufferSize(opts.PageBufferBytes),
+		// Unbuffered: fileOut buffers only while a row group is written,
+		// instead of parquet-go's 32 KiB held for the writer's lifetime.
+		parquet.WriteBufferSize(-1),
+		// Data page v1 and PLAIN byte arrays: what every Spark, Hive,
+		// Athena and Trino version reads.
+		parquet.DataPageVersion(1),
+		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
+		parquet.ColumnPageBuffers(pool),
+	}
 }
 
 // encodeRow adds a checked row to the pending batch, handing the batch to

@@ -1,10 +1,14 @@
 package partitioner
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -22,6 +26,28 @@ type FileMeta struct {
 	// Extra key/value pairs, written verbatim. Keys must not be one of the
 	// lakesink.* keys that FileWriter writes itself.
 	Extra map[string]string
+	// Sources lists, for a compacted file (Compact), the records of each
+	// input file it holds, in merge order; nil for a plain data file. It is
+	// read from MetaSources by ReadFileInfo; Finish ignores it (a
+	// FileWriter writes plain files only).
+	Sources []Source
+	// SchemaKey fingerprints the file's Parquet schema ("sha256:" and the
+	// hex digest of its footer schema elements): files with equal keys
+	// have equal schemas, which CompatKey and Compact rely on. Set by
+	// ReadFileInfo; Finish ignores it.
+	SchemaKey string
+}
+
+// Source is the records of one input file inside a compacted file: the
+// offsets first..last of one topic partition, of which Records are in the
+// file (a partition's offsets have gaps: transaction markers, compacted
+// topics). Every record of a source lies in one compacted file, whole.
+type Source struct {
+	Topic       string `json:"topic"`
+	Partition   int    `json:"partition"`
+	FirstOffset int64  `json:"first_offset"`
+	LastOffset  int64  `json:"last_offset"`
+	Records     int64  `json:"records"`
 }
 
 // FileInfo describes a finished file, as the manifest lists it.
@@ -46,6 +72,10 @@ const (
 	MetaMinEventTime = "lakesink.min_event_time" // RFC 3339 with nanoseconds, UTC
 	MetaMaxEventTime = "lakesink.max_event_time" // RFC 3339 with nanoseconds, UTC
 	MetaHour         = "lakesink.hour"           // RFC 3339, in the stream's zone
+	// MetaSources marks a compacted file (Compact): a JSON array of
+	// Source, in merge order. A compacted file has no MetaTopic,
+	// MetaPartition, MetaFirstOffset or MetaLastOffset.
+	MetaSources = "lakesink.sources"
 )
 
 // Footer keys that lakesink's formats add through FileMeta.Extra.
@@ -69,6 +99,13 @@ const (
 var metaKeys = []string{MetaStream, MetaTopic, MetaPartition, MetaFirstOffset, MetaLastOffset,
 	MetaRecords, MetaMinEventTime, MetaMaxEventTime, MetaHour}
 
+// compactedKeys are the keys every compacted file has; partitionKeys the
+// ones it must not have.
+var (
+	compactedKeys = []string{MetaStream, MetaHour, MetaRecords, MetaMinEventTime, MetaMaxEventTime, MetaSources}
+	partitionKeys = []string{MetaTopic, MetaPartition, MetaFirstOffset, MetaLastOffset}
+)
+
 // ErrNotLakesinkFile is wrapped by ReadFileInfo's error for a Parquet file
 // that lacks lakesink's footer metadata.
 var ErrNotLakesinkFile = errors.New("not a lakesink data file")
@@ -78,14 +115,25 @@ const (
 	maxFooter  = 64 << 20 // refuse footers larger than this
 )
 
-// ReadFileInfo reads the footer of a Parquet file written by FileWriter and
-// returns what Finish returned (Path left empty, Bytes = size) and the
+// ReadFileInfo reads the footer of a Parquet file written by FileWriter (or
+// Compact) and returns what Finish returned (Path left empty, Bytes = size) and the
 // FileMeta it was given. It reads only the end of the file: one ReadAt of
 // the last 64 KiB, and a second one only for a footer larger than that, so
 // it suits ranged reads from object storage. A file that is not Parquet, is
 // truncated or corrupt, or lacks a lakesink.* key gives an error; for a
 // well-formed Parquet file without lakesink's keys the error wraps
 // ErrNotLakesinkFile. Keys other than lakesink's come back in FileMeta.Extra.
+//
+// A compacted file (one with MetaSources, written by Compact) has no single
+// topic partition: its FileInfo has FirstOffset and LastOffset 0 and its
+// FileMeta an empty Topic and Partition 0, and FileMeta.Sources lists what it
+// holds. Its sources must be well-formed (non-empty; each with a topic, a
+// partition >= 0, 0 <= first <= last and 1 <= records <= last-first+1) and
+// their records must sum to MetaRecords and to the file's row count; it must
+// not have the plain file's topic, partition or offset keys. Otherwise the
+// error names the offending key.
+//
+// FileMeta.SchemaKey is set for both kinds.
 func ReadFileInfo(r io.ReaderAt, size int64) (info FileInfo, meta FileMeta, err error) {
 	if size < 12 {
 		return info, meta, fmt.Errorf("read parquet footer: file of %d bytes is too small", size)
@@ -119,17 +167,29 @@ func ReadFileInfo(r io.ReaderAt, size int64) (info FileInfo, meta FileMeta, err 
 	if err != nil {
 		return info, meta, fmt.Errorf("read parquet footer: %w", err)
 	}
+	if info, meta, err = fileInfoOf(md); err != nil {
+		return FileInfo{}, FileMeta{}, fmt.Errorf("read parquet footer: %w", err)
+	}
+	info.Bytes = size
+	return info, meta, nil
+}
+
+// fileInfoOf reads lakesink's keys from a decoded footer (Bytes left 0).
+func fileInfoOf(md *format.FileMetaData) (info FileInfo, meta FileMeta, err error) {
 	kv := make(map[string]string, len(md.KeyValueMetadata))
 	for _, e := range md.KeyValueMetadata {
 		kv[e.Key] = e.Value
 	}
+	if _, ok := kv[MetaSources]; ok {
+		return compactedInfoOf(md, kv)
+	}
 	for _, k := range metaKeys {
 		if _, ok := kv[k]; !ok {
-			return info, meta, fmt.Errorf("read parquet footer: %w: missing key %s", ErrNotLakesinkFile, k)
+			return info, meta, fmt.Errorf("%w: missing key %s", ErrNotLakesinkFile, k)
 		}
 	}
 	bad := func(k string, err error) error {
-		return fmt.Errorf("read parquet footer: key %s=%q: %w", k, kv[k], err)
+		return fmt.Errorf("key %s=%q: %w", k, kv[k], err)
 	}
 	partition, err := strconv.Atoi(kv[MetaPartition])
 	if err != nil {
@@ -142,17 +202,13 @@ func ReadFileInfo(r io.ReaderAt, size int64) (info FileInfo, meta FileMeta, err 
 		}
 	}
 	if info.Records != md.NumRows {
-		return info, meta, fmt.Errorf("read parquet footer: %s=%d but the file has %d rows", MetaRecords, info.Records, md.NumRows)
+		return info, meta, fmt.Errorf("%s=%d but the file has %d rows", MetaRecords, info.Records, md.NumRows)
 	}
-	times := map[string]*time.Time{MetaMinEventTime: &info.MinEventTime, MetaMaxEventTime: &info.MaxEventTime, MetaHour: &meta.Hour}
-	for _, k := range []string{MetaMinEventTime, MetaMaxEventTime, MetaHour} {
-		if *times[k], err = time.Parse(time.RFC3339Nano, kv[k]); err != nil {
-			return info, meta, bad(k, err)
-		}
+	if err := parseTimes(kv, &info, &meta); err != nil {
+		return info, meta, err
 	}
-	info.MinEventTime, info.MaxEventTime = info.MinEventTime.UTC(), info.MaxEventTime.UTC()
-	info.Bytes = size
 	meta.Stream, meta.Topic, meta.Partition = kv[MetaStream], kv[MetaTopic], partition
+	meta.SchemaKey = schemaKey(md.Schema)
 	for _, k := range metaKeys {
 		delete(kv, k)
 	}
@@ -160,6 +216,116 @@ func ReadFileInfo(r io.ReaderAt, size int64) (info FileInfo, meta FileMeta, err 
 		meta.Extra = kv
 	}
 	return info, meta, nil
+}
+
+// compactedInfoOf is fileInfoOf for a footer with MetaSources.
+func compactedInfoOf(md *format.FileMetaData, kv map[string]string) (info FileInfo, meta FileMeta, err error) {
+	for _, k := range compactedKeys {
+		if _, ok := kv[k]; !ok {
+			return info, meta, fmt.Errorf("compacted file: missing key %s", k)
+		}
+	}
+	for _, k := range partitionKeys {
+		if _, ok := kv[k]; ok {
+			return info, meta, fmt.Errorf("compacted file has key %s: it holds several partitions' records", k)
+		}
+	}
+	if info.Records, err = strconv.ParseInt(kv[MetaRecords], 10, 64); err != nil {
+		return info, meta, fmt.Errorf("key %s=%q: %w", MetaRecords, kv[MetaRecords], err)
+	}
+	if info.Records != md.NumRows {
+		return info, meta, fmt.Errorf("%s=%d but the file has %d rows", MetaRecords, info.Records, md.NumRows)
+	}
+	sources, sum, err := parseSources(kv[MetaSources])
+	if err != nil {
+		return info, meta, err
+	}
+	if sum != info.Records {
+		return info, meta, fmt.Errorf("key %s: sources hold %d records, %s=%d", MetaSources, sum, MetaRecords, info.Records)
+	}
+	if err := parseTimes(kv, &info, &meta); err != nil {
+		return info, meta, err
+	}
+	meta.Stream, meta.Sources = kv[MetaStream], sources
+	meta.SchemaKey = schemaKey(md.Schema)
+	for _, k := range compactedKeys {
+		delete(kv, k)
+	}
+	if len(kv) > 0 {
+		meta.Extra = kv
+	}
+	return info, meta, nil
+}
+
+// parseSources decodes and checks a MetaSources value, returning the
+// sources and the sum of their records.
+func parseSources(v string) ([]Source, int64, error) {
+	var sources []Source
+	if err := json.Unmarshal([]byte(v), &sources); err != nil {
+		return nil, 0, fmt.Errorf("key %s: %w", MetaSources, err)
+	}
+	if len(sources) == 0 {
+		return nil, 0, fmt.Errorf("key %s: no sources", MetaSources)
+	}
+	var sum int64
+	for i, s := range sources {
+		if err := s.check(); err != nil {
+			return nil, 0, fmt.Errorf("key %s: source %d: %w", MetaSources, i, err)
+		}
+		if sum > math.MaxInt64-s.Records {
+			return nil, 0, fmt.Errorf("key %s: source %d: record count overflows", MetaSources, i)
+		}
+		sum += s.Records
+	}
+	return sources, sum, nil
+}
+
+// check reports what is wrong with s, if anything.
+func (s Source) check() error {
+	switch {
+	case s.Topic == "":
+		return errors.New("empty topic")
+	case s.Partition < 0:
+		return fmt.Errorf("partition %d", s.Partition)
+	case s.FirstOffset < 0 || s.LastOffset < s.FirstOffset:
+		return fmt.Errorf("offsets %d..%d", s.FirstOffset, s.LastOffset)
+	case s.Records < 1 || s.Records-1 > s.LastOffset-s.FirstOffset:
+		return fmt.Errorf("%d records in offsets %d..%d", s.Records, s.FirstOffset, s.LastOffset)
+	}
+	return nil
+}
+
+// parseTimes reads the event-time range and the hour bucket.
+func parseTimes(kv map[string]string, info *FileInfo, meta *FileMeta) error {
+	times := map[string]*time.Time{MetaMinEventTime: &info.MinEventTime, MetaMaxEventTime: &info.MaxEventTime, MetaHour: &meta.Hour}
+	for _, k := range []string{MetaMinEventTime, MetaMaxEventTime, MetaHour} {
+		var err error
+		if *times[k], err = time.Parse(time.RFC3339Nano, kv[k]); err != nil {
+			return fmt.Errorf("key %s=%q: %w", k, kv[k], err)
+		}
+	}
+	info.MinEventTime, info.MaxEventTime = info.MinEventTime.UTC(), info.MaxEventTime.UTC()
+	return nil
+}
+
+// schemaKey fingerprints a footer's schema elements: the SHA-256 of their
+// thrift encodings, each length-prefixed. Equal schemas give equal keys
+// whatever else differs between the files (row groups, codecs, metadata).
+func schemaKey(elems []format.SchemaElement) string {
+	h := sha256.New()
+	var proto thrift.CompactProtocol
+	var n [binary.MaxVarintLen64]byte
+	for i := range elems {
+		b, err := thrift.Marshal(&proto, &elems[i])
+		if err != nil {
+			// Cannot happen for a decoded element; keep the key
+			// distinct from every well-formed schema's.
+			b = []byte(fmt.Sprintf("unencodable element %d: %v", i, err))
+		}
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // decodeFooter decodes the thrift FileMetaData, turning a decoder panic on

@@ -1,6 +1,9 @@
 package partitioner
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -281,6 +284,59 @@ func ParseFileName(name string) (topic string, partition int, firstOffset int64,
 		return "", 0, 0, false
 	}
 	return topic, int(part), off, true
+}
+
+// compactedPrefix starts the name of every compacted file.
+const compactedPrefix = "compacted+"
+
+// compactedHexDigits is the length of the digest in a compacted file's name.
+const compactedHexDigits = 16
+
+// CompactedFileName returns the name of the compacted file holding sources,
+// in that order: "compacted+<16 lowercase hex digits>.parquet", the digits
+// the start of the SHA-256 of a canonical encoding of the sources. It is
+// deterministic, so that two instances compacting the same inputs in the
+// same order write the same key (the second upload overwrites the first
+// instead of adding a copy), and order-sensitive. 64 bits of digest make a
+// collision between the compactions of one hour folder negligible. The
+// name never parses as a plain file's (ParseFileName): it has one '+'.
+func CompactedFileName(sources []Source) string {
+	h := sha256.New()
+	h.Write([]byte("lakesink.sources.v1\x00"))
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(sources)))
+	for _, s := range sources {
+		b = binary.AppendUvarint(b, uint64(len(s.Topic)))
+		b = append(b, s.Topic...)
+		b = binary.AppendVarint(b, int64(s.Partition))
+		b = binary.AppendVarint(b, s.FirstOffset)
+		b = binary.AppendVarint(b, s.LastOffset)
+		b = binary.AppendVarint(b, s.Records)
+		h.Write(b)
+		b = b[:0]
+	}
+	h.Write(b)
+	sum := h.Sum(nil)
+	return compactedPrefix + hex.EncodeToString(sum[:compactedHexDigits/2]) + fileExt
+}
+
+// ParseCompactedFileName reports whether name has the form of
+// CompactedFileName: "compacted+", 16 lowercase hex digits, ".parquet".
+func ParseCompactedFileName(name string) bool {
+	base, ok := strings.CutSuffix(name, fileExt)
+	if !ok {
+		return false
+	}
+	digits, ok := strings.CutPrefix(base, compactedPrefix)
+	if !ok || len(digits) != compactedHexDigits {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if c := digits[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validTopic reports whether s is a legal Kafka topic name.

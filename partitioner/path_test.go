@@ -1,6 +1,7 @@
 package partitioner
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,8 @@ func TestParseFileNameRejects(t *testing.T) {
 		"clickstream+99999999999+00000000000000120000.parquet",
 		"..+3+00000000000000120000.parquet",
 		strings.Repeat("a", 250) + "+3+00000000000000120000.parquet",
+		"compacted+0123456789abcdef.parquet", // a compacted file (CompactedFileName)
+		CompactedFileName([]Source{{Topic: "clickstream", Partition: 3, FirstOffset: 120000, LastOffset: 120009, Records: 10}}),
 	} {
 		if topic, part, off, ok := ParseFileName(name); ok {
 			t.Errorf("ParseFileName(%q) = %q, %d, %d, true; want false", name, topic, part, off)
@@ -182,5 +185,54 @@ func BenchmarkPathTemplateRender(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = p.Render("clickstream", hour)
+	}
+}
+
+func TestCompactedFileName(t *testing.T) {
+	a := Source{Topic: "clicks", Partition: 0, FirstOffset: 100, LastOffset: 698, Records: 300}
+	b := Source{Topic: "clicks", Partition: 1, FirstOffset: 0, LastOffset: 998, Records: 500}
+	name := CompactedFileName([]Source{a, b})
+	if !ParseCompactedFileName(name) || !strings.HasPrefix(name, "compacted+") || len(name) != len("compacted+")+16+len(".parquet") {
+		t.Fatalf("CompactedFileName = %q", name)
+	}
+	if _, _, _, ok := ParseFileName(name); ok {
+		t.Errorf("ParseFileName(%q) accepted a compacted name", name)
+	}
+	if again := CompactedFileName(slices.Clone([]Source{a, b})); again != name {
+		t.Errorf("CompactedFileName not deterministic: %q, %q", name, again)
+	}
+	seen := map[string]string{name: "a,b"}
+	variants := map[string][]Source{
+		"b,a":       {b, a},
+		"a":         {a},
+		"none":      nil,
+		"topic":     {{Topic: "clicks2", Partition: 0, FirstOffset: 100, LastOffset: 698, Records: 300}, b},
+		"partition": {{Topic: "clicks", Partition: 2, FirstOffset: 100, LastOffset: 698, Records: 300}, b},
+		"first":     {{Topic: "clicks", Partition: 0, FirstOffset: 101, LastOffset: 698, Records: 300}, b},
+		"last":      {{Topic: "clicks", Partition: 0, FirstOffset: 100, LastOffset: 699, Records: 300}, b},
+		"records":   {{Topic: "clicks", Partition: 0, FirstOffset: 100, LastOffset: 698, Records: 299}, b},
+		// Length prefixes keep topic boundaries apart.
+		"split topic": {{Topic: "c", Partition: 0}, {Topic: "licks"}},
+		"joined":      {{Topic: "cl", Partition: 0}, {Topic: "icks"}},
+	}
+	for what, s := range variants {
+		n := CompactedFileName(s)
+		if !ParseCompactedFileName(n) {
+			t.Errorf("%s: %q does not parse", what, n)
+		}
+		if prev, dup := seen[n]; dup {
+			t.Errorf("%s and %s both give %q", what, prev, n)
+		}
+		seen[n] = what
+	}
+	for _, bad := range []string{
+		"", "compacted+.parquet", "compacted+0123456789abcdef", "compacted+0123456789ABCDEF.parquet",
+		"compacted+0123456789abcdeg.parquet", "compacted+0123456789abcde.parquet", "compacted+0123456789abcdef0.parquet",
+		"Compacted+0123456789abcdef.parquet", "compacted-0123456789abcdef.parquet", "compacted+0123456789abcdef.parquet.tmp",
+		FileName("compacted", 3, 5), MarkerName,
+	} {
+		if ParseCompactedFileName(bad) {
+			t.Errorf("ParseCompactedFileName(%q) = true", bad)
+		}
 	}
 }
