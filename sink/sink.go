@@ -129,7 +129,18 @@ func New(opts Options) (*Sink, error) {
 			s.byTopic[t] = st
 			s.topics = append(s.topics, t)
 		}
-		cstreams = append(cstreams, &completion.Stream{Name: st.Name, Topics: st.Topics, Loc: st.Loc, Lateness: st.Lateness, Path: st.Path})
+		cs := &completion.Stream{Name: st.Name, Topics: st.Topics, Loc: st.Loc, Lateness: st.Lateness, Path: st.Path}
+		if c := sc.Compaction; c.Enabled {
+			cs.Compaction = &completion.Compaction{
+				TargetBytes: int64(c.TargetFileBytes), MinFiles: c.MinFiles, SortBy: c.SortBy,
+				File: partitioner.FileOptions{Compression: string(cfg.Files.Compression), RowGroupBytes: int64(cfg.Files.RowGroupBytes)},
+				// An eighth of files.memory_limit; the workers' budget is
+				// the rest (compactionShare).
+				MemoryLimit: compactionShare(cfg) / int64(compacting(cfg)),
+				SpoolDir:    filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID, "_compaction"),
+			}
+		}
+		cstreams = append(cstreams, cs)
 	}
 
 	s.admin = kafkaio.NewAdmin(cfg.Kafka.Brokers, cfg.Kafka.GroupID, cfg.Kafka.ClientID, s.dialer)
@@ -165,7 +176,7 @@ func New(opts Options) (*Sink, error) {
 			s.ops.NotePartition(ops.Progress{Stream: p.Stream, Topic: p.Topic, Partition: p.Partition, Generation: p.Generation,
 				Committed: p.Committed, High: p.High, Meta: p.Meta.Encode(), Watermark: p.Meta.WM, Raw: p.Meta.RW})
 		},
-		Budget:         worker.NewBudget(int64(cfg.Files.MemoryLimit)),
+		Budget:         worker.NewBudget(int64(cfg.Files.MemoryLimit) - compactionShare(cfg)),
 		Metrics:        s.metrics.Worker,
 		Log:            s.log,
 		Now:            now,
@@ -193,6 +204,29 @@ func New(opts Options) (*Sink, error) {
 		}
 	}
 	return s, nil
+}
+
+// compactionShare is the part of files.memory_limit that compaction's
+// merges may hold: an eighth when a stream compacts, else nothing, split
+// evenly between the compacting streams (the finalizer checks streams
+// side by side, each merging one file at a time). The workers' memory
+// budget is the rest, so the two together stay within the limit.
+func compactionShare(cfg *config.Config) int64 {
+	if compacting(cfg) == 0 {
+		return 0
+	}
+	return int64(cfg.Files.MemoryLimit) / 8
+}
+
+// compacting counts the streams with compaction enabled.
+func compacting(cfg *config.Config) int {
+	n := 0
+	for _, sc := range cfg.Streams {
+		if sc.Compaction.Enabled {
+			n++
+		}
+	}
+	return n
 }
 
 // owns reports whether this instance owns topic/partition in its current

@@ -126,6 +126,9 @@ type Stream struct {
 	// Table is the stream's Iceberg table; nil without one. Set before
 	// the finalizer runs.
 	Table Table
+	// Compaction merges each folder's small files before its first
+	// marker (compact.go); nil: off.
+	Compaction *Compaction
 }
 
 // Table is a stream's Iceberg table as the finalizer uses it
@@ -139,6 +142,11 @@ type Table interface {
 	Complete(ctx context.Context, through time.Time) (int64, error)
 	// Current reloads the table and returns its current snapshot id.
 	Current(ctx context.Context) (int64, error)
+	// ReplaceFiles swaps the data files at the lake keys removed for the
+	// compacted file at key (a copy of it at spool) in one snapshot, and
+	// returns that snapshot (idempotent: a table that already references
+	// key and none of removed is left as it is).
+	ReplaceFiles(ctx context.Context, removed []string, spool, key string) (int64, error)
 }
 
 // GroupOffsets is the group-wide view of the stream's partitions that the

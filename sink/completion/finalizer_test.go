@@ -327,7 +327,7 @@ func (h *harness) revisions(hour time.Time) []string {
 	}
 	var out []string
 	for _, o := range objs {
-		if strings.HasSuffix(o.Key, ".json") {
+		if strings.HasSuffix(o.Key, ".json") && !strings.HasSuffix(o.Key, "/compaction.json") {
 			out = append(out, o.Key)
 		}
 	}

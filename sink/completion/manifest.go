@@ -72,6 +72,13 @@ type ManifestFile struct {
 	// SchemaID is the one id of SchemaIDs when there is exactly one, for
 	// readers written before schema_ids; absent otherwise.
 	SchemaID int `json:"schema_id,omitempty"`
+	// Sources are, for a compacted file (docs/compaction.md), the files
+	// merged into it: topic, partition, first and last offset and records
+	// of each, in the order their rows are in the file unless sort_by
+	// reordered them. A compacted file's entry has no topic, partition or
+	// offsets of its own (MarshalJSON leaves them out); nil for a file
+	// written by a worker.
+	Sources []partitioner.Source `json:"sources,omitempty"`
 	// Group is the first offsets of the files of its partition-hour that
 	// finished together with this one (partitioner.MetaFileGroup: one per
 	// writer schema family), itself included, ascending; nil for a file
@@ -81,6 +88,9 @@ type ManifestFile struct {
 	// lakesink.hour). Only the orphan rule uses it: files supersede each
 	// other only within one bucket.
 	Bucket time.Time `json:"-"`
+	// Compat is the file's compatibility key (partitioner.CompatKey):
+	// compaction merges only files with equal keys.
+	Compat string `json:"-"`
 }
 
 // buildManifest lists the data files in a folder and reads each one's
@@ -112,12 +122,16 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 			continue
 		}
 		topic, partition, first, ok := partitioner.ParseFileName(name)
-		if !ok {
+		compacted := !ok && partitioner.ParseCompactedFileName(name)
+		if !ok && !compacted {
 			continue
 		}
 		info, meta, err := partitioner.ReadFileInfo(writers.ReaderAt(ctx, w, o.Key), o.Size)
 		if err != nil {
 			return m, nil, nil, fmt.Errorf("read footer of %s: %w", o.Key, err)
+		}
+		if compacted != (meta.Sources != nil) {
+			return m, nil, nil, fmt.Errorf("read footer of %s: the name and the footer disagree on whether it is a compacted file", o.Key)
 		}
 		f := ManifestFile{
 			Path: o.Key, Records: info.Records, Bytes: o.Size, Topic: topic, Partition: partition,
@@ -126,6 +140,8 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 			MaxEventTime: info.MaxEventTime.UTC().Format(time.RFC3339Nano),
 			Group:        partitioner.FileGroup(meta),
 			Bucket:       meta.Hour,
+			Sources:      meta.Sources,
+			Compat:       partitioner.CompatKey(meta),
 		}
 		if len(hours) > 1 {
 			f.Hour = meta.Hour.In(loc).Format(time.RFC3339)
@@ -178,17 +194,17 @@ func buildManifest(ctx context.Context, w writers.Writer, stream, folder string,
 // filed each record of the bucket into a kept unit. So every record of the
 // candidate is in a kept unit, and deleting it loses nothing.
 //
+// Compacted files (docs/compaction.md) come first (keepCompacted): each
+// of their sources is a kept unit before any plain unit is looked at, so
+// the inputs a compaction merged, when still there, are candidates proven
+// by the compacted file, and a compacted file is never deleted.
+//
 // A committed file is never a candidate in a consistent lake: every unit
 // uploaded before a commit belongs to the committed history, and replayed
 // records of its bucket start above its last offset. A file that is a
 // candidate without a proof — records that perhaps no kept file holds —
 // stays where it is.
 func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile) {
-	type bucketKey struct {
-		topic     string
-		partition int
-		bucket    int64
-	}
 	type unit struct {
 		key         bucketKey
 		first, last int64
@@ -197,6 +213,11 @@ func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile)
 	keyOf := func(f ManifestFile) bucketKey {
 		return bucketKey{f.Topic, f.Partition, f.Bucket.Unix()} // bucket starts are whole seconds
 	}
+	// Compacted files first: each source is a unit of its bucket that the
+	// compacted file holds whole, kept before any plain unit.
+	keptUnits, kept, unproven := keepCompacted(files)
+	plain := slices.DeleteFunc(slices.Clone(files), func(f ManifestFile) bool { return f.Sources != nil })
+	files = plain
 	byName := map[bucketKey]map[int64]ManifestFile{}
 	for _, f := range files {
 		k := keyOf(f)
@@ -256,15 +277,18 @@ func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile)
 		}
 		return a.last > b.last
 	})
-	keptUnits := map[bucketKey][]unit{} // per bucket, ascending and disjoint
 	candidates := loose
 	for _, u := range units {
 		ks := keptUnits[u.key]
-		if n := len(ks); n > 0 && u.first <= ks[n-1].last {
+		// The first kept unit ending at or after u's start overlaps u
+		// when it starts at or before u's end. Without compacted files
+		// units come in ascending order and this is the last kept one.
+		i := sort.Search(len(ks), func(i int) bool { return ks[i].last >= u.first })
+		if i < len(ks) && ks[i].first <= u.last {
 			candidates = append(candidates, u)
 			continue
 		}
-		keptUnits[u.key] = append(ks, u)
+		keptUnits[u.key] = slices.Insert(ks, i, span{u.first, u.last})
 		kept = append(kept, u.files...)
 	}
 	within := func(k bucketKey, o int64) bool {
@@ -286,6 +310,83 @@ func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile)
 	byPath(orphans)
 	byPath(unproven)
 	return kept, orphans, unproven
+}
+
+// bucketKey is one topic-partition's hour bucket (start, unix seconds).
+type bucketKey struct {
+	topic     string
+	partition int
+	bucket    int64
+}
+
+// span is a kept unit's offsets, first to last.
+type span struct{ first, last int64 }
+
+// keepCompacted is SplitOrphans' rule for compacted files: every source of
+// a compacted file is a unit of its bucket (topic, partition, the file's
+// hour bucket) that the file holds whole, its offsets first to last; the
+// units of all compacted files are kept — a compacted file is never an
+// orphan, a revision may list it — unless two of them overlap, which no
+// compaction makes (one plan per folder, its outputs disjoint): then
+// every compacted file involved is unproven and nothing is deleted on
+// its account. It returns the kept units per bucket (ascending and
+// disjoint), the kept compacted files and the unproven ones.
+//
+// Why a source unit proves what a worker's unit proves: the compaction
+// merged whole input files, each a kept unit of its bucket when the plan
+// was made, and the compacted file holds each input's records (its
+// footer's record count is the sum of its sources', checked when the
+// footer is read). So a plain file whose first and last offsets lie
+// within a source unit holds records the compacted file holds too — the
+// input itself, left behind by a compaction cut short, or a crashed
+// attempt's copy of part of it.
+func keepCompacted(files []ManifestFile) (units map[bucketKey][]span, kept, unproven []ManifestFile) {
+	type vunit struct {
+		key bucketKey
+		span
+		owner int // index into files
+	}
+	var vs []vunit
+	for i, f := range files {
+		for _, s := range f.Sources {
+			vs = append(vs, vunit{bucketKey{s.Topic, s.Partition, f.Bucket.Unix()}, span{s.FirstOffset, s.LastOffset}, i})
+		}
+	}
+	sort.Slice(vs, func(i, j int) bool {
+		a, b := vs[i], vs[j]
+		if a.key != b.key {
+			if a.key.topic != b.key.topic {
+				return a.key.topic < b.key.topic
+			}
+			if a.key.partition != b.key.partition {
+				return a.key.partition < b.key.partition
+			}
+			return a.key.bucket < b.key.bucket
+		}
+		return a.first < b.first
+	})
+	bad := map[int]bool{}
+	for i := 1; i < len(vs); i++ {
+		if p := vs[i-1]; p.key == vs[i].key && vs[i].first <= p.last {
+			bad[p.owner], bad[vs[i].owner] = true, true
+		}
+	}
+	units = map[bucketKey][]span{}
+	for _, v := range vs {
+		if !bad[v.owner] {
+			units[v.key] = append(units[v.key], v.span) // ascending: vs is sorted
+		}
+	}
+	for i, f := range files {
+		switch {
+		case f.Sources == nil:
+		case bad[i]:
+			unproven = append(unproven, f)
+		default:
+			kept = append(kept, f)
+		}
+	}
+	return units, kept, unproven
 }
 
 // Encode renders the manifest as indented JSON with a trailing newline.
@@ -311,13 +412,40 @@ func DecodeManifest(b []byte) (Manifest, error) {
 }
 
 // Lists reports whether m lists the file of topic/partition starting at first.
+// A file merged into a compacted file counts as listed: the compacted
+// file's sources name it.
 func (m Manifest) Lists(topic string, partition int, first int64) bool {
 	for _, f := range m.Files {
-		if f.Topic == topic && f.Partition == partition && f.FirstOffset == first {
+		if f.Sources == nil && f.Topic == topic && f.Partition == partition && f.FirstOffset == first {
 			return true
+		}
+		for _, s := range f.Sources {
+			if s.Topic == topic && s.Partition == partition && s.FirstOffset == first {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// MarshalJSON renders a file's entry: a compacted file's without topic,
+// partition and offsets (its sources say where its records come from).
+func (f ManifestFile) MarshalJSON() ([]byte, error) {
+	type plain ManifestFile // without the method
+	if f.Sources == nil {
+		return json.Marshal(plain(f))
+	}
+	return json.Marshal(struct {
+		Path         string               `json:"path"`
+		Records      int64                `json:"records"`
+		Bytes        int64                `json:"bytes"`
+		MinEventTime string               `json:"min_event_time"`
+		MaxEventTime string               `json:"max_event_time"`
+		Hour         string               `json:"hour,omitempty"`
+		SchemaIDs    []int                `json:"schema_ids,omitempty"`
+		SchemaID     int                  `json:"schema_id,omitempty"`
+		Sources      []partitioner.Source `json:"sources"`
+	}{f.Path, f.Records, f.Bytes, f.MinEventTime, f.MaxEventTime, f.Hour, f.SchemaIDs, f.SchemaID, f.Sources})
 }
 
 // sameFiles reports whether a and b list the same data files.

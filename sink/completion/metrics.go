@@ -11,6 +11,14 @@ type Metrics struct {
 	FinalizerErrors prometheus.Counter
 	EventsSent      *prometheus.CounterVec
 	UnprovenFiles   *prometheus.GaugeVec
+
+	// Compaction of completed hours (docs/compaction.md), per stream.
+	HoursCompacted     *prometheus.CounterVec
+	CompactedFilesIn   *prometheus.CounterVec
+	CompactedFilesOut  *prometheus.CounterVec
+	CompactedBytesIn   *prometheus.CounterVec
+	CompactedBytesOut  *prometheus.CounterVec
+	CompactionDuration *prometheus.HistogramVec
 }
 
 // NewMetrics creates the finalizer's collectors and registers them on reg.
@@ -41,7 +49,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_unproven_files",
 			Help: "Files in the stream's oldest folder waiting for a marker that no manifest may list and that are not proven superseded: they are kept, and the folder's marker waits (docs/design.md, Orphans).",
 		}, []string{"stream"}),
+		HoursCompacted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_compaction_hours_total",
+			Help: "Hour folders compacted before their first marker.",
+		}, []string{"stream"}),
+		CompactedFilesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_compaction_files_in_total",
+			Help: "Data files merged by compaction (removed once the merged files were durable).",
+		}, []string{"stream"}),
+		CompactedFilesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_compaction_files_out_total",
+			Help: "Compacted data files written.",
+		}, []string{"stream"}),
+		CompactedBytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_compaction_bytes_in_total",
+			Help: "Bytes of the data files merged by compaction.",
+		}, []string{"stream"}),
+		CompactedBytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lakesink_compaction_bytes_out_total",
+			Help: "Bytes of the compacted data files written.",
+		}, []string{"stream"}),
+		CompactionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lakesink_compaction_duration_seconds",
+			Help:    "Time compaction held an hour's first marker back: from its plan to the merged inputs removed.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900},
+		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.HoursCompleted, m.MarkerDelay, m.OldestOpenHour, m.FinalizerErrors, m.EventsSent, m.UnprovenFiles)
+	reg.MustRegister(m.HoursCompleted, m.MarkerDelay, m.OldestOpenHour, m.FinalizerErrors, m.EventsSent, m.UnprovenFiles,
+		m.HoursCompacted, m.CompactedFilesIn, m.CompactedFilesOut, m.CompactedBytesIn, m.CompactedBytesOut, m.CompactionDuration)
 	return m
 }

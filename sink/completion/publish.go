@@ -20,7 +20,7 @@ import (
 //
 // The steps, in order (the Finalizer doc has the protocol):
 //
-//	prepare      settle the folder (manifest, orphans), [compaction], table snapshot
+//	prepare      compaction (revision 1), settle the folder (manifest, orphans), table snapshot
 //	PutIfAbsent  the revision object r<N>.json: one instance wins revision N
 //	putSuccess   _SUCCESS, never behind the latest revision
 //	newFiles     revision 1 only: a file uploaded meanwhile makes revision 2 at once
@@ -102,22 +102,15 @@ func (f *Finalizer) publish(ctx context.Context, st *Stream, bucket time.Time, n
 // at the same time (the revision's create-if-absent put decides which one
 // is published; the other is dropped).
 func (f *Finalizer) prepare(ctx context.Context, st *Stream, folder string, hours []time.Time, rev int) (Manifest, error) {
-	m, err := f.settleFolder(ctx, st, folder, hours, rev)
-	if err != nil {
-		return m, err
-	}
-	// Step: compaction (merging the folder's small files) goes here,
-	// between the settled folder and the table snapshot; nothing does it
-	// yet.
+	// Compaction (compact.go) comes first, before revision 1 only: every
+	// bucket of the folder is complete by the rule and nothing in the lake
+	// says so yet. It runs before settleFolder so that a table stream
+	// swaps merged inputs out of its table before anything deletes them
+	// (settleFolder would delete inputs left behind by a compaction cut
+	// short, on the same proof).
 	//
-	// What holds before it (settleFolder): every bucket of the folder is
-	// complete by the rule (revision 1) or the folder was published before
-	// (later revisions, for late files); m lists every data file in the
-	// folder except the orphans, which are deleted, and there is no
-	// unproven file; m's files hold each record of the buckets once.
-	//
-	// What must hold after it, for recordTable, the revision object and
-	// everything that reads the lake later:
+	// What must hold after it, for settleFolder, recordTable, the revision
+	// object and everything that reads the lake later:
 	//   - m lists exactly the data files in the folder, each record of the
 	//     buckets once, each file as buildManifest reads it from its footer:
 	//     any instance may build the manifest from the folder again (the
@@ -129,9 +122,18 @@ func (f *Finalizer) prepare(ctx context.Context, st *Stream, folder string, hour
 	//     (late data) is left alone: it makes the next revision;
 	//   - another instance compacting the same folder at the same time
 	//     ends with the same files, or with files SplitOrphans settles;
-	//   - a table stream's table references exactly m's files, because
-	//     recordTable names its current snapshot as the one that completes
-	//     the folder.
+	//   - a table stream's table references exactly the folder's files,
+	//     because recordTable names its current snapshot as the one that
+	//     completes the folder.
+	if rev == 1 && st.Compaction != nil {
+		if err := f.compact(ctx, st, folder, hours); err != nil {
+			return Manifest{}, err
+		}
+	}
+	m, err := f.settleFolder(ctx, st, folder, hours, rev)
+	if err != nil {
+		return m, err
+	}
 	return f.recordTable(ctx, st, hours, rev, m)
 }
 

@@ -63,6 +63,17 @@ func (t *Table) Replace(ctx context.Context, removed []string, added []File) (in
 	return res.snapshot, nil
 }
 
+// ReplaceFiles is Replace of one added file, prepared from its spool copy
+// and lake key: what the finalizer's compaction asks of a table stream
+// (completion.Table).
+func (t *Table) ReplaceFiles(ctx context.Context, removed []string, spool, key string) (int64, error) {
+	f, err := t.Prepare(ctx, spool, key)
+	if err != nil {
+		return 0, err
+	}
+	return t.Replace(ctx, removed, []File{f})
+}
+
 // replaceArgs checks Replace's arguments and returns the removed files'
 // paths as the table references them.
 func (t *Table) replaceArgs(removed []string, added []File) ([]string, error) {

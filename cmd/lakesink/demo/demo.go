@@ -56,8 +56,10 @@ func Config(broker, lake, spool, httpAddr string) *config.Config {
 	iot.AllowedLateness = config.Duration(time.Minute)
 	// The clickstream also goes into an Apache Iceberg table, in an
 	// embedded SQLite catalog under the lake.
-	click.Table = &config.Table{Format: config.TableIceberg, Namespace: "lake", Catalog: config.Catalog{
-		Type: config.CatalogSQL, URI: filepath.Join(lake, icebergDir, "catalog.db"), Warehouse: filepath.Join(lake, icebergDir)}}
+	table := config.DefaultTable()
+	table.Format, table.Namespace = config.TableIceberg, "lake"
+	table.Catalog = config.Catalog{Type: config.CatalogSQL, URI: filepath.Join(lake, icebergDir, "catalog.db"), Warehouse: filepath.Join(lake, icebergDir)}
+	click.Table = &table
 	cfg.Streams = []config.Stream{click, iot}
 	cfg.Storage.Type = config.StorageLocal
 	cfg.Storage.Local.Root = lake
