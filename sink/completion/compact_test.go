@@ -379,8 +379,8 @@ func TestSplitOrphansCompacted(t *testing.T) {
 		return ManifestFile{Path: path, Sources: s}
 	}
 	tests := []struct {
-		name                     string
-		files                    []ManifestFile
+		name                    string
+		files                   []ManifestFile
 		kept, orphans, unproven []string
 	}{
 		{"inputs left behind", []ManifestFile{
