@@ -36,6 +36,8 @@ export LAKESINK_TOOLS_BIN := $(TOOLS_BIN)
 VERSITYGW_VERSION      := v1.8.0
 FAKE_GCS_VERSION       := v1.56.1
 STATICCHECK_VERSION    := v0.8.2
+DUCKDB_NODE_VERSION    := 1.5.6-r.1
+DUCKDB_DIR             := $(CURDIR)/.tools/duckdb
 
 .PHONY: all build test unit lint tools fuzz demo docker clean bench chromium promtool rules
 
@@ -47,7 +49,7 @@ build:
 demo:
 	$(GO) run ./cmd/lakesink demo
 
-tools: $(TOOLS_BIN)/versitygw $(TOOLS_BIN)/fake-gcs-server $(TOOLS_BIN)/staticcheck
+tools: $(TOOLS_BIN)/versitygw $(TOOLS_BIN)/fake-gcs-server $(TOOLS_BIN)/staticcheck $(DUCKDB_DIR)/node_modules/@duckdb/node-api/package.json
 
 $(TOOLS_BIN)/versitygw:
 	GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -57,6 +59,13 @@ $(TOOLS_BIN)/fake-gcs-server:
 
 $(TOOLS_BIN)/staticcheck:
 	GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# DuckDB, from npm (its native library comes in the package): the
+# compaction end-to-end test reads the lake's folders with it
+# (test/duckdb/query.cjs), a Parquet reader that shares no code with ours.
+$(DUCKDB_DIR)/node_modules/@duckdb/node-api/package.json:
+	command -v npm || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm)
+	npm install --prefix $(DUCKDB_DIR) --no-save --no-audit --no-fund --no-package-lock @duckdb/node-api@$(DUCKDB_NODE_VERSION)
 
 lint: $(TOOLS_BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -456,8 +456,17 @@ func checkManifest(t *testing.T, lake writers.Writer, m completion.Manifest, key
 		if !strings.HasPrefix(f.Path, strings.TrimSuffix(key, partitioner.MarkerName)) {
 			t.Errorf("%s lists %s from another folder", key, f.Path)
 		}
-		topic, part, first, ok := partitioner.ParseFileName(f.Path[strings.LastIndexByte(f.Path, '/')+1:])
-		if !ok || topic != f.Topic || part != f.Partition || first != f.FirstOffset || f.LastOffset < f.FirstOffset {
+		name := f.Path[strings.LastIndexByte(f.Path, '/')+1:]
+		if f.Sources != nil {
+			// A compacted file: its sources add up to its records.
+			var n int64
+			for _, s := range f.Sources {
+				n += s.Records
+			}
+			if !partitioner.ParseCompactedFileName(name) || n != f.Records || f.Topic != "" {
+				t.Errorf("%s: compacted file entry %+v does not match its name or its sources", key, f)
+			}
+		} else if topic, part, first, ok := partitioner.ParseFileName(name); !ok || topic != f.Topic || part != f.Partition || first != f.FirstOffset || f.LastOffset < f.FirstOffset {
 			t.Errorf("%s: file entry %+v does not match its name", key, f)
 		}
 		st, err := lake.Stat(context.Background(), f.Path)

@@ -538,14 +538,16 @@ func checkAgainstSchema(t *testing.T, s *jsonschema.Schema, what string, doc []b
 	}
 }
 
-// checkManifestsAgainstSchema validates every _SUCCESS under root.
+// checkManifestsAgainstSchema validates every _SUCCESS and marker revision
+// under root.
 func checkManifestsAgainstSchema(t *testing.T, root string) {
 	t.Helper()
 	s := manifestSchema(t)
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || (d.Name() != "_SUCCESS" && !strings.HasSuffix(d.Name(), ".json")) || strings.Contains(p, "_lakesink/finalizer") ||
-			strings.HasSuffix(d.Name(), ".metadata.json") { // an Iceberg table's metadata under the lake root
+			strings.HasSuffix(d.Name(), ".metadata.json") || // an Iceberg table's metadata under the lake root
+			d.Name() == "compaction.json" { // a folder's compaction plan
 			return err
 		}
 		b, err := os.ReadFile(p)
