@@ -6,7 +6,11 @@
 // manifests, with no orphan files. A second stream gets the same records
 // from a second topic and commits them to an Apache Iceberg table in a REST
 // catalog on the same S3 server; its table, read back with iceberg-go, must
-// hold every record exactly once too.
+// hold every record exactly once too. Both streams compact each completed
+// hour before its marker (docs/compaction.md), so kills also strike
+// compactions in progress: the plan, the merge, the upload, the table swap
+// and the removal of the inputs; at the end each hour's manifest must list
+// compacted files only.
 package chaos
 
 import (
@@ -119,6 +123,7 @@ func streamYAML(name, topic string) string {
       - {name: url, type: string}
       - {name: device_id, path: device.id, type: string}
       - {name: attrs, type: json}
+    compaction: {enabled: true}
 `, name, topic)
 }
 
@@ -382,11 +387,25 @@ func checkLake(t *testing.T, lake writers.Writer, stream string, inKafka map[str
 	}
 	listed := map[string]bool{}
 	inLake := map[string]int{}
+	compactedHours := 0
 	for _, o := range objs {
 		if !strings.HasSuffix(o.Key, "/"+partitioner.MarkerName) {
 			continue
 		}
 		m := lakecheck.ReadManifest(t, lake, o.Key)
+		compacted := 0
+		for _, f := range m.Files {
+			if f.Sources != nil {
+				compacted++
+			}
+		}
+		if compacted > 0 {
+			compactedHours++
+		} else if len(m.Files) > 1 {
+			// A late file that arrived after the plan, beside one small
+			// file, or an hour of late files only: possible, not usual.
+			t.Logf("%s: revision %d lists %d files, none compacted", o.Key, m.Revision, len(m.Files))
+		}
 		for _, f := range m.Files {
 			listed[f.Path] = true
 			rows, _ := lakecheck.ReadParquet(t, lake, f.Path)
@@ -409,7 +428,10 @@ func checkLake(t *testing.T, lake writers.Writer, stream string, inKafka map[str
 	if lost > 0 || dup > 0 || extra > 0 {
 		t.Errorf("%s: lake vs Kafka: %d lost, %d duplicated, %d unknown (of %d records)", stream, lost, dup, extra, len(inKafka))
 	}
-	t.Logf("%s: %d data files listed by the manifests hold %d distinct records; %d orphans", stream, len(listed), len(inLake), orphans)
+	t.Logf("%s: %d data files listed by the manifests hold %d distinct records; %d orphans; %d hours compacted", stream, len(listed), len(inLake), orphans, compactedHours)
+	if compactedHours == 0 {
+		t.Errorf("%s: no hour's manifest lists a compacted file", stream)
+	}
 	return listed
 }
 
