@@ -232,6 +232,10 @@ type Files struct {
 	SpoolDir      string      `yaml:"spool_dir"`
 	// MemoryLimit bounds buffered rows across all partitions and hours.
 	MemoryLimit Size `yaml:"memory_limit"`
+	// MaxFileAge finishes an open file this long after it was opened (wall
+	// clock): what a crash or a moved partition re-reads, and how far the
+	// group's committed offsets lag, is bounded by it. 0: off.
+	MaxFileAge Duration `yaml:"max_file_age"`
 }
 
 // Compression is a Parquet compression codec.

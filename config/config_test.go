@@ -155,7 +155,7 @@ func TestFullExample(t *testing.T) {
 				InsecureSkipVerify: true}},
 		Partitioning: Partitioning{Path: "{stream}/dt={yyyy}-{MM}-{dd}/hour={HH}"},
 		Files: Files{Compression: CompressionSnappy, MaxFileBytes: 128 * MiB, RowGroupBytes: 32 * MiB,
-			SpoolDir: "/data/spool", MemoryLimit: GiB},
+			SpoolDir: "/data/spool", MemoryLimit: GiB, MaxFileAge: Duration(10 * time.Minute)},
 		Storage: Storage{
 			Type: StorageS3, Timeout: Duration(90 * time.Second),
 			Local: LocalStorage{Root: "./lake"},
@@ -383,7 +383,7 @@ var badFiles = map[string][]string{
 	"storage_type.bad.yaml":          {`storage.type: unknown value "azure" (want one of local, s3, gcs, hdfs)`},
 	"partition_placeholder.bad.yaml": {"partitioning.path: unknown placeholder {minute} (want {stream} {yyyy} {MM} {dd} {HH})"},
 	"partition_hours.bad.yaml":       {"partitioning.path: must contain {yyyy}, {MM}, {dd} and {HH} so that every hour has its own folder; missing {HH}", "partitioning.path: must contain {stream} when there is more than one stream", "partitioning.path: must be a relative path"},
-	"files.bad.yaml":                 {`files.compression: unknown value "lz4" (want one of zstd, snappy, gzip, none)`, "files.row_group_bytes: must not exceed files.max_file_bytes (16MiB), got 32MiB", "files.spool_dir: required", "files.memory_limit: must be at least kafka.max_record_bytes (8MiB), got 4MiB"},
+	"files.bad.yaml":                 {`files.compression: unknown value "lz4" (want one of zstd, snappy, gzip, none)`, "files.row_group_bytes: must not exceed files.max_file_bytes (16MiB), got 32MiB", "files.spool_dir: required", "files.memory_limit: must be at least kafka.max_record_bytes (8MiB), got 4MiB", "files.max_file_age: must be 0 (off) or at least 1s, got 500ms"},
 	"markers.bad.yaml":               {"markers.idle_partition_timeout: must be positive, got 0s", "markers.check_interval: must be positive, got -5s", "markers.kafka_topic: must differ from dead_letter.topic", `markers.webhook.url: want an http:// or https:// URL with a host, got "ftp://example.com/x"`, `markers.webhook.headers.Bad Header: invalid HTTP header name "Bad Header"`, "markers.webhook.timeout: must be positive, got -1s", "markers.webhook.body: template: body:1: unclosed action"},
 	"webhook_url.bad.yaml":           {"line 3: markers.webhook.url: invalid URL"},
 	"sasl.bad.yaml":                  {`kafka.sasl.mechanism: unknown value "GSSAPI" (want one of "", PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)`},

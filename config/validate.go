@@ -343,6 +343,9 @@ func (c *Config) validateFiles(p *problems) {
 		p.add("files.row_group_bytes", "must not exceed files.max_file_bytes (%s), got %s", f.MaxFileBytes, f.RowGroupBytes)
 	}
 	p.required("files.spool_dir", f.SpoolDir)
+	if f.MaxFileAge < 0 || (f.MaxFileAge > 0 && f.MaxFileAge < Duration(time.Second)) {
+		p.add("files.max_file_age", "must be 0 (off) or at least 1s, got %s", f.MaxFileAge)
+	}
 	p.positiveSize("files.memory_limit", f.MemoryLimit)
 	if f.MemoryLimit > 0 && c.Kafka.MaxRecordBytes > 0 && f.MemoryLimit < c.Kafka.MaxRecordBytes {
 		p.add("files.memory_limit", "must be at least kafka.max_record_bytes (%s), got %s", c.Kafka.MaxRecordBytes, f.MemoryLimit)

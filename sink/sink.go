@@ -188,6 +188,7 @@ func New(opts Options) (*Sink, error) {
 		SpoolDir:       cfg.Files.SpoolDir,
 		FileOptions:    partitioner.FileOptions{Compression: string(cfg.Files.Compression), RowGroupBytes: int64(cfg.Files.RowGroupBytes)},
 		MaxFileBytes:   int64(cfg.Files.MaxFileBytes),
+		MaxFileAge:     time.Duration(cfg.Files.MaxFileAge),
 		IdleTimeout:    time.Duration(cfg.Markers.IdlePartitionTimeout),
 		CommitInterval: time.Duration(cfg.Kafka.CommitInterval),
 		CheckInterval:  time.Duration(cfg.Markers.CheckInterval),

@@ -51,6 +51,7 @@ type Env struct {
 	SpoolDir       string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it
 	FileOptions    partitioner.FileOptions
 	MaxFileBytes   int64
+	MaxFileAge     time.Duration // files.max_file_age; 0: off
 	IdleTimeout    time.Duration // markers.idle_partition_timeout
 	CommitInterval time.Duration // kafka.commit_interval
 	CheckInterval  time.Duration // markers.check_interval: how often a late file's marker is looked at

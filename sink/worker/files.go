@@ -11,12 +11,13 @@ import (
 
 // openFile is a data file being written for one hour of one partition.
 type openFile struct {
-	hour  time.Time // in the stream's location
-	first int64
-	fw    *partitioner.FileWriter
-	spool string
-	reg   *registryFile // avro, protobuf, json_schema (registry.go); else nil
-	inf   *inferFile    // schema: infer streams (infer.go); else nil
+	hour   time.Time // in the stream's location
+	first  int64
+	opened time.Time // wall clock (the tick's) when it was opened: files.max_file_age
+	fw     *partitioner.FileWriter
+	spool  string
+	reg    *registryFile // avro, protobuf, json_schema (registry.go); else nil
+	inf    *inferFile    // schema: infer streams (infer.go); else nil
 }
 
 // fileKey is an open file's key: its hour start, unix ms, and its family.

@@ -52,6 +52,24 @@ func TestFilesFinishedReasons(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, finishIdle},
+		{"max age", func(t *testing.T, w *Worker) {
+			// Opened at the tick's clock; the hour is long closed by the
+			// wall clock but the partition is not idle (records wait).
+			w.env.MaxFileAge = 10 * time.Minute
+			w.hwm = 100
+			opened := time.UnixMilli(w.nowMs)
+			w.env.Now = func() time.Time { return opened.Add(10*time.Minute - time.Second) }
+			if err := w.housekeep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if len(w.files.byKey) != 1 {
+				t.Fatalf("file finished before max_file_age")
+			}
+			w.env.Now = func() time.Time { return opened.Add(10 * time.Minute) }
+			if err := w.housekeep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}, finishMaxAge},
 		{"shutdown", func(t *testing.T, w *Worker) {
 			if err := w.finishAll(t.Context()); err != nil {
 				t.Fatal(err)

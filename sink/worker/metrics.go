@@ -50,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		FilesFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lakesink_files_finished_total",
-			Help: "Data files finished and committed, by what ended them: hour_closed, max_bytes, memory, idle, done_list, schema_roll, shutdown.",
+			Help: "Data files finished and committed, by what ended them: hour_closed, max_bytes, memory, idle, done_list, schema_roll, shutdown, max_age.",
 		}, []string{"reason"}),
 		FilesCommitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_files_committed_total",
@@ -150,6 +150,8 @@ const (
 	finishSchemaRoll finishReason = "schema_roll"
 	// finishShutdown: a graceful shutdown drained the worker.
 	finishShutdown finishReason = "shutdown"
+	// finishMaxAge: the file was open for files.max_file_age.
+	finishMaxAge finishReason = "max_age"
 )
 
-var finishReasons = []finishReason{finishHourClosed, finishMaxBytes, finishMemory, finishIdle, finishDoneList, finishSchemaRoll, finishShutdown}
+var finishReasons = []finishReason{finishHourClosed, finishMaxBytes, finishMemory, finishIdle, finishDoneList, finishSchemaRoll, finishShutdown, finishMaxAge}

@@ -361,6 +361,7 @@ func (w *Worker) openFile(key fileKey, hour time.Time, first int64) (*openFile, 
 	if err != nil {
 		return nil, err
 	}
+	of.opened = time.UnixMilli(w.nowMs)
 	w.led.Opened(hour.UnixMilli(), first)
 	return of, nil
 }
@@ -450,12 +451,16 @@ func (w *Worker) housekeep(ctx context.Context) error {
 	}
 	tooMany := w.led.TooManyDone()
 	finished := false
-	for k := range w.files.byKey {
+	for k, f := range w.files.byKey {
 		why := finishHourClosed
 		switch {
 		case w.led.IsClosed(k.hour):
 		case idle && w.wallClosed(k.hour, now):
 			why = finishIdle
+		case w.env.MaxFileAge > 0 && now.Sub(f.opened) >= w.env.MaxFileAge:
+			// Bounds what a crash or a moved partition re-reads, and the
+			// lag of the committed offset (docs/design.md, Rebalances).
+			why = finishMaxAge
 		case tooMany:
 			why = finishDoneList
 		default:
