@@ -50,9 +50,23 @@ type Kafka struct {
 	// long as it takes. Why wait at all: a Kafka maintenance window during
 	// a rollout should not become a crash loop; /readyz says why meanwhile.
 	StartupTimeout Duration `yaml:"startup_timeout"`
-	TLS            TLS      `yaml:"tls"`
-	SASL           SASL     `yaml:"sasl"`
+	// Assignor is how the group assigns partitions: sticky (each member
+	// keeps its partitions and their open files across a rebalance, as far
+	// as balance allows) or range (kafka-go's range assignment; every
+	// rebalance throws every open file away, as lakesink did before).
+	Assignor Assignor `yaml:"assignor"`
+	TLS      TLS      `yaml:"tls"`
+	SASL     SASL     `yaml:"sasl"`
 }
+
+// Assignor names a partition assignment strategy.
+type Assignor string
+
+// Assignors.
+const (
+	AssignSticky Assignor = "sticky"
+	AssignRange  Assignor = "range"
+)
 
 // StartOffset is where a partition without a committed offset starts.
 type StartOffset string
@@ -405,6 +419,7 @@ func Default() *Config {
 			SessionTimeout:    Duration(10 * time.Second),
 			HeartbeatInterval: Duration(time.Second),
 			RebalanceTimeout:  Duration(30 * time.Second),
+			Assignor:          AssignSticky,
 		},
 		Partitioning: Partitioning{Path: DefaultPartitionPath},
 		Files: Files{

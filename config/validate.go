@@ -101,6 +101,7 @@ func (c *Config) validateKafka(p *problems) {
 	p.required("kafka.client_id", k.ClientID)
 	p.required("kafka.group_id", k.GroupID)
 	oneOf("kafka.start_offset", p, k.StartOffset, StartEarliest, StartLatest)
+	oneOf("kafka.assignor", p, k.Assignor, AssignSticky, AssignRange)
 	p.positiveSize("kafka.max_record_bytes", k.MaxRecordBytes)
 	p.positiveDuration("kafka.commit_interval", k.CommitInterval)
 	if k.StartupTimeout < 0 {

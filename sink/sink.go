@@ -69,6 +69,8 @@ type Sink struct {
 	// what this instance owns in its current generation (nil: nothing).
 	unconsumed *unconsumed.Detector
 	owned      atomic.Pointer[map[string]map[int]bool]
+	// held is the last generation's assignment (heldPartitions).
+	held atomic.Pointer[map[string][]int]
 
 	tableMetrics *tables.Metrics
 	// maintained are the open tables whose snapshots expire (openTables).
@@ -193,6 +195,7 @@ func New(opts Options) (*Sink, error) {
 		CommitInterval: time.Duration(cfg.Kafka.CommitInterval),
 		CheckInterval:  time.Duration(cfg.Markers.CheckInterval),
 		Tick:           tick,
+		KeepFiles:      cfg.Kafka.Assignor == config.AssignSticky,
 	}
 	if cfg.Markers.Enabled {
 		s.env.Markers = completion.NewMarkers(opts.Writer)
@@ -366,6 +369,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	health := s.ops.Health
 	joinWait := retry.NewBackoff(time.Second, 30*time.Second)
 	var runErr error
+	// prev are the workers of the last generation: those that kept their
+	// open files (worker/keep.go) resume if their partition comes back
+	// unchanged, the others' files are abandoned.
+	prev := map[topicPartition]*worker.Worker{}
+	defer func() {
+		for _, w := range prev {
+			w.Abandon() // shutting down: a parked worker has no generation to commit in
+		}
+	}()
 generations:
 	for {
 		gen, err := group.Next(ctx)
@@ -396,14 +408,23 @@ generations:
 		s.metrics.AssignedPartitions.Set(float64(n))
 		health.SetJoined(true, "")
 		s.log.Info("group joined", "generation", gen.ID, "member", gen.MemberID, "partitions", n)
-		g := worker.Generation{ID: int(gen.ID), Member: gen.MemberID, Partitions: n}
+		held := map[string][]int{}
 		for topic, as := range gen.Assignments {
 			for _, a := range as {
-				w, err := worker.New(s.env, s.byTopic[topic], topic, a.ID, g)
+				held[topic] = append(held[topic], a.ID)
+			}
+		}
+		s.held.Store(&held)
+		g := worker.Generation{ID: int(gen.ID), Member: gen.MemberID, Partitions: n}
+		cur := map[topicPartition]*worker.Worker{}
+		for topic, as := range gen.Assignments {
+			for _, a := range as {
+				w, err := s.workerFor(ctx, prev, topic, a.ID, g)
 				if err != nil {
 					runErr = err
 					break generations
 				}
+				cur[topicPartition{topic, a.ID}] = w
 				health.WorkerStarted(topic, a.ID)
 				workersDone.Add(1)
 				active.Add(1)
@@ -419,6 +440,12 @@ generations:
 				})
 			}
 		}
+		for tp, w := range prev {
+			if _, ok := cur[tp]; !ok {
+				w.Abandon() // moved to another member
+			}
+		}
+		prev = cur
 		if ctx.Err() != nil {
 			break
 		}
@@ -439,6 +466,42 @@ generations:
 	bg.Wait()
 	health.SetJoined(false, ops.JoinShutDown)
 	return runErr
+}
+
+// topicPartition names a partition of a topic.
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// workerFor returns the worker of topic's partition in generation g: the
+// last generation's worker when it kept its open files and the partition's
+// commit has not changed since (worker.Worker.Resume), else a new one
+// (abandoning the old one's files).
+func (s *Sink) workerFor(ctx context.Context, prev map[topicPartition]*worker.Worker, topic string, partition int, g worker.Generation) (*worker.Worker, error) {
+	if w := prev[topicPartition{topic, partition}]; w != nil && w.Parked() {
+		delete(prev, topicPartition{topic, partition})
+		ok, err := w.Resume(ctx, g)
+		if err != nil {
+			s.log.Warn("resume partition", "topic", topic, "partition", partition, "err", err)
+		}
+		if ok {
+			return w, nil
+		}
+		w.Abandon()
+	}
+	return worker.New(s.env, s.byTopic[topic], topic, partition, g)
+}
+
+// heldPartitions is what this member holds for the sticky assignment's
+// user data (kafkaio.Sticky.Owned): the partitions of its last generation,
+// whose workers run or keep their files for the next one. Called by
+// kafka-go's goroutine at every join.
+func (s *Sink) heldPartitions() map[string][]int {
+	if m := s.held.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // ensureTopics creates the dead-letter topic if it is missing. A broker that

@@ -85,6 +85,10 @@ type Meta struct {
 	// rest of the hour, and the renewals are what tells other instances
 	// its owner is alive (sink/unconsumed).
 	IA int64 `json:"ia,omitempty"`
+	// NX is the offset after the last record the owner had read when it
+	// committed: a worker resuming at the committed offset reads the
+	// records below NX a second time (lakesink_records_replayed_total).
+	NX int64 `json:"nx,omitempty"`
 	// Done lists hours made durable past the committed offset.
 	Done []DoneMark `json:"d,omitempty"`
 	// AM lists late files of hours whose marker was already out, until the
@@ -137,6 +141,7 @@ type Ledger struct {
 	idleWM   int64   // watermark an idle partition attests (Idle), unix ms; 0: no claim
 	idleNext int64   // next when the claim was made
 	idleAt   int64   // when the claim was last renewed (Meta.IA)
+	readTo   int64   // Meta.NX of the commit resumed from: records below it were read before
 	lateness int64   // allowed lateness, ms
 	am       []Amend // late files the hour markers do not list yet
 	checked  map[Amend]int64
@@ -161,6 +166,7 @@ func New(start int64, meta Meta, latenessMs int64) *Ledger {
 		idleWM:   meta.IW,
 		idleNext: meta.IN,
 		idleAt:   meta.IA,
+		readTo:   meta.NX,
 		lateness: latenessMs,
 		am:       slices.Clone(meta.AM),
 		checked:  map[Amend]int64{},
@@ -178,6 +184,10 @@ func New(start int64, meta Meta, latenessMs int64) *Ledger {
 
 // Next is the offset after the last record read (-1 before the first).
 func (l *Ledger) Next() int64 { return l.next }
+
+// ReadBefore reports whether the record at offset was read before, by the
+// owner whose commit this ledger resumed from (Meta.NX): a replayed read.
+func (l *Ledger) ReadBefore(offset int64) bool { return offset < l.readTo }
 
 // RawWM is the largest event time read, unix ms.
 func (l *Ledger) RawWM() int64 { return l.rawWM }
@@ -359,7 +369,7 @@ func (l *Ledger) point(published bool) (int64, Meta) {
 			hold(p.hour, p.first)
 		}
 	}
-	m := Meta{V: Version, WM: min(l.rawWM, capWM), RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am)}
+	m := Meta{V: Version, WM: min(l.rawWM, capWM), RW: l.rawWM, FH: l.fh, LA: l.la, AM: slices.Clone(l.am), NX: max(l.next, l.readTo, 0)}
 	if l.idleNext > 0 {
 		m.IW, m.IN, m.IA = min(max(l.rawWM, l.idleWM), capWM), l.idleNext, l.idleAt
 	}

@@ -52,6 +52,9 @@ type Env struct {
 	FileOptions    partitioner.FileOptions
 	MaxFileBytes   int64
 	MaxFileAge     time.Duration // files.max_file_age; 0: off
+	// KeepFiles: a worker whose generation ends keeps its open files for
+	// the next one (keep.go); the sink sets it with sticky assignment.
+	KeepFiles bool
 	IdleTimeout    time.Duration // markers.idle_partition_timeout
 	CommitInterval time.Duration // kafka.commit_interval
 	CheckInterval  time.Duration // markers.check_interval: how often a late file's marker is looked at

@@ -164,6 +164,12 @@ func newMemShare(env *Env, partitions int) *memShare {
 	return &memShare{env: env, nparts: max(partitions, 1), every: memCheckEvery(partitions)}
 }
 
+// resize sets how many partitions the member owns (a new generation of a
+// worker that kept its files): what it holds stays counted.
+func (m *memShare) resize(partitions int) {
+	m.nparts, m.every = max(partitions, 1), memCheckEvery(partitions)
+}
+
 // due counts an appended record and reports whether a memory check is due
 // (every memCheckEvery records; bound resets the count).
 func (m *memShare) due() bool {

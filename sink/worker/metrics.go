@@ -9,6 +9,13 @@ type Metrics struct {
 	RecordsConsumed prometheus.Counter
 	RecordsWritten  *prometheus.CounterVec
 	RecordsSkipped  prometheus.Counter
+	// RecordsReplayed counts records read again after a rebalance or a
+	// restart (ledger.Ledger.ReadBefore); FilesKept open files a worker
+	// kept across a generation; FilesAbandoned open files thrown away (a
+	// moved partition, a failure), whose records the next owner reads again.
+	RecordsReplayed prometheus.Counter
+	FilesKept       prometheus.Counter
+	FilesAbandoned  prometheus.Counter
 	FilesCommitted  prometheus.Counter
 	// FilesFinished counts finished (uploaded) files by what ended them:
 	// the finishReason constants. Small files in the lake are explained by
@@ -44,6 +51,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lakesink_records_written_total",
 			Help: "Records in data files committed to the lake.",
 		}, []string{"stream"}),
+		RecordsReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_records_replayed_total",
+			Help: "Records read a second time after a rebalance or a restart: below the read position of the commit the worker resumed from.",
+		}),
+		FilesKept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_files_kept_total",
+			Help: "Open files a worker kept across a group generation (the partition came back to it unchanged).",
+		}),
+		FilesAbandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakesink_files_abandoned_total",
+			Help: "Open files thrown away unfinished (a moved or changed partition, a failure); the next owner reads their records again.",
+		}),
 		RecordsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lakesink_records_replay_skipped_total",
 			Help: "Records read again after a restart that were already durable and were skipped.",
@@ -120,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range finishReasons {
 		m.FilesFinished.WithLabelValues(string(r))
 	}
-	reg.MustRegister(m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.FilesFinished, m.BytesCommitted,
+	reg.MustRegister(m.RecordsReplayed, m.FilesKept, m.FilesAbandoned, m.RecordsConsumed, m.RecordsWritten, m.RecordsSkipped, m.FilesCommitted, m.FilesFinished, m.BytesCommitted,
 		m.DeadLetters, m.DeadLetterFailures, m.LateRecords, m.UploadRetries, m.OffsetCommits, m.OffsetCommitErrors,
 		m.MemoryHeld, m.MemoryFlushes, m.RowGroupEnds, m.DeferredFiles, m.ConsumerLag, m.CommittedOffset, m.PartitionHighOffset, m.Watermark)
 	return m

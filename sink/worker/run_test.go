@@ -40,7 +40,7 @@ type memOffsets struct {
 func (o *memOffsets) Committed(context.Context, string, int) (int64, string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.offset, "", nil
+	return o.offset, o.meta, nil
 }
 
 func (o *memOffsets) Commit(_ context.Context, _ int, _, _ string, _ int, offset int64, meta string) error {

@@ -57,6 +57,9 @@ type Worker struct {
 	hwm     int64
 	nowMs   int64 // wall clock at the start of the current tick, unix ms
 	stopped bool  // Run is restarting it after a failure
+	// parked: its generation ended and it kept its open files for the
+	// next one (keep.go); Resume or Abandon decides.
+	parked bool
 }
 
 // New returns the worker of topic's partition of stream st in generation
@@ -165,7 +168,7 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 		}
 	}
 	w.led = ledger.New(start, meta, w.st.Lateness.Milliseconds())
-	w.offsets.last = start
+	w.offsets.last, w.offsets.lastMeta = start, raw
 	w.offsets.at = w.env.Now()
 	w.files.clean()
 	// A worker restarting after a failure (Run's backoff loop) says so at
@@ -179,12 +182,20 @@ func (w *Worker) start(ctx context.Context) (int64, error) {
 	return start, nil
 }
 
-func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
+func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) (err error) {
 	w.fx.drain = drain
-	w.dead.reset() // a restart reads them again
-	start, err := w.start(ctx)
-	if err != nil {
-		return err
+	var start int64
+	if w.parked {
+		// Resumed in a new generation (Resume): the ledger, the open
+		// files and the queued dead letters are as they were; reading goes
+		// on after the last record read.
+		w.parked = false
+		start = w.led.Next()
+	} else {
+		w.dead.reset() // a restart reads them again
+		if start, err = w.start(ctx); err != nil {
+			return err
+		}
 	}
 	if start < 0 {
 		// No commit yet: the fetcher resolves FirstOffset/LastOffset.
@@ -204,8 +215,17 @@ func (w *Worker) consume(ctx context.Context, drain <-chan struct{}) error {
 	}, start)
 	defer f.Stop()
 
-	defer w.abandonAll()
-	defer w.mem.release()
+	defer func() {
+		// The generation ended (not a shutdown, not a failure): keep the
+		// open files for the next one when the partition may come back
+		// (keep.go); otherwise throw them away, the next owner replays.
+		if err == nil && ctx.Err() != nil && !closed(drain) && w.keeps() {
+			w.parked = true
+			return
+		}
+		w.abandonAll()
+		w.mem.release()
+	}()
 	tick := time.NewTicker(w.env.Tick)
 	defer tick.Stop()
 	records := f.Records()
@@ -260,6 +280,9 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	now := w.nowMs
 	w.hwm = max(w.hwm, m.HighWaterMark)
 	w.led.Seen(m.Offset)
+	if w.led.ReadBefore(m.Offset) {
+		w.env.Metrics.RecordsReplayed.Inc()
+	}
 	row, ev, err := w.format.decode(ctx, m)
 	if err != nil {
 		if errors.Is(err, errDraining) || (ctx.Err() != nil && !isRecordError(err)) {
@@ -566,6 +589,7 @@ func (w *Worker) abandonAll() {
 	if w.table != nil {
 		w.table.abandon()
 	}
+	w.env.Metrics.FilesAbandoned.Add(float64(len(w.files.byKey)))
 	for k, f := range w.files.byKey {
 		w.format.drop(f)
 		_ = f.fw.Abort()
