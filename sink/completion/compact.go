@@ -122,11 +122,18 @@ const CompactionPlanName = "compaction.json"
 func (s markerStore) planKey(hour time.Time) string { return s.dir(hour) + CompactionPlanName }
 
 // PlannedOutput is one compacted file of a folder's compaction plan as
-// readers other than the finalizer see it: the key of the output and the
-// keys of its inputs, in row order.
+// readers other than the finalizer see it: the key of the output and its
+// inputs, in row order.
 type PlannedOutput struct {
 	Key    string
-	Inputs []string
+	Inputs []PlannedInput
+}
+
+// PlannedInput is an input of a PlannedOutput: its key and the sources it
+// held when the plan was made (the one source of a worker's file).
+type PlannedInput struct {
+	Key     string
+	Sources []partitioner.Source
 }
 
 // DecodeCompactionPlan decodes a compaction plan object and returns the
@@ -140,7 +147,11 @@ func DecodeCompactionPlan(b []byte) (folder string, outputs []PlannedOutput, err
 		return "", nil, err
 	}
 	for _, o := range p.Outputs {
-		outputs = append(outputs, PlannedOutput{Key: o.Key, Inputs: o.keys()})
+		out := PlannedOutput{Key: o.Key}
+		for _, in := range o.Inputs {
+			out.Inputs = append(out.Inputs, PlannedInput(in))
+		}
+		outputs = append(outputs, out)
 	}
 	return p.Folder, outputs, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -460,8 +461,8 @@ func TestDecodeCompactionPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	gotFolder, outs, err := DecodeCompactionPlan(b)
-	want := []PlannedOutput{{Key: p.Outputs[0].Key, Inputs: []string{p.Outputs[0].Inputs[0].Key, p.Outputs[0].Inputs[1].Key}}}
-	if err != nil || gotFolder != folder || len(outs) != 1 || outs[0].Key != want[0].Key || !slices.Equal(outs[0].Inputs, want[0].Inputs) {
+	want := []PlannedOutput{{Key: p.Outputs[0].Key, Inputs: []PlannedInput{PlannedInput(p.Outputs[0].Inputs[0]), PlannedInput(p.Outputs[0].Inputs[1])}}}
+	if err != nil || gotFolder != folder || !reflect.DeepEqual(outs, want) {
 		t.Fatalf("decoded %q %+v, %v; want %q %+v", gotFolder, outs, err, folder, want)
 	}
 	for _, bad := range []string{`{`, `{"version":2,"outputs":[]}`, `null`} {
