@@ -6,9 +6,14 @@
 // its lateness has its marker. It is what `lakesink audit` runs
 // (docs/operations.md, "Auditing a lake").
 //
+// Compacted files (docs/compaction.md) are data files like any other: a
+// manifest must list them, with their footer's sources, and each source
+// is a unit of its partition and bucket in the offset check, so a merged
+// input that is still listed beside its compacted file counts twice.
+//
 // Contract: an audit is read-only. It lists folders, reads manifests, the
-// finalizer's cursor, marker revision names and the footers of data files
-// (ranged reads), and reads the table's current snapshot; it never writes,
+// finalizer's cursor, marker revision names, compaction plans and the
+// footers of data files (ranged reads), and reads the table's current snapshot; it never writes,
 // moves or deletes an object, and never commits to a table. So it is safe
 // to run at any time against a lake a sink is writing, at the price of
 // reporting what is in flight at that moment: a late file uploaded but not
@@ -51,7 +56,8 @@ const (
 	// record twice.
 	OverlappingOffsets Kind = "overlapping_offsets"
 	// ManifestMismatch: a manifest's entry of a file disagrees with the
-	// file's name or footer (offsets, records, topic, partition, bucket).
+	// file's name or footer (offsets, records, bytes, event times, schema
+	// ids, topic, partition, bucket, a compacted file's sources).
 	ManifestMismatch Kind = "manifest_mismatch"
 	// BadManifest: a _SUCCESS that does not decode, belongs to another
 	// stream or hour, or names a key outside its folder.
@@ -74,6 +80,12 @@ const (
 	// cursor, which the finalizer passed only after writing it: it was
 	// deleted.
 	MarkerMissing Kind = "marker_missing"
+	// CompactionOutputMissing: a folder's compaction plan names an output
+	// that is neither in the lake nor listed by a manifest while one of its
+	// inputs is gone and no listed file holds that input's sources: its
+	// records are lost. No step of a compaction deletes an input before its
+	// output is in the lake, so a hand got there (docs/compaction.md).
+	CompactionOutputMissing Kind = "compaction_output_missing"
 )
 
 // Finding is one thing wrong.
@@ -192,6 +204,9 @@ type listed struct {
 	last  int64
 	hour  time.Time // footer lakesink.hour
 	group []int64
+	// sources are a compacted file's (footer lakesink.sources); topic,
+	// part, first and last are then unset.
+	sources []partitioner.Source
 }
 
 type streamAudit struct {
@@ -250,6 +265,11 @@ func (a *streamAudit) run(ctx context.Context) error {
 	if err := a.readFiles(ctx); err != nil {
 		return err
 	}
+	mdir := markerDir(a.st.Name)
+	markerObjs, err := a.o.Writer.List(ctx, mdir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", mdir, err)
+	}
 	for _, f := range a.folders {
 		if f.man == nil {
 			continue
@@ -266,7 +286,10 @@ func (a *streamAudit) run(ctx context.Context) error {
 			a.add(a.byKey[path.Dir(k)], ListedTwice, k, "listed %d times by the manifests", n) // nil folder: no hour
 		}
 	}
-	if err := a.markers(ctx); err != nil {
+	if err := a.plans(ctx, markerObjs); err != nil {
+		return err
+	}
+	if err := a.markers(ctx, markerObjs); err != nil {
 		return err
 	}
 	if a.st.Table != nil {
@@ -292,7 +315,7 @@ func (a *streamAudit) readFolder(ctx context.Context, f *folder) error {
 			f.marker = true
 			continue
 		}
-		if _, _, _, ok := partitioner.ParseFileName(name); ok {
+		if _, _, _, ok := partitioner.ParseFileName(name); ok || partitioner.ParseCompactedFileName(name) {
 			f.files[o.Key] = o
 		}
 	}
@@ -393,9 +416,18 @@ feed:
 }
 
 // readFile reads the footer of a listed file and compares it with the
-// manifest's entry and the file's name.
+// manifest's entry and the file's name. The entry must say what the
+// finalizer's would (completion.buildManifest reads the same footer): its
+// records, bytes, event-time range, schema ids and bucket, and either the
+// topic, partition and offsets of a plain file or, for a compacted file,
+// exactly the footer's sources, in order, and no topic, partition or
+// offsets of its own — a compacted entry that also named a partition's
+// offsets would tell a reader of the manifest of records that are not in
+// that file alone.
 func (a *streamAudit) readFile(ctx context.Context, f *folder, e completion.ManifestFile, o writers.Object) error {
-	topic, part, first, _ := partitioner.ParseFileName(path.Base(e.Path))
+	name := path.Base(e.Path)
+	topic, part, first, plainName := partitioner.ParseFileName(name)
+	compactedName := !plainName && partitioner.ParseCompactedFileName(name)
 	r := &readErrAt{r: writers.ReaderAt(ctx, a.o.Writer, o.Key)}
 	info, meta, err := partitioner.ReadFileInfo(r, o.Size)
 	if err != nil {
@@ -411,15 +443,44 @@ func (a *streamAudit) readFile(ctx context.Context, f *folder, e completion.Mani
 			diffs = append(diffs, fmt.Sprintf("%s %v, manifest %v", what, got, want))
 		}
 	}
-	diff("topic", topic, e.Topic)
-	diff("partition", part, e.Partition)
-	diff("first offset (name)", first, e.FirstOffset)
-	diff("first offset (footer)", info.FirstOffset, e.FirstOffset)
-	diff("last offset", info.LastOffset, e.LastOffset)
-	diff("records", info.Records, e.Records)
-	if meta.Topic != topic || meta.Partition != part {
-		diffs = append(diffs, fmt.Sprintf("footer %s/%d, name %s/%d", meta.Topic, meta.Partition, topic, part))
+	if len(e.Sources) > 0 && (e.Topic != "" || e.Partition != 0 || e.FirstOffset != 0 || e.LastOffset != 0) {
+		diffs = append(diffs, fmt.Sprintf("manifest entry has sources and also topic %q, partition %d, offsets %d-%d",
+			e.Topic, e.Partition, e.FirstOffset, e.LastOffset))
 	}
+	switch {
+	case meta.Sources != nil: // a compacted file
+		if !compactedName {
+			diffs = append(diffs, "footer of a compacted file under a name that is not a compacted file's")
+		} else if want := partitioner.CompactedFileName(meta.Sources); name != want {
+			diffs = append(diffs, fmt.Sprintf("name, footer's sources make it %s", want))
+		}
+		if len(e.Sources) == 0 {
+			diffs = append(diffs, "compacted file, manifest entry without sources")
+		} else if d := sourcesDiff(meta.Sources, e.Sources); d != "" {
+			diffs = append(diffs, d)
+		}
+	case compactedName:
+		diffs = append(diffs, "name of a compacted file, footer without sources")
+	case !plainName:
+		diffs = append(diffs, "name is not a data file's")
+	default:
+		if len(e.Sources) > 0 {
+			diffs = append(diffs, fmt.Sprintf("manifest entry has %d sources, the file is not compacted", len(e.Sources)))
+		}
+		diff("topic", topic, e.Topic)
+		diff("partition", part, e.Partition)
+		diff("first offset (name)", first, e.FirstOffset)
+		diff("first offset (footer)", info.FirstOffset, e.FirstOffset)
+		diff("last offset", info.LastOffset, e.LastOffset)
+		if meta.Topic != topic || meta.Partition != part {
+			diffs = append(diffs, fmt.Sprintf("footer %s/%d, name %s/%d", meta.Topic, meta.Partition, topic, part))
+		}
+	}
+	diff("records", info.Records, e.Records)
+	diff("bytes", o.Size, e.Bytes)
+	diffs = append(diffs, timeDiff("min event time", info.MinEventTime, e.MinEventTime)...)
+	diffs = append(diffs, timeDiff("max event time", info.MaxEventTime, e.MaxEventTime)...)
+	diffs = append(diffs, schemaIDsDiff(partitioner.SchemaIDs(meta), e)...)
 	if meta.Stream != a.st.Name {
 		diffs = append(diffs, fmt.Sprintf("footer stream %q", meta.Stream))
 	}
@@ -435,17 +496,70 @@ func (a *streamAudit) readFile(ctx context.Context, f *folder, e completion.Mani
 		a.add(f, ManifestMismatch, o.Key, "%s", strings.Join(diffs, "; "))
 	}
 	l := &listed{f: f, entry: e, topic: meta.Topic, part: meta.Partition,
-		first: info.FirstOffset, last: info.LastOffset, hour: meta.Hour, group: partitioner.FileGroup(meta)}
+		first: info.FirstOffset, last: info.LastOffset, hour: meta.Hour, group: partitioner.FileGroup(meta),
+		sources: meta.Sources}
 	a.mu.Lock()
 	a.files = append(a.files, l)
 	a.mu.Unlock()
 	return nil
 }
 
+// sourcesDiff describes how a manifest entry's sources differ from the
+// footer's, "" when they are equal. Order counts: the footer's is the
+// order of the file's rows, which the manifest states.
+func sourcesDiff(footer, entry []partitioner.Source) string {
+	if slices.Equal(footer, entry) {
+		return ""
+	}
+	if len(footer) != len(entry) {
+		return fmt.Sprintf("%d sources, manifest %d", len(footer), len(entry))
+	}
+	i := 0
+	for footer[i] == entry[i] {
+		i++
+	}
+	s, m := footer[i], entry[i]
+	return fmt.Sprintf("source %d %s/%d offsets %d-%d (%d records), manifest %s/%d offsets %d-%d (%d records)",
+		i, s.Topic, s.Partition, s.FirstOffset, s.LastOffset, s.Records, m.Topic, m.Partition, m.FirstOffset, m.LastOffset, m.Records)
+}
+
+// timeDiff describes how a manifest's event time (RFC 3339) differs from
+// the footer's; nil when they are the same instant.
+func timeDiff(what string, footer time.Time, entry string) []string {
+	if t, err := time.Parse(time.RFC3339Nano, entry); err == nil && t.Equal(footer) {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s %s, manifest %q", what, footer.Format(time.RFC3339Nano), entry)}
+}
+
+// schemaIDsDiff describes how a manifest entry's schema ids differ from
+// the footer's ids. An entry with only schema_id (a manifest written
+// before schema_ids) stands for that one id; schema_id beside schema_ids
+// must be their one id.
+func schemaIDsDiff(footer []int, e completion.ManifestFile) []string {
+	ids := e.SchemaIDs
+	if len(ids) == 0 && e.SchemaID != 0 {
+		ids = []int{e.SchemaID}
+	}
+	var diffs []string
+	if !slices.Equal(ids, footer) {
+		diffs = append(diffs, fmt.Sprintf("schema ids %v, manifest %v", footer, ids))
+	}
+	if e.SchemaID != 0 && !slices.Equal(ids, []int{e.SchemaID}) {
+		diffs = append(diffs, fmt.Sprintf("manifest schema_id %d beside schema_ids %v", e.SchemaID, ids))
+	}
+	return diffs
+}
+
 // overlaps reports listed files of one topic, partition and bucket whose
-// offset ranges overlap. Files of one group (finished together, one per
-// writer schema family) overlap by design: a group is one unit spanning
-// its files.
+// offset ranges overlap. It works on units, as the orphan rule does
+// (completion.SplitOrphans): a plain file is a unit; files of one group
+// (finished together, one per writer schema family) overlap by design and
+// are one unit spanning their files; and each source of a compacted file
+// is a unit of the file's bucket, the compacted file holding its records
+// whole. So a merged input still listed beside its compacted file, two
+// compacted files naming the same offsets, or a compacted source and a
+// plain file holding the same offsets are overlaps: records twice.
 func (a *streamAudit) overlaps() {
 	type bucketKey struct {
 		topic string
@@ -455,33 +569,47 @@ func (a *streamAudit) overlaps() {
 	type unit struct {
 		files       []*listed
 		first, last int64
+		compacted   bool
 	}
 	units := map[bucketKey]map[string]*unit{}
-	for _, l := range a.files {
-		bk := bucketKey{l.topic, l.part, l.hour.UnixNano()}
-		id := l.entry.Path
-		if len(l.group) > 1 {
-			id = fmt.Sprint(l.group)
-		}
+	addUnit := func(bk bucketKey, id string, l *listed, first, last int64) {
 		if units[bk] == nil {
 			units[bk] = map[string]*unit{}
 		}
 		u := units[bk][id]
 		if u == nil {
-			u = &unit{first: l.first, last: l.last}
+			u = &unit{first: first, last: last, compacted: l.sources != nil}
 			units[bk][id] = u
 		}
 		u.files = append(u.files, l)
-		u.first, u.last = min(u.first, l.first), max(u.last, l.last)
+		u.first, u.last = min(u.first, first), max(u.last, last)
 	}
-	for _, byID := range units {
+	for _, l := range a.files {
+		for i, s := range l.sources {
+			addUnit(bucketKey{s.Topic, s.Partition, l.hour.UnixNano()}, fmt.Sprintf("%s#%d", l.entry.Path, i), l, s.FirstOffset, s.LastOffset)
+		}
+		if l.sources != nil {
+			continue
+		}
+		id := l.entry.Path
+		if len(l.group) > 1 {
+			id = fmt.Sprint(l.group)
+		}
+		addUnit(bucketKey{l.topic, l.part, l.hour.UnixNano()}, id, l, l.first, l.last)
+	}
+	for bk, byID := range units {
 		us := make([]*unit, 0, len(byID))
 		for _, u := range byID {
 			us = append(us, u)
 		}
+		// On a tie, compacted sources first: the plain file that repeats
+		// one (a merged input) is the one reported.
 		sort.Slice(us, func(i, j int) bool {
 			if us[i].first != us[j].first {
 				return us[i].first < us[j].first
+			}
+			if us[i].compacted != us[j].compacted {
+				return us[i].compacted
 			}
 			return us[i].files[0].entry.Path < us[j].files[0].entry.Path
 		})
@@ -491,7 +619,7 @@ func (a *streamAudit) overlaps() {
 				l := u.files[0]
 				a.add(l.f, OverlappingOffsets, l.entry.Path,
 					"offsets %d-%d of %s/%d (bucket %s) overlap %d-%d of %s",
-					u.first, u.last, l.topic, l.part, l.hour.Format(time.RFC3339), reach.first, reach.last, reach.files[0].entry.Path)
+					u.first, u.last, bk.topic, bk.part, l.hour.Format(time.RFC3339), reach.first, reach.last, reach.files[0].entry.Path)
 			}
 			if reach == nil || u.last > reach.last {
 				reach = u
@@ -500,16 +628,110 @@ func (a *streamAudit) overlaps() {
 	}
 }
 
-// markers reports folders past their lateness without a marker.
-func (a *streamAudit) markers(ctx context.Context) error {
+// plans reports the outputs of the folders' compaction plans (the objects
+// named completion.CompactionPlanName among the stream's marker objects,
+// objs) that are neither in the lake nor listed while one of their inputs
+// is gone and no listed file holds that input's sources (a listed copy of
+// the output under another name does, which readFile reports). A plan is
+// otherwise no finding: it stays beside the marker
+// revisions for good, and one whose outputs are still to be made is a
+// compaction under way, whose folder has no marker yet (markers judges
+// that). A plan that does not decode is not judged either: the finalizer
+// reads a plan only before the folder's first marker and then fails on
+// it, which leaves the marker pending.
+func (a *streamAudit) plans(ctx context.Context, objs []writers.Object) error {
+	// held are the offsets of the sources of every listed file.
+	type span struct {
+		topic       string
+		part        int
+		first, last int64
+	}
+	held := map[span]bool{}
+	for _, l := range a.files {
+		if l.sources == nil {
+			held[span{l.topic, l.part, l.first, l.last}] = true
+		}
+		for _, s := range l.sources {
+			held[span{s.Topic, s.Partition, s.FirstOffset, s.LastOffset}] = true
+		}
+	}
+	lost := func(in completion.PlannedInput) bool {
+		if present, known := a.inLake(in.Key); !known || present {
+			return false
+		}
+		for _, s := range in.Sources {
+			if !held[span{s.Topic, s.Partition, s.FirstOffset, s.LastOffset}] {
+				return true
+			}
+		}
+		return len(in.Sources) == 0
+	}
+	byHour := map[string]*folder{}
+	for _, f := range a.folders {
+		byHour[f.buckets[0].UTC().Format(markerHour)] = f
+	}
+	dir := markerDir(a.st.Name)
+	for _, o := range objs {
+		hour, name, _ := strings.Cut(o.Key[len(dir):], "/")
+		f := byHour[hour]
+		if f == nil || name != completion.CompactionPlanName {
+			continue
+		}
+		b, err := readAll(ctx, a.o.Writer, o.Key)
+		if err != nil {
+			return err
+		}
+		_, outputs, err := completion.DecodeCompactionPlan(b)
+		if err != nil {
+			continue
+		}
+		for _, out := range outputs {
+			present, known := a.inLake(out.Key)
+			if !known || present || a.listings[out.Key] > 0 {
+				continue
+			}
+			var gone []string
+			for _, in := range out.Inputs {
+				if lost(in) {
+					gone = append(gone, in.Key)
+				}
+			}
+			if len(gone) > 0 {
+				a.add(f, CompactionOutputMissing, out.Key,
+					"compaction plan %s: output missing and inputs gone (%d of %d: %s); no listed file holds their records",
+					o.Key, len(gone), len(out.Inputs), strings.Join(gone, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// inLake reports whether the data file key is in its folder; known is
+// false when its folder is not one of the range's (not listed).
+func (a *streamAudit) inLake(key string) (present, known bool) {
+	f := a.byKey[path.Dir(key)]
+	if f == nil {
+		return false, false
+	}
+	_, present = f.files[key]
+	return present, true
+}
+
+// markerHour is the layout of an hour in the marker directory's keys.
+const markerHour = "2006-01-02T15Z"
+
+// markerDir is the directory of a stream's marker revisions and
+// compaction plans: <markerDir>/<hour UTC>/r000001.json, compaction.json.
+func markerDir(stream string) string { return "_lakesink/markers/" + stream + "/" }
+
+// markers reports folders past their lateness without a marker; objs are
+// the stream's marker objects (markerDir).
+func (a *streamAudit) markers(ctx context.Context, objs []writers.Object) error {
 	cursor, err := completion.ReadCursor(ctx, a.o.Writer, a.st.Name)
 	if err != nil {
 		return err
 	}
-	start, started, err := a.start(ctx)
-	if err != nil {
-		return err
-	}
+	start, started := a.start(objs)
 	for _, f := range a.folders {
 		last := f.buckets[len(f.buckets)-1]
 		due := partitioner.NextHour(last, a.st.Loc).Add(a.st.Lateness)
@@ -536,29 +758,27 @@ func (a *streamAudit) markers(ctx context.Context) error {
 }
 
 // start returns an instant at or before the start of the stream's first
-// bucket: the earliest hour with a marker revision, or else the earliest
-// folder of the range holding data files (the finalizer starts at the first
-// hour any partition wrote). Empty folders ending at or before it are not
-// expected to have a marker; ok is false when the stream has neither
-// markers nor files, and then no empty folder is.
-func (a *streamAudit) start(ctx context.Context) (start time.Time, ok bool, err error) {
-	dir := "_lakesink/markers/" + a.st.Name + "/"
-	objs, err := a.o.Writer.List(ctx, dir)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("list %s: %w", dir, err)
-	}
+// bucket: the earliest hour in the marker directory (objs, the stream's
+// marker objects: revisions, and compaction plans, which the finalizer
+// writes only for a complete hour), or else the earliest folder of the
+// range holding data files (the finalizer starts at the first hour any
+// partition wrote). Empty folders ending at or before it are not expected
+// to have a marker; ok is false when the stream has neither markers nor
+// files, and then no empty folder is.
+func (a *streamAudit) start(objs []writers.Object) (start time.Time, ok bool) {
+	dir := markerDir(a.st.Name)
 	for _, o := range objs {
 		seg, _, _ := strings.Cut(o.Key[len(dir):], "/")
-		if t, err := time.Parse("2006-01-02T15Z", seg); err == nil {
-			return t, true, nil // keys sort by time: the first one is the earliest
+		if t, err := time.Parse(markerHour, seg); err == nil {
+			return t, true // keys sort by time: the first one is the earliest
 		}
 	}
 	for _, f := range a.folders {
 		if len(f.files) > 0 {
-			return f.buckets[0], true, nil
+			return f.buckets[0], true
 		}
 	}
-	return time.Time{}, false, nil
+	return time.Time{}, false
 }
 
 // table checks the table's references against the manifests.

@@ -545,6 +545,7 @@ func FuzzAuditManifest(f *testing.F) {
 	f.Add([]byte(`{"version":1,"stream":"clicks","hour":"2026-12-01T13:00:00Z","files":[]}`))
 	f.Add([]byte(`{"version":1,"stream":"clicks","hour":"2026-12-01T13:00:00Z","files":[{"path":"../x"},{"path":"clicks/dt=2026-12-01/hour=13/clicks+0+00000000000000000016.parquet"}]}`))
 	f.Add([]byte(`{"version":1,"files":[{"path":"clicks/dt=2026-12-01/hour=10/clicks+0+00000000000000000000.parquet"},{"path":"/abs"},{"path":""}]}`))
+	f.Add([]byte(`{"version":1,"stream":"clicks","hour":"2026-12-01T13:00:00Z","files":[{"path":"clicks/dt=2026-12-01/hour=13/clicks+0+00000000000000000016.parquet","topic":"clicks","sources":[{"topic":"clicks","last_offset":-1}]},{"path":"clicks/dt=2026-12-01/hour=13/compacted+0123456789abcdef.parquet","sources":[]}]}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte(`null`))
 	l, _ := cleanLake(f)
@@ -568,4 +569,249 @@ func (o *overlay) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(o.data)), nil
 	}
 	return o.Writer.Get(ctx, key)
+}
+
+// get returns the object at key.
+func (l *lake) get(key string) []byte {
+	l.t.Helper()
+	b, err := readAll(l.ctx, l.w, key)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return b
+}
+
+// compact merges the files of inputs (in the lake, of bucket) in that
+// order with partitioner.Compact, as the finalizer does, puts the result in
+// their folder under its name (partitioner.CompactedFileName) and removes
+// the inputs. It returns the compacted file's manifest entry, with the
+// footer's sources.
+func (l *lake) compact(bucket time.Time, inputs ...completion.ManifestFile) completion.ManifestFile {
+	l.t.Helper()
+	var ins []partitioner.CompactInput
+	for _, e := range inputs {
+		b := l.get(e.Path)
+		info, meta, err := partitioner.ReadFileInfo(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		ins = append(ins, partitioner.CompactInput{Key: e.Path, R: bytes.NewReader(b), Size: int64(len(b)), Info: info, Meta: meta})
+	}
+	spool, info, meta, err := partitioner.Compact(l.ctx, ins, partitioner.CompactOptions{Stream: testStream, Hour: bucket, SpoolDir: l.t.TempDir()})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	b, err := os.ReadFile(spool)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	key := l.st.Path.Render(testStream, bucket) + "/" + partitioner.CompactedFileName(meta.Sources)
+	l.put(key, b)
+	for _, e := range inputs {
+		l.del(e.Path)
+	}
+	e := completion.ManifestFile{Path: key, Records: info.Records, Bytes: int64(len(b)), Sources: meta.Sources,
+		MinEventTime: info.MinEventTime.Format(time.RFC3339Nano), MaxEventTime: info.MaxEventTime.Format(time.RFC3339Nano)}
+	if len(partitioner.FolderHours(bucket, l.st.Loc)) > 1 {
+		e.Hour = bucket.Format(time.RFC3339)
+	}
+	return e
+}
+
+// plan writes the compaction plan of the folder of bucket: one output,
+// out, of inputs, in the format the finalizer writes (sink/completion
+// compactionPlan).
+func (l *lake) plan(bucket time.Time, out string, inputs ...completion.ManifestFile) {
+	l.t.Helper()
+	type input struct {
+		Key     string               `json:"key"`
+		Sources []partitioner.Source `json:"sources"`
+	}
+	var ins []input
+	for _, e := range inputs {
+		ins = append(ins, input{e.Path, []partitioner.Source{{Topic: e.Topic, Partition: e.Partition,
+			FirstOffset: e.FirstOffset, LastOffset: e.LastOffset, Records: e.Records}}})
+	}
+	b, err := json.Marshal(map[string]any{"version": 1, "stream": testStream, "folder": l.st.Path.Render(testStream, bucket),
+		"outputs": []any{map[string]any{"key": out, "bucket": bucket, "inputs": ins}}})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.put(fmt.Sprintf("_lakesink/markers/%s/%s/%s", testStream, bucket.UTC().Format("2006-01-02T15Z"), completion.CompactionPlanName), b)
+}
+
+// compactedLake is a stream of two finalized, compacted hours in UTC, as
+// the finalizer leaves them with compaction on: hour 0 holds "C", the
+// files "a" (partition 0) and "b" (partition 1) merged, beside "x"
+// (partition 2), left alone; hour 1 holds "D", two files of partition 0
+// merged. The inputs are gone, each hour has its plan, the cursor is at
+// hour 2 and the table references the listed files. It returns the
+// entries by name, the inputs' included.
+func compactedLake(t testing.TB) (*lake, map[string]completion.ManifestFile) {
+	l := newLake(t, time.UTC)
+	f := map[string]completion.ManifestFile{
+		"a":  l.file(hr(0), 0, 0, 9, -1),
+		"b":  l.file(hr(0), 1, 0, 4, -1),
+		"x":  l.file(hr(0), 2, 0, 2, -1),
+		"d1": l.file(hr(1), 0, 10, 12, -1),
+		"d2": l.file(hr(1), 0, 13, 15, -1),
+	}
+	f["C"] = l.compact(hr(0), f["a"], f["b"])
+	f["D"] = l.compact(hr(1), f["d1"], f["d2"])
+	l.plan(hr(0), f["C"].Path, f["a"], f["b"])
+	l.plan(hr(1), f["D"].Path, f["d1"], f["d2"])
+	l.manifest(hr(0), f["C"], f["x"])
+	l.manifest(hr(1), f["D"])
+	l.cursor(hr(2))
+	l.table = &fakeTable{}
+	for _, e := range []completion.ManifestFile{f["C"], f["x"], f["D"]} {
+		l.inTable(e)
+	}
+	return l, f
+}
+
+// TestAuditCompacted: a lake of compacted hours is clean, and each damage
+// to one is exactly its finding.
+func TestAuditCompacted(t *testing.T) {
+	type entries = map[string]completion.ManifestFile
+	// restore puts an input of the lake back, as a compaction cut short
+	// before removing it leaves it.
+	restore := func(l *lake, e completion.ManifestFile) completion.ManifestFile {
+		return l.file(hr(0), e.Partition, e.FirstOffset, e.LastOffset, -1)
+	}
+	cases := []struct {
+		name   string
+		damage func(l *lake, f entries)
+		kind   Kind
+		key    func(l *lake, f entries) string
+	}{
+		{"clean", func(*lake, entries) {}, "", nil},
+		{"compacted file in no manifest", func(l *lake, f entries) {
+			l.compact(hr(0), l.file(hr(0), 3, 0, 1, -1), l.file(hr(0), 3, 2, 3, -1))
+		}, UnlistedFile, func(l *lake, _ entries) string {
+			return l.st.Path.Render(testStream, hr(0)) + "/" + partitioner.CompactedFileName([]partitioner.Source{
+				{Topic: testTopic, Partition: 3, FirstOffset: 0, LastOffset: 1, Records: 2},
+				{Topic: testTopic, Partition: 3, FirstOffset: 2, LastOffset: 3, Records: 2}})
+		}},
+		{"listed compacted file missing", func(l *lake, f entries) {
+			l.del(f["C"].Path)
+		}, MissingFile, keyOf("C")},
+		{"entry's sources in another order than the footer's", func(l *lake, f entries) {
+			c := f["C"]
+			c.Sources = []partitioner.Source{c.Sources[1], c.Sources[0]}
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"entry's source with other offsets than the footer's", func(l *lake, f entries) {
+			c := f["C"]
+			c.Sources = slices.Clone(c.Sources)
+			c.Sources[1].LastOffset = 5
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"compacted file's entry without sources", func(l *lake, f entries) {
+			c := f["C"]
+			c.Sources = nil
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"compacted file's entry with offsets of its own", func(l *lake, f entries) {
+			// Manifest.Encode leaves them out of an entry with sources: by hand.
+			c := f["C"]
+			b := l.manifest(hr(0), c, f["x"]).Encode()
+			path := fmt.Sprintf("%q: %q,", "path", c.Path)
+			if !bytes.Contains(b, []byte(path)) {
+				l.t.Fatalf("no %s in %s", path, b)
+			}
+			b = bytes.Replace(b, []byte(path), []byte(path+` "topic": "clicks", "partition": 0, "first_offset": 0, "last_offset": 9,`), 1)
+			l.put(l.marker(hr(0)), b)
+		}, ManifestMismatch, keyOf("C")},
+		{"plain file's entry with sources", func(l *lake, f entries) {
+			x := f["x"]
+			x.Sources = []partitioner.Source{{Topic: testTopic, Partition: 2, FirstOffset: 0, LastOffset: 2, Records: 2}}
+			l.manifest(hr(0), f["C"], x)
+		}, ManifestMismatch, keyOf("x")},
+		{"compacted file under another compacted name", func(l *lake, f entries) {
+			c := f["C"]
+			c.Path = l.st.Path.Render(testStream, hr(0)) + "/compacted+0123456789abcdef.parquet"
+			l.put(c.Path, l.get(f["C"].Path))
+			l.del(f["C"].Path)
+			l.manifest(hr(0), c, f["x"])
+			l.table.refs = slices.DeleteFunc(l.table.refs, func(r string) bool { return strings.HasSuffix(r, f["C"].Path) })
+			l.inTable(c)
+			f["copy"] = c
+		}, ManifestMismatch, keyOf("copy")},
+		{"compacted file's entry with other bytes", func(l *lake, f entries) {
+			c := f["C"]
+			c.Bytes++
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"compacted file's entry with another event time", func(l *lake, f entries) {
+			c := f["C"]
+			c.MaxEventTime = hr(0).Add(time.Minute).Format(time.RFC3339Nano)
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"compacted file's entry with schema ids its footer lacks", func(l *lake, f entries) {
+			c := f["C"]
+			c.SchemaIDs, c.SchemaID = []int{7}, 7
+			l.manifest(hr(0), c, f["x"])
+		}, ManifestMismatch, keyOf("C")},
+		{"input left in the folder and listed", func(l *lake, f entries) {
+			a := restore(l, f["a"])
+			l.manifest(hr(0), f["C"], f["x"], a)
+			l.inTable(a)
+		}, OverlappingOffsets, keyOf("a")},
+		{"input left in the folder, unlisted", func(l *lake, f entries) {
+			restore(l, f["b"])
+		}, UnlistedFile, keyOf("b")},
+		{"listed plain file overlapping a compacted source", func(l *lake, f entries) {
+			y := l.file(hr(0), 1, 3, 7, -1) // b was 0-4
+			l.manifest(hr(0), f["C"], f["x"], y)
+			l.inTable(y)
+		}, OverlappingOffsets, func(l *lake, _ entries) string {
+			return l.st.Path.FileKey(testStream, hr(0), testTopic, 1, 3)
+		}},
+		{"two compacted files with overlapping sources", func(l *lake, f entries) {
+			// A second compaction of d2 (put back) with another file.
+			e := l.compact(hr(1), l.file(hr(1), 0, 13, 15, -1), l.file(hr(1), 1, 0, 3, -1))
+			l.manifest(hr(1), f["D"], e)
+			l.inTable(e)
+			f["E"] = e
+		}, OverlappingOffsets, func(_ *lake, f entries) string { return max(f["D"].Path, f["E"].Path) }},
+		{"compaction under way is no finding", func(l *lake, f entries) {
+			// Hour 2, not due: its plan's output is still to be made.
+			ins := []completion.ManifestFile{l.file(hr(2), 0, 16, 17, -1), l.file(hr(2), 0, 18, 19, -1)}
+			l.plan(hr(2), l.st.Path.Render(testStream, hr(2))+"/compacted+0123456789abcdef.parquet", ins...)
+		}, "", nil},
+		{"compaction output missing, inputs gone", func(l *lake, f entries) {
+			l.del(f["C"].Path)
+			l.manifest(hr(0), f["x"])
+			l.table.refs = slices.DeleteFunc(l.table.refs, func(r string) bool { return strings.HasSuffix(r, f["C"].Path) })
+		}, CompactionOutputMissing, keyOf("C")},
+	}
+	// What the message says where another check would report the damage
+	// too, in other words.
+	msgs := map[string]string{
+		"compacted file's entry without sources": "manifest entry without sources",
+		"plain file's entry with sources":        "the file is not compacted",
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, f := compactedLake(t)
+			c.damage(l, f)
+			r := l.run(hr(0), hr(3), hr(3))
+			if c.kind == "" {
+				want := StreamSummary{Name: testStream, Folders: 3, Marked: 2, Files: 3, Records: 10, Table: "lake.clicks", TableFiles: 3}
+				if !r.Clean() || r.Streams[0] != want {
+					t.Fatalf("clean compacted lake: findings %+v, summary %+v, want %+v", r.Findings, r.Streams[0], want)
+				}
+				return
+			}
+			if len(r.Findings) != 1 {
+				t.Fatalf("want exactly one %s finding, got %+v", c.kind, r.Findings)
+			}
+			got, key := r.Findings[0], c.key(l, f)
+			if got.Kind != c.kind || got.Key != key || got.Stream != testStream || got.Hour == "" || !strings.Contains(got.Message, msgs[c.name]) {
+				t.Fatalf("finding %+v, want kind %s key %s message with %q", got, c.kind, key, msgs[c.name])
+			}
+			t.Logf("%s: %s", got.Kind, got.Message)
+		})
+	}
 }

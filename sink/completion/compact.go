@@ -114,7 +114,59 @@ func (o planOutput) keys() []string {
 
 const planVersion = 1
 
-func (s markerStore) planKey(hour time.Time) string { return s.dir(hour) + "compaction.json" }
+// CompactionPlanName is the name of a folder's compaction plan object in
+// the marker directory of the folder's first hour,
+// _lakesink/markers/<stream>/<hour UTC>/, beside its marker revisions.
+const CompactionPlanName = "compaction.json"
+
+func (s markerStore) planKey(hour time.Time) string { return s.dir(hour) + CompactionPlanName }
+
+// PlannedOutput is one compacted file of a folder's compaction plan as
+// readers other than the finalizer see it: the key of the output and its
+// inputs, in row order.
+type PlannedOutput struct {
+	Key    string
+	Inputs []PlannedInput
+}
+
+// PlannedInput is an input of a PlannedOutput: its key and the sources it
+// held when the plan was made (the one source of a worker's file).
+type PlannedInput struct {
+	Key     string
+	Sources []partitioner.Source
+}
+
+// DecodeCompactionPlan decodes a compaction plan object and returns the
+// folder it is for and its outputs. It is the one decoder of the format
+// besides the finalizer's own (lakesink audit reads plans with it, to tell
+// a compaction a hand cut short: an output missing while its inputs are
+// gone). It checks the JSON and the version, not what the plan names.
+func DecodeCompactionPlan(b []byte) (folder string, outputs []PlannedOutput, err error) {
+	p, err := decodePlan(b)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, o := range p.Outputs {
+		out := PlannedOutput{Key: o.Key}
+		for _, in := range o.Inputs {
+			out.Inputs = append(out.Inputs, PlannedInput(in))
+		}
+		outputs = append(outputs, out)
+	}
+	return p.Folder, outputs, nil
+}
+
+// decodePlan decodes a plan object and checks its version.
+func decodePlan(b []byte) (compactionPlan, error) {
+	var p compactionPlan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode compaction plan: %w", err)
+	}
+	if p.Version != planVersion {
+		return p, fmt.Errorf("compaction plan version %d, want %d", p.Version, planVersion)
+	}
+	return p, nil
+}
 
 // compact carries out the compaction plan of a folder holding the
 // buckets hours, making one first when there is none. It is called before
@@ -189,11 +241,8 @@ func (f *Finalizer) readPlan(ctx context.Context, key string) (p compactionPlan,
 	if err != nil {
 		return p, false, fmt.Errorf("read %s: %w", key, err)
 	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, false, fmt.Errorf("decode compaction plan %s: %w", key, err)
-	}
-	if p.Version != planVersion {
-		return p, false, fmt.Errorf("compaction plan %s: version %d, want %d", key, p.Version, planVersion)
+	if p, err = decodePlan(b); err != nil {
+		return p, false, fmt.Errorf("%s: %w", key, err)
 	}
 	return p, true, nil
 }

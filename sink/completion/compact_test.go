@@ -3,9 +3,11 @@ package completion
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -438,6 +440,34 @@ func TestCompactionInputChanged(t *testing.T) {
 	for _, op := range rw.Ops() {
 		if op == "delete "+rewritten {
 			t.Errorf("the rewritten input was deleted")
+		}
+	}
+}
+
+// TestDecodeCompactionPlan: DecodeCompactionPlan reads the plan object the
+// finalizer writes (its folder, outputs and their inputs' keys in order)
+// and refuses what readPlan refuses.
+func TestDecodeCompactionPlan(t *testing.T) {
+	folder := "clicks/dt=2026-12-01/hour=11"
+	p := compactionPlan{Version: planVersion, Stream: testStream, Folder: folder, Outputs: []planOutput{{
+		Key: folder + "/compacted+0123456789abcdef.parquet", Bucket: hourH,
+		Inputs: []planInput{
+			{Key: folder + "/clicks+1+00000000000000000000.parquet", Sources: []partitioner.Source{{Topic: "clicks", Partition: 1, LastOffset: 1, Records: 2}}},
+			{Key: folder + "/clicks+0+00000000000000000000.parquet", Sources: []partitioner.Source{{Topic: "clicks", Partition: 0, LastOffset: 4, Records: 5}}},
+		},
+	}}}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotFolder, outs, err := DecodeCompactionPlan(b)
+	want := []PlannedOutput{{Key: p.Outputs[0].Key, Inputs: []PlannedInput{PlannedInput(p.Outputs[0].Inputs[0]), PlannedInput(p.Outputs[0].Inputs[1])}}}
+	if err != nil || gotFolder != folder || !reflect.DeepEqual(outs, want) {
+		t.Fatalf("decoded %q %+v, %v; want %q %+v", gotFolder, outs, err, folder, want)
+	}
+	for _, bad := range []string{`{`, `{"version":2,"outputs":[]}`, `null`} {
+		if _, _, err := DecodeCompactionPlan([]byte(bad)); err == nil {
+			t.Errorf("plan %s decoded without error", bad)
 		}
 	}
 }
