@@ -47,14 +47,14 @@ type Env struct {
 	StartOffset int64
 	Leaders     *kafkaio.Leaders
 
-	GroupID        string
-	SpoolDir       string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it
-	FileOptions    partitioner.FileOptions
-	MaxFileBytes   int64
-	MaxFileAge     time.Duration // files.max_file_age; 0: off
+	GroupID      string
+	SpoolDir     string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it
+	FileOptions  partitioner.FileOptions
+	MaxFileBytes int64
+	MaxFileAge   time.Duration // files.max_file_age; 0: off
 	// KeepFiles: a worker whose generation ends keeps its open files for
 	// the next one (keep.go); the sink sets it with sticky assignment.
-	KeepFiles bool
+	KeepFiles      bool
 	IdleTimeout    time.Duration // markers.idle_partition_timeout
 	CommitInterval time.Duration // kafka.commit_interval
 	CheckInterval  time.Duration // markers.check_interval: how often a late file's marker is looked at
