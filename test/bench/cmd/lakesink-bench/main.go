@@ -13,6 +13,12 @@
 //	lakesink-bench -instances 3 -partitions 64 -format json                  # 3 instances in one group: total records/s, per-instance CPU and RSS
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
+// Through make, which builds bin/lakesink, bin/kafkabroker and this command
+// and passes -records $(BENCH_RECORDS) (1000000):
+//
+//	make bench BENCH_ARGS='-scenario skewed'
+//	make bench BENCH_ARGS='-scenario compaction'
+//
 // -table none,iceberg (the throughput scenario's default) runs each format
 // twice, without and with an Iceberg table in an SQLite catalog, and the
 // summary line of the table run gives its records/s relative to the run
@@ -31,9 +37,10 @@
 // the 4 hours from the next full hour on, which the wall clock closes
 // (hour end + allowed_lateness) long after the run, and starts the sink
 // before producing (-live): the 10 busy partitions take turns, a burst of
-// -burst records each (default 16,000: ~6 bursts per partition), a partition's bursts at least
-// -burst-gap apart (default idle timeout + 500ms), so that every
-// partition is quiet longer than the idle timeout between its bursts.
+// -burst records each (default 16,000: ~6 bursts per partition), a
+// partition's bursts at least -burst-gap apart (default idle timeout +
+// 500ms), so that every partition is quiet longer than the idle timeout
+// between its bursts.
 // Once the sink has consumed every record it is stopped with SIGTERM (its
 // graceful shutdown finishes and commits the open files); the time runs
 // to its exit, and the lake is checked by reading every row. Targets:
