@@ -16,8 +16,19 @@
 // runs differ only in decoding.
 //
 // It then checks that nothing was lost or duplicated: the record counts in
-// the lake's Parquet footers, per partition, equal the produced counts, and
-// (when Options.WaitMarkers is set) so do the _SUCCESS manifests.
+// the lake's Parquet footers, per partition, equal the produced counts,
+// every row read back from the files is a produced record, each exactly
+// once, and (when Options.WaitMarkers is set) the _SUCCESS manifests list
+// the produced counts.
+//
+// Two variants measure otherwise. With Options.OpenHours the event times
+// lie in hours the wall clock closes long after the run, so the sink
+// finishes no file for a closed hour: the run ends when the sink has
+// consumed every record, it is then stopped with SIGTERM (the graceful
+// shutdown finishes and commits the open files) and the time runs to its
+// exit. With Options.Compaction the stream compacts its completed hours:
+// the run also waits for the markers and splits the sink's CPU into
+// writing and compacting (CompactionResult).
 //
 // The command in test/bench/cmd/lakesink-bench is the `make bench` front
 // end; the package's tests run a small smoke variant in `make test`.
@@ -79,6 +90,26 @@ type Options struct {
 	// fast as the broker takes them).
 	Rate   float64
 	Schema string
+	// Burst is the records a busy partition's producer sends per turn
+	// in a Live run (default one produce request, 2,000 records);
+	// BurstGap keeps each partition's bursts at least that far apart (0:
+	// only the other partitions' bursts separate them).
+	Burst    int
+	BurstGap time.Duration
+	// OpenHours puts the event times in the Hours hours from the next
+	// full hour on, which the wall clock closes (hour end +
+	// allowed_lateness) long after the run: no file ends because its hour
+	// closed, and no marker can come (WaitMarkers is ignored). The sink
+	// runs until it has consumed every record and is then stopped
+	// gracefully (SIGTERM: it finishes and commits its open files, reason
+	// shutdown); the measured time runs to its exit.
+	OpenHours bool
+	// Compaction turns on the stream's compaction (compaction: {enabled:
+	// true}) and waits for the markers: the result splits the sink's CPU
+	// into the write phase (process start to all committed) and the
+	// compaction phase (from then to the last marker) and reads the
+	// compaction metrics (Result.Compaction).
+	Compaction bool
 	// Format of the record values: json (default), avro or avro2. Avro
 	// runs register the schema's Avro equivalent (avroSchemaText) in an
 	// in-process registry, produce the very records of the JSON run
@@ -166,6 +197,12 @@ func (o *Options) defaults() {
 	if o.Scenario == "" {
 		o.Scenario = "throughput"
 	}
+	if o.Compaction {
+		o.WaitMarkers = true
+	}
+	if o.OpenHours {
+		o.WaitMarkers = false
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -219,6 +256,30 @@ type Result struct {
 	Buckets           int   `json:"buckets"`
 	MaxFilesPerBucket int   `json:"max_files_per_bucket"`
 	ManifestRecords   int64 `json:"manifest_records"` // -1: markers not awaited
+	// CompactedFiles is the number of compacted files in the lake.
+	CompactedFiles int `json:"compacted_files,omitempty"`
+	// RowsRead is the rows read back from the lake's files: each
+	// produced record once when Verified.
+	RowsRead int64 `json:"rows_read"`
+	// OpenHours: the run's hours were open (Options.OpenHours); the sink
+	// was stopped with SIGTERM once it had consumed every record, and
+	// Seconds runs to its exit, ShutdownSeconds being SIGTERM to exit.
+	// CPUSeconds is then the whole life's and FilesFinished was read until
+	// the process stopped serving /metrics.
+	OpenHours       bool    `json:"open_hours,omitempty"`
+	ShutdownSeconds float64 `json:"shutdown_seconds,omitempty"`
+	// ShutdownFromLake is how many of FilesFinished["shutdown"] were
+	// counted from the lake rather than read from /metrics: the files
+	// beyond the counters' last answer, which a stopping sink finishes
+	// milliseconds before it stops serving (after SIGTERM only the
+	// graceful shutdown finishes files).
+	ShutdownFromLake int64  `json:"shutdown_from_lake,omitempty"`
+	Burst            int    `json:"burst,omitempty"`
+	BurstGap         string `json:"burst_gap,omitempty"`
+	// Compaction is the compaction scenario's measurement.
+	Compaction *CompactionResult `json:"compaction,omitempty"`
+	// Checks are the scenario's targets, checked (CheckTargets).
+	Checks []Check `json:"checks,omitempty"`
 	// Instances is how many lakesink processes ran; InstanceCPUSeconds and
 	// InstancePeakRSSMiB are each one's at all-committed (CPUSeconds is
 	// their sum, PeakRSSMiB the largest).
@@ -234,6 +295,58 @@ type Result struct {
 
 	Machine Machine `json:"machine"`
 	Command string  `json:"command,omitempty"` // set by the caller
+}
+
+// CompactionResult is what a run with Options.Compaction measured.
+type CompactionResult struct {
+	// The sink's CPU seconds (/proc/<pid>/stat) from process start to all
+	// offsets committed (writing the records; to the first compaction
+	// plan if the harness sees that first), and from then to the last
+	// hour's marker (compacting; the finalizer's checks and the idle
+	// partitions' commits of that interval count here too), each per
+	// record, and their ratio compact/write.
+	WriteCPUSeconds        float64 `json:"write_cpu_seconds"`
+	CompactCPUSeconds      float64 `json:"compact_cpu_seconds"`
+	WriteMicrosPerRecord   float64 `json:"write_us_per_record"`
+	CompactMicrosPerRecord float64 `json:"compact_us_per_record"`
+	Ratio                  float64 `json:"ratio"`
+	// WriteSeconds is when the write phase ended, from process start:
+	// all committed or, if the harness saw the hour's compaction plan
+	// first (SplitAtPlan; the plans are polled every 20 ms), the plan.
+	// PhaseSeconds is the wall time from then to the last marker seen
+	// (polled every 50 ms).
+	WriteSeconds float64 `json:"write_seconds"`
+	SplitAtPlan  bool    `json:"split_at_plan,omitempty"`
+	PhaseSeconds float64 `json:"phase_seconds"`
+	// From the sink's /metrics at the marker, summed over the hours:
+	// lakesink_compaction_duration_seconds (plan to inputs removed: what
+	// compaction held the marker back), lakesink_marker_delay_seconds
+	// (hour complete to marker), lakesink_compaction_*_total.
+	DurationSeconds    float64 `json:"duration_seconds"`
+	MarkerDelaySeconds float64 `json:"marker_delay_seconds"`
+	// Markers is how many markers the delay sums (its histogram's count):
+	// the run's hours, or more if an empty hour after them closed during
+	// the run.
+	Markers  int64 `json:"markers"`
+	Hours    int64 `json:"hours"`
+	FilesIn  int64 `json:"files_in"`
+	FilesOut int64 `json:"files_out"`
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+	// PeakRSSMiB is VmHWM at the marker: the whole run's peak, both
+	// phases.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// FolderFiles is the data files in the hours' folders after the
+	// markers, FolderCompacted how many of them are compacted files.
+	FolderFiles     int `json:"folder_files"`
+	FolderCompacted int `json:"folder_compacted"`
+}
+
+// Check is one target of a scenario and whether the run met it.
+type Check struct {
+	Target string `json:"target"`
+	Got    string `json:"got"`
+	Pass   bool   `json:"pass"`
 }
 
 // Machine describes where a run happened.
@@ -283,7 +396,13 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema, Format: o.Format,
 		Partitions: o.Partitions, Busy: o.Busy, Live: o.Live, Rate: o.Rate, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
 		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
-		Machine: ThisMachine(),
+		OpenHours: o.OpenHours, Machine: ThisMachine(),
+	}
+	if o.Live {
+		res.Burst = max(o.Burst, produceChunk)
+		if o.BurstGap > 0 {
+			res.BurstGap = o.BurstGap.String()
+		}
 	}
 
 	broker, err := startBroker(o.BrokerBin, work)
@@ -319,9 +438,21 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	fmt.Fprintf(o.Progress, "producing %d %s records (%s) into %d partitions ...\n", o.Records, o.Schema, o.Format, o.Partitions)
 	// Hours end at least Lateness + 1h before now, so the finalizer may
-	// write every marker once the partitions are idle.
+	// write every marker once the partitions are idle. Open hours start
+	// at the next full hour: none of them opens before the run or closes
+	// during it, whatever minute it starts.
 	to := time.Now().UTC().Truncate(time.Hour).Add(-o.Lateness - time.Hour).Truncate(time.Hour)
 	from := to.Add(-time.Duration(o.Hours) * time.Hour)
+	switch {
+	case o.OpenHours:
+		from = time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	case o.Compaction:
+		// The newest hours the wall clock has closed: no empty hour
+		// after them is complete, so the run's markers are theirs alone
+		// (lakesink_marker_delay_seconds counts every marker).
+		to = time.Now().UTC().Add(-o.Lateness - time.Hour).Truncate(time.Hour).Add(time.Hour)
+		from = to.Add(-time.Duration(o.Hours) * time.Hour)
+	}
 	var (
 		prod produced
 		high map[int]int64
@@ -386,6 +517,16 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		urls = append(urls, p.metricsURL)
 	}
 
+	// With compaction, the first plan (docs/compaction.md: written once
+	// per folder before the merge) ends the write phase if it comes
+	// before the harness sees every offset committed: the finalizer may
+	// see the hour complete between two of the harness's polls.
+	var plan *planWatch
+	if o.Compaction {
+		plan = watchPlans(rctx, filepath.Join(lake, "_lakesink", "markers", o.Schema), procs)
+		defer plan.stop()
+	}
+
 	// Live: the records arrive while the sink runs; the commits are
 	// checked once they are all there.
 	produced := make(chan error, 1)
@@ -425,26 +566,37 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 				}
 			}
 		}
-		done = m.high != nil && m.allCommitted(rctx)
+		if o.OpenHours {
+			// Nothing is committed before the open hours' files end:
+			// the sink has done its reading once it consumed every
+			// record (a worker processes each chunk it took before it
+			// looks at a shutdown).
+			done = m.high != nil && allC > 0
+		} else {
+			done = m.high != nil && m.allCommitted(rctx)
+		}
 	}
 	elapsed := time.Since(start)
 	// Read the processes' counters now, before they start shutting down:
 	// CPU summed, peak RSS the largest (each instance's is listed).
-	var cpu float64
-	var hwm int64
-	for _, p := range procs {
-		c, cpuErr := procCPUSeconds(p.cmd.Process.Pid)
-		h, hwmErr := procPeakRSS(p.cmd.Process.Pid)
-		if cpuErr != nil || hwmErr != nil {
-			return res, fmt.Errorf("read /proc of lakesink: %v %v", cpuErr, hwmErr)
-		}
-		cpu += c
-		hwm = max(hwm, h)
-		res.InstanceCPUSeconds = append(res.InstanceCPUSeconds, c)
-		res.InstancePeakRSSMiB = append(res.InstancePeakRSSMiB, float64(h)/(1<<20))
+	u, err := procsUsage(procs)
+	if err != nil {
+		return res, err
 	}
+	res.InstanceCPUSeconds, res.InstancePeakRSSMiB = u.cpu, u.peakRSSMiB
 	if bc, err := procCPUSeconds(broker.cmd.Process.Pid); err == nil {
 		res.BrokerCPU = bc - brokerCPU0
+	}
+	res.FilesFinished = m.filesFinished(rctx)
+	if o.OpenHours {
+		fmt.Fprintf(o.Progress, "all records consumed after %.2fs; stopping lakesink (SIGTERM) ...\n", elapsed.Seconds())
+		t0 := time.Now()
+		res.FilesFinished = m.stopAndWatch(procs)
+		res.ShutdownSeconds = time.Since(t0).Seconds()
+		elapsed = time.Since(start)
+		fmt.Fprintf(o.Progress, "lakesink exited %.2fs after SIGTERM\n", res.ShutdownSeconds)
+	} else {
+		fmt.Fprintf(o.Progress, "all offsets committed after %.2fs\n", elapsed.Seconds())
 	}
 	res.Seconds = elapsed.Seconds()
 	res.RecordsPerSec = float64(res.Records) / res.Seconds
@@ -453,18 +605,54 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if allC > firstC && firstC > 0 {
 		res.ConsumeRecordsPerSec = float64(res.Records) / (allC - firstC).Seconds()
 	}
-	res.CPUSeconds = cpu
-	res.PeakRSSMiB = float64(hwm) / (1 << 20)
-	res.FilesFinished = m.filesFinished(rctx)
-	fmt.Fprintf(o.Progress, "all offsets committed after %.2fs\n", res.Seconds)
+	res.CPUSeconds = u.cpuSum
+	res.PeakRSSMiB = u.peakRSSMax
 
 	var verr []error
 	if o.WaitMarkers {
 		fmt.Fprintln(o.Progress, "waiting for the hour markers ...")
-		n, err := waitManifests(rctx, lake, o.Schema, from, o.Hours, prod.perPartition, exited)
+		var cr *CompactionResult
+		atMarkers := func() {
+			if !o.Compaction {
+				return
+			}
+			// The last marker is there: the compaction phase is over.
+			v, err := procsUsage(procs)
+			if err != nil {
+				verr = append(verr, err)
+				return
+			}
+			markerAt := time.Since(start).Seconds()
+			cr = &CompactionResult{WriteCPUSeconds: u.cpuSum, WriteSeconds: res.Seconds}
+			if at, pu, ok := plan.first(); ok && at.Sub(start).Seconds() < res.Seconds {
+				cr.WriteCPUSeconds, cr.WriteSeconds, cr.SplitAtPlan = pu.cpuSum, at.Sub(start).Seconds(), true
+			}
+			cr.CompactCPUSeconds = v.cpuSum - cr.WriteCPUSeconds
+			cr.PhaseSeconds = markerAt - cr.WriteSeconds
+			cr.PeakRSSMiB = v.peakRSSMax
+			m.compactionMetrics(rctx, cr)
+		}
+		n, err := waitManifests(rctx, lake, o.Schema, from, o.Hours, prod.perPartition, exited, atMarkers)
 		res.ManifestRecords = n
 		if err != nil {
 			verr = append(verr, err)
+		}
+		if cr != nil {
+			recs := float64(max(res.Records, 1))
+			cr.WriteMicrosPerRecord = cr.WriteCPUSeconds * 1e6 / recs
+			cr.CompactMicrosPerRecord = cr.CompactCPUSeconds * 1e6 / recs
+			if cr.WriteCPUSeconds > 0 {
+				cr.Ratio = cr.CompactCPUSeconds / cr.WriteCPUSeconds
+			}
+			for h := range o.Hours {
+				files, compacted, err := folderFiles(lake, o.Schema, from.Add(time.Duration(h)*time.Hour))
+				cr.FolderFiles += files
+				cr.FolderCompacted += compacted
+				if err != nil {
+					verr = append(verr, err)
+				}
+			}
+			res.Compaction = cr
 		}
 	}
 	stopSink()
@@ -477,8 +665,27 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			res.PeakRSSMiBExit = max(res.PeakRSSMiBExit, float64(ru.Maxrss)/1024) // KiB on Linux
 		}
 	}
+	if o.OpenHours {
+		// The shutdown committed the offsets: every partition must be
+		// at its high watermark now.
+		res.CPUSeconds = res.CPUSecondsExit
+		if !m.allCommitted(rctx) {
+			verr = append(verr, fmt.Errorf("after the graceful stop: %s", m.last))
+		}
+	}
 	ls, err := lakeCounts(lake)
 	res.LakeFiles, res.LakeRecords, res.Buckets, res.MaxFilesPerBucket = ls.files, ls.records, ls.buckets, ls.maxPerBucket
+	res.CompactedFiles = ls.compacted
+	if o.OpenHours && res.FilesFinished != nil {
+		var n int64
+		for _, v := range res.FilesFinished {
+			n += v
+		}
+		if d := int64(ls.files) - n; d > 0 {
+			res.FilesFinished["shutdown"] += d
+			res.ShutdownFromLake = d
+		}
+	}
 	recs := ls.records
 	if err != nil {
 		verr = append(verr, err)
@@ -490,6 +697,12 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	if recs != res.Records {
 		verr = append(verr, fmt.Errorf("%d records in the lake, %d produced", recs, res.Records))
+	}
+	// Every record once, by reading the rows.
+	rows, err := readOnce(lake, o.Schema, res.Records, partitionOf(o))
+	res.RowsRead = rows
+	if err != nil {
+		verr = append(verr, err)
 	}
 	if o.Table {
 		res.Iceberg = true
@@ -511,6 +724,80 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res.Verified = len(verr) == 0
 	return res, errors.Join(verr...)
+}
+
+// planWatch polls for the first compaction plan and reads the instances'
+// usage when it appears.
+type planWatch struct {
+	mu    sync.Mutex
+	at    time.Time
+	u     usage
+	found bool
+	done  chan struct{}
+	quit  context.CancelFunc
+}
+
+// watchPlans polls dir (the stream's _lakesink/markers) every 20 ms for
+// a <hour>/compaction.json until one appears or stop is called.
+func watchPlans(ctx context.Context, dir string, procs []*sinkProc) *planWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &planWatch{done: make(chan struct{}), quit: cancel}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if m, _ := filepath.Glob(filepath.Join(dir, "*", "compaction.json")); len(m) > 0 {
+				u, err := procsUsage(procs)
+				w.mu.Lock()
+				w.at, w.u, w.found = time.Now(), u, err == nil
+				w.mu.Unlock()
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// first returns when the first plan was seen and the usage then.
+func (w *planWatch) first() (time.Time, usage, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.at, w.u, w.found
+}
+
+func (w *planWatch) stop() {
+	w.quit()
+	<-w.done
+}
+
+// usage is the CPU seconds and peak RSS of running instances.
+type usage struct {
+	cpu, peakRSSMiB    []float64 // each instance's
+	cpuSum, peakRSSMax float64   // their sum, the largest
+}
+
+// procsUsage reads every instance's CPU seconds (/proc/<pid>/stat) and peak
+// RSS (VmHWM) now.
+func procsUsage(procs []*sinkProc) (usage, error) {
+	var u usage
+	for _, p := range procs {
+		c, cpuErr := procCPUSeconds(p.cmd.Process.Pid)
+		h, hwmErr := procPeakRSS(p.cmd.Process.Pid)
+		if cpuErr != nil || hwmErr != nil {
+			return u, fmt.Errorf("read /proc of lakesink: %v %v", cpuErr, hwmErr)
+		}
+		mib := float64(h) / (1 << 20)
+		u.cpu, u.peakRSSMiB = append(u.cpu, c), append(u.peakRSSMiB, mib)
+		u.cpuSum += c
+		u.peakRSSMax = max(u.peakRSSMax, mib)
+	}
+	return u, nil
 }
 
 // sinkProc is one running lakesink instance.
@@ -657,6 +944,9 @@ func configYAMLSpool(o Options, a configArgs, work, spool string, httpPort int) 
 	if o.Table {
 		fmt.Fprintf(&b, "    table: {format: iceberg, namespace: bench, catalog: {type: sql, uri: %q}}\n", filepath.Join(work, "catalog.db"))
 	}
+	if o.Compaction {
+		b.WriteString("    compaction: {enabled: true}\n")
+	}
 	fmt.Fprintf(&b, "files:\n  compression: %s\n  spool_dir: %q\n", o.Compression, spool)
 	if o.MemoryLimit != "" {
 		fmt.Fprintf(&b, "  memory_limit: %s\n", o.MemoryLimit)
@@ -745,34 +1035,141 @@ func (m *monitor) consumedAt(ctx context.Context, url string) (int64, bool) {
 func (m *monitor) filesFinished(ctx context.Context) map[string]int64 {
 	out := map[string]int64{}
 	for _, u := range m.metricsURLs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
+		ff := m.filesFinishedAt(ctx, u)
+		if ff == nil {
 			return nil
+		}
+		for k, v := range ff {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// filesFinishedAt reads lakesink_files_finished_total by reason from one
+// instance; nil if it cannot be read.
+func (m *monitor) filesFinishedAt(ctx context.Context, url string) map[string]int64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), `lakesink_files_finished_total{reason="`)
+		if !ok {
+			continue
+		}
+		reason, val, _ := strings.Cut(rest, `"} `)
+		if v, err := strconv.ParseFloat(val, 64); err == nil && v > 0 {
+			out[reason] += int64(v)
+		}
+	}
+	if sc.Err() != nil {
+		return nil
+	}
+	return out
+}
+
+// stopAndWatch sends SIGTERM to every instance and reads each one's files
+// finished by reason every 50 ms until it exits (SIGKILL to its process
+// group after 60 s, as sinkProc.stop): the last answer is what its
+// shutdown ended with, as lakesink stops serving /metrics only after its
+// workers finished, uploaded and committed. It returns their sum.
+func (m *monitor) stopAndWatch(procs []*sinkProc) map[string]int64 {
+	last := make([]map[string]int64, len(procs))
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, p := range procs {
+		wg.Go(func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			kill := time.After(60 * time.Second)
+			for {
+				if ff := m.filesFinishedAt(context.Background(), p.metricsURL); ff != nil {
+					last[i] = ff
+				}
+				select {
+				case <-p.exited:
+					return
+				case <-tick.C:
+				case <-kill:
+					_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+					<-p.exited
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	out := map[string]int64{}
+	for _, ff := range last {
+		for k, v := range ff {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// metric sums the samples of a metric (a counter, or a histogram's _sum or
+// _count) over every instance's /metrics; ok is false if an instance could
+// not be read or had no sample.
+func (m *monitor) metric(ctx context.Context, name string) (float64, bool) {
+	var sum float64
+	for _, url := range m.metricsURLs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, false
 		}
 		resp, err := m.client.Do(req)
 		if err != nil {
-			return nil
+			return 0, false
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			rest, ok := strings.CutPrefix(sc.Text(), `lakesink_files_finished_total{reason="`)
-			if !ok {
-				continue
-			}
-			reason, val, _ := strings.Cut(rest, `"} `)
-			if v, err := strconv.ParseFloat(val, 64); err == nil && v > 0 {
-				out[reason] += int64(v)
-			}
-		}
+		v, ok := parseSum(resp.Body, name)
 		resp.Body.Close()
+		if !ok {
+			return 0, false
+		}
+		sum += v
 	}
-	return out
+	return sum, true
+}
+
+// compactionMetrics reads the compaction and marker delay metrics into cr.
+func (m *monitor) compactionMetrics(ctx context.Context, cr *CompactionResult) {
+	get := func(name string) float64 { v, _ := m.metric(ctx, name); return v }
+	cr.DurationSeconds = get("lakesink_compaction_duration_seconds_sum")
+	cr.MarkerDelaySeconds = get("lakesink_marker_delay_seconds_sum")
+	cr.Markers = int64(get("lakesink_marker_delay_seconds_count"))
+	cr.Hours = int64(get("lakesink_compaction_hours_total"))
+	cr.FilesIn = int64(get("lakesink_compaction_files_in_total"))
+	cr.FilesOut = int64(get("lakesink_compaction_files_out_total"))
+	cr.BytesIn = int64(get("lakesink_compaction_bytes_in_total"))
+	cr.BytesOut = int64(get("lakesink_compaction_bytes_out_total"))
 }
 
 // parseCounter sums the samples of an unlabeled or labeled counter in
 // Prometheus text format.
 func parseCounter(r io.Reader, name string) (int64, bool) {
+	v, ok := parseSum(r, name)
+	return int64(v), ok
+}
+
+// parseSum sums the samples of an unlabeled or labeled metric in
+// Prometheus text format.
+func parseSum(r io.Reader, name string) (float64, bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var sum float64
@@ -797,7 +1194,7 @@ func parseCounter(r io.Reader, name string) (int64, bool) {
 		sum += v
 		found = true
 	}
-	return int64(sum), found
+	return sum, found
 }
 
 // AppendJSON appends r as one JSON line to path (created if missing).
@@ -825,20 +1222,38 @@ func (r Result) Table() string {
 	row("machine", "%d CPU, %s, %s, load1 before %.2f", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.Load1)
 	row("records", "%d %s, %s (%.1f MB values, %.0f B/record)", r.Records, r.Schema, r.format(), float64(r.ValueBytes)/1e6, float64(r.ValueBytes)/float64(max(r.Records, 1)))
 	row("layout", "%d partitions, %d hours (interleaved: %v), %s, memory_limit %s", r.Partitions, r.Hours, r.Interleave, r.Compression, orDefault(r.MemoryLimit))
+	if r.OpenHours {
+		row("event times", "%d open hours from the next full hour on (none closes during the run)", r.Hours)
+	}
 	if r.Live {
-		row("produce (live, measured)", "%.2f s, busy partitions taking turns while the sink runs (rate cap %.0f records/s; 0: none)", r.ProduceSeconds, r.Rate)
+		gap := "none"
+		if r.BurstGap != "" {
+			gap = r.BurstGap
+		}
+		row("produce (live, measured)", "%.2f s, busy partitions taking turns while the sink runs, %d records a burst, at least %s between a partition's bursts (rate cap %.0f records/s; 0: none)",
+			r.ProduceSeconds, r.Burst, gap, r.Rate)
 	} else {
 		row("produce (not measured)", "%.2f s", r.ProduceSeconds)
 	}
-	row("start → all committed", "%.2f s (idle flush %s included)", r.Seconds, r.IdleTimeout)
+	if r.OpenHours {
+		row("start → exit after SIGTERM", "%.2f s (all consumed at %.2f s, then the graceful stop: %.2f s, open files finished and committed)", r.Seconds, r.AllConsumedSeconds, r.ShutdownSeconds)
+	} else {
+		row("start → all committed", "%.2f s (idle flush %s included)", r.Seconds, r.IdleTimeout)
+	}
 	row("records/s", "%.0f", r.RecordsPerSec)
 	row("MB/s (values)", "%.1f", r.MBPerSec)
 	row("start → first consumed", "%.2f s", r.FirstConsumedSeconds)
 	row("start → all consumed", "%.2f s", r.AllConsumedSeconds)
 	row("consume records/s", "%.0f (first → last consumed)", r.ConsumeRecordsPerSec)
-	row("CPU seconds", "%.2f at all-committed (%.2f over the whole life); %.1f µs/record", r.CPUSeconds, r.CPUSecondsExit, r.CPUSeconds*1e6/float64(max(r.Records, 1)))
-	row("broker CPU seconds", "%.2f in the same interval (same cores)", r.BrokerCPU)
-	row("peak RSS", "%.1f MiB (VmHWM; ru_maxrss at exit %.1f MiB)", r.PeakRSSMiB, r.PeakRSSMiBExit)
+	if r.OpenHours {
+		row("CPU seconds", "%.2f over the whole life; %.1f µs/record", r.CPUSeconds, r.CPUSeconds*1e6/float64(max(r.Records, 1)))
+		row("broker CPU seconds", "%.2f from start to all consumed (same cores)", r.BrokerCPU)
+		row("peak RSS", "%.1f MiB (VmHWM at all consumed; ru_maxrss at exit, shutdown included, %.1f MiB)", r.PeakRSSMiB, r.PeakRSSMiBExit)
+	} else {
+		row("CPU seconds", "%.2f at all-committed (%.2f over the whole life); %.1f µs/record", r.CPUSeconds, r.CPUSecondsExit, r.CPUSeconds*1e6/float64(max(r.Records, 1)))
+		row("broker CPU seconds", "%.2f in the same interval (same cores)", r.BrokerCPU)
+		row("peak RSS", "%.1f MiB (VmHWM; ru_maxrss at exit %.1f MiB)", r.PeakRSSMiB, r.PeakRSSMiBExit)
+	}
 	if r.Instances > 1 {
 		for i := range r.InstanceCPUSeconds {
 			row(fmt.Sprintf("instance %d", i), "%.2f CPU-s, peak RSS %.1f MiB", r.InstanceCPUSeconds[i], r.InstancePeakRSSMiB[i])
@@ -848,18 +1263,43 @@ func (r Result) Table() string {
 	if r.ManifestRecords >= 0 {
 		mr = strconv.FormatInt(r.ManifestRecords, 10)
 	}
-	row("lake", "%d files for %d partition-hours (max %d per partition-hour), %d records", r.LakeFiles, r.Buckets, r.MaxFilesPerBucket, r.LakeRecords)
+	if r.CompactedFiles > 0 {
+		row("lake", "%d files: %d compacted, %d for %d partition-hours (max %d per partition-hour); %d records", r.LakeFiles, r.CompactedFiles, r.LakeFiles-r.CompactedFiles, r.Buckets, r.MaxFilesPerBucket, r.LakeRecords)
+	} else {
+		row("lake", "%d files for %d partition-hours (%.2f per partition-hour, max %d), %d records", r.LakeFiles, r.Buckets, r.FilesPerPartitionHour(), r.MaxFilesPerBucket, r.LakeRecords)
+	}
 	if len(r.FilesFinished) > 0 {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(r.FilesFinished)) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.FilesFinished[k]))
 		}
 		row("files finished by", "%s", strings.Join(parts, ", "))
+		if r.ShutdownFromLake > 0 {
+			row("", "(%d of the shutdown's counted from the lake: finished after /metrics last answered)", r.ShutdownFromLake)
+		}
+	}
+	if c := r.Compaction; c != nil {
+		row("compaction: writing", "%.2f CPU-s (start → all committed, or the plan if earlier), %.2f µs/record", c.WriteCPUSeconds, c.WriteMicrosPerRecord)
+		from := "all committed"
+		if c.SplitAtPlan {
+			from = "compaction plan"
+		}
+		row("compaction: compacting", "%.2f CPU-s (%s at %.2f s → marker, %.2f s), %.2f µs/record; ratio %.2f", c.CompactCPUSeconds, from, c.WriteSeconds, c.PhaseSeconds, c.CompactMicrosPerRecord, c.Ratio)
+		row("compaction: metrics", "%d hour(s), %d files in (%.1f MB), %d out (%.1f MB), duration %.2f s, marker delay %.2f s (%d marker(s))",
+			c.Hours, c.FilesIn, float64(c.BytesIn)/1e6, c.FilesOut, float64(c.BytesOut)/1e6, c.DurationSeconds, c.MarkerDelaySeconds, c.Markers)
+		row("compaction: folder", "%d data files after the marker, %d of them compacted; peak RSS %.1f MiB at the marker", c.FolderFiles, c.FolderCompacted, c.PeakRSSMiB)
 	}
 	if r.Iceberg {
 		row("iceberg table", "%d records (SQLite catalog, committed with the files)", r.TableRecords)
 	}
-	row("verified", "%v (manifests: %s records)", r.Verified, mr)
+	row("verified", "%v (manifests: %s records; %d rows read back, each record once when verified)", r.Verified, mr, r.RowsRead)
+	for _, c := range r.Checks {
+		verdict := "FAIL"
+		if c.Pass {
+			verdict = "pass"
+		}
+		row("target "+verdict, "%s: %s", c.Target, c.Got)
+	}
 	if r.CPUProfile != "" {
 		row("cpu profile", "%s", r.CPUProfile)
 	}

@@ -87,6 +87,13 @@ func TestHarnessSmoke(t *testing.T) {
 			MemoryLimit: "64MiB", WaitMarkers: true}},
 		// Two instances in one group, and a table.
 		{"instances", Options{Scenario: "smoke", Records: 20000, Partitions: 6, WaitMarkers: true, Instances: 2, Table: true}},
+		// The skewed scenario in small: 2 busy partitions of 16 fed in
+		// bursts further apart than the idle timeout, hours the wall
+		// clock has not closed, a graceful stop at the end.
+		{"open-hours", Options{Scenario: "skewed-smoke", Records: 20000, Partitions: 16, Busy: 2, Live: true, OpenHours: true,
+			Interleave: true, Hours: 2, Burst: 4000, BurstGap: 1500 * time.Millisecond, IdleTimeout: time.Second}},
+		// The compaction scenario in small: one closed hour in 16 files.
+		{"compaction", Options{Scenario: "compaction-smoke", Records: 20000, Partitions: 16, Hours: 1, Compaction: true, MemoryLimit: "64MiB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -98,20 +105,46 @@ func TestHarnessSmoke(t *testing.T) {
 				t.Fatalf("run: %v\n%s\n%s", err, res.Table(), tail(filepath.Join(o.WorkDir, "lakesink.log"), 20))
 			}
 			t.Logf("\n%s", res.Table())
-			if !res.Verified || res.Records != int64(o.Records) || res.LakeRecords != res.Records || res.ManifestRecords != res.Records {
-				t.Errorf("records: produced %d, lake %d, manifests %d, verified %v", res.Records, res.LakeRecords, res.ManifestRecords, res.Verified)
+			wantManifest := res.Records
+			if o.OpenHours {
+				wantManifest = -1 // no marker can come
 			}
-			// Every partition has records in every hour the backlog covers,
-			// so at least one file per partition-hour.
+			if !res.Verified || res.Records != int64(o.Records) || res.LakeRecords != res.Records || res.ManifestRecords != wantManifest || res.RowsRead != res.Records {
+				t.Errorf("records: produced %d, lake %d, manifests %d, rows read %d, verified %v", res.Records, res.LakeRecords, res.ManifestRecords, res.RowsRead, res.Verified)
+			}
+			// Every (busy) partition has records in every hour the backlog
+			// covers, so at least one file per partition-hour; compaction
+			// leaves one file for the hour.
 			hours := o.Hours
 			if hours == 0 {
 				hours = 2 // the default
 			}
-			if want := o.Partitions * hours; res.Buckets != want || res.LakeFiles < want {
-				t.Errorf("%d files for %d partition-hours in the lake, want %d partition-hours", res.LakeFiles, res.Buckets, want)
+			parts := o.Partitions
+			if o.Busy > 0 {
+				parts = o.Busy
 			}
-			if res.MaxFilesPerBucket < 1 || res.LakeFiles < res.Buckets {
-				t.Errorf("%d files, %d partition-hours, at most %d files per partition-hour", res.LakeFiles, res.Buckets, res.MaxFilesPerBucket)
+			switch c := res.Compaction; {
+			case o.Compaction && c == nil:
+				t.Errorf("compaction not measured")
+			case o.Compaction:
+				if res.LakeFiles != 1 || res.CompactedFiles != 1 || c.FolderFiles != 1 || c.FolderCompacted != 1 || c.FilesIn != int64(parts) || c.FilesOut != 1 {
+					t.Errorf("compaction: %d files in the lake, %d compacted; %+v", res.LakeFiles, res.CompactedFiles, *c)
+				}
+				if c.WriteCPUSeconds <= 0 || c.CompactCPUSeconds < 0 || c.PhaseSeconds <= 0 || c.Markers < 1 || c.DurationSeconds <= 0 {
+					t.Errorf("compaction measurement: %+v", *c)
+				}
+			default:
+				if want := parts * hours; res.Buckets != want || res.LakeFiles < want {
+					t.Errorf("%d files for %d partition-hours in the lake, want %d partition-hours", res.LakeFiles, res.Buckets, want)
+				}
+				if res.MaxFilesPerBucket < 1 || res.LakeFiles < res.Buckets {
+					t.Errorf("%d files, %d partition-hours, at most %d files per partition-hour", res.LakeFiles, res.Buckets, res.MaxFilesPerBucket)
+				}
+			}
+			if o.OpenHours && (res.LakeFiles != res.Buckets || res.FilesFinished["shutdown"] != int64(res.LakeFiles) || res.ShutdownSeconds <= 0) {
+				// The idle timeout passes between the bursts, but the open
+				// hours' files stay open until the graceful stop.
+				t.Errorf("open hours: %d files for %d partition-hours, finished by %v, shutdown %.2f s", res.LakeFiles, res.Buckets, res.FilesFinished, res.ShutdownSeconds)
 			}
 			if res.Seconds <= 0 || res.RecordsPerSec <= 0 || res.MBPerSec <= 0 {
 				t.Errorf("no throughput measured: %+v", res)
@@ -281,7 +314,9 @@ func TestConfigYAML(t *testing.T) {
 			[]string{"unix_ms"}},
 		{"iot avro", Options{Format: FormatAvro, Schema: SchemaIoT},
 			[]string{"format: avro", "time: {field: event_time, timezone: UTC}", "{name: seq, type: int64}"},
-			[]string{"rfc3339"}},
+			[]string{"rfc3339", "compaction"}},
+		{"compaction", Options{Compaction: true, MemoryLimit: "256MiB"},
+			[]string{"compaction: {enabled: true}", "memory_limit: 256MiB"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -316,6 +351,9 @@ func TestConfigYAML(t *testing.T) {
 			if got := cfg.Streams[0]; !slices.Equal(got.Schema, demoStream.Schema) || string(got.Format) != o.Format {
 				t.Errorf("stream %+v, want format %s and the columns %+v", got, o.Format, demoStream.Schema)
 			}
+			if got := cfg.Streams[0].Compaction.Enabled; got != o.Compaction {
+				t.Errorf("compaction enabled %v, want %v", got, o.Compaction)
+			}
 		})
 	}
 }
@@ -335,4 +373,115 @@ func TestBusyIndex(t *testing.T) {
 			t.Errorf("%d partitions, %d busy: found %d busy partitions %v", tc.partitions, tc.busy, len(seen), seen)
 		}
 	}
+}
+
+// TestPartitionOf: the records produce puts in a partition are the ones
+// partitionOf names it for, with and without busy partitions.
+func TestPartitionOf(t *testing.T) {
+	for _, o := range []Options{{Partitions: 6}, {Partitions: 512, Busy: 10}, {Partitions: 40, Busy: 7}} {
+		of := partitionOf(o)
+		for p := range o.Partitions {
+			first, stride := int64(p), int64(o.Partitions)
+			if o.Busy > 0 {
+				i, busy := busyIndex(p, o.Partitions, o.Busy)
+				if !busy {
+					continue
+				}
+				first, stride = int64(i), int64(o.Busy)
+			}
+			for seq := first; seq < 1000; seq += stride {
+				if got := of(seq); got != p {
+					t.Fatalf("%+v: record %d goes to partition %d, partitionOf says %d", o, seq, p, got)
+				}
+			}
+		}
+	}
+}
+
+// TestTurnsBursts: producers take turns a burst of chunks each, and a
+// partition's next burst waits for the gap after its previous one.
+func TestTurnsBursts(t *testing.T) {
+	const gap = 60 * time.Millisecond
+	tr := newTurns(2, 0, 2*produceChunk, gap)
+	var (
+		mu    sync.Mutex
+		order []int
+		ends  = map[int]time.Time{}
+		waits []time.Duration
+	)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			defer tr.finished(i)
+			for c := range 4 {
+				tr.wait(i)
+				mu.Lock()
+				if e, ok := ends[i]; ok && c%2 == 0 {
+					waits = append(waits, time.Since(e))
+				}
+				order = append(order, i)
+				if c%2 == 1 {
+					ends[i] = time.Now()
+				}
+				mu.Unlock()
+				tr.next()
+			}
+		})
+	}
+	wg.Wait()
+	if want := []int{0, 0, 1, 1, 0, 0, 1, 1}; !slices.Equal(order, want) {
+		t.Errorf("chunks in the order %v, want %v", order, want)
+	}
+	if len(waits) != 2 {
+		t.Fatalf("%d second bursts, want 2", len(waits))
+	}
+	for _, w := range waits {
+		if w < gap-5*time.Millisecond {
+			t.Errorf("a partition's next burst came %v after its last, want at least %v", w, gap)
+		}
+	}
+}
+
+// TestChecks: the scenarios' targets pass and fail where they should.
+func TestChecks(t *testing.T) {
+	good := Result{Records: 100, RowsRead: 100, Verified: true, LakeFiles: 40, Buckets: 40, PeakRSSMiB: 250, PeakRSSMiBExit: 260,
+		RecordsPerSec: 160_000, OpenHours: true}
+	good.CheckSkewed()
+	if !good.TargetsMet() || len(good.Checks) != 4 {
+		t.Errorf("skewed: %+v", good.Checks)
+	}
+	bad := good
+	bad.LakeFiles, bad.PeakRSSMiBExit = 49, 301
+	bad.CheckSkewed()
+	if n := failed(bad.Checks); n != 2 {
+		t.Errorf("skewed with 49 files and 301 MiB: %d failed, want 2: %+v", n, bad.Checks)
+	}
+
+	c := Result{Records: 100, RowsRead: 100, ManifestRecords: 100, Verified: true, MemoryLimit: "256MiB",
+		Compaction: &CompactionResult{WriteCPUSeconds: 10, CompactCPUSeconds: 4, Ratio: 0.4, PeakRSSMiB: 310,
+			Hours: 1, DurationSeconds: 2, MarkerDelaySeconds: 3, Markers: 1, FilesIn: 512, FilesOut: 1, FolderFiles: 1, FolderCompacted: 1}}
+	c.CheckCompaction()
+	if !c.TargetsMet() || len(c.Checks) != 5 {
+		t.Errorf("compaction: %+v", c.Checks)
+	}
+	c.Compaction.Ratio, c.Compaction.PeakRSSMiB, c.Compaction.FolderFiles = 0.6, 317, 2
+	c.CheckCompaction()
+	if n := failed(c.Checks); n != 3 {
+		t.Errorf("compaction at 0.6, 317 MiB and an uncompacted file: %d failed, want 3: %+v", n, c.Checks)
+	}
+	none := Result{MemoryLimit: "256MiB"}
+	none.CheckCompaction()
+	if none.TargetsMet() {
+		t.Error("compaction without a measurement met its targets")
+	}
+}
+
+func failed(cs []Check) int {
+	n := 0
+	for _, c := range cs {
+		if !c.Pass {
+			n++
+		}
+	}
+	return n
 }

@@ -37,7 +37,7 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time,
 	if o.Live {
 		// One producer per partition, taking turns chunk by chunk.
 		workers = o.Partitions
-		tr = newTurns(o.Busy, o.Rate)
+		tr = newTurns(o.Busy, o.Rate, max(o.Burst, produceChunk), o.BurstGap)
 	}
 	var (
 		mu   sync.Mutex
@@ -181,16 +181,23 @@ func busyIndex(p, partitions, busy int) (int, bool) {
 	return i, i < busy && i*partitions/busy == p
 }
 
-// turns makes the busy partitions' producers take turns, one chunk each in
-// partition order, as a producer with a sticky partitioner sends one batch
-// to a partition, then the next to another: each partition's records
-// arrive in bursts with gaps between them while the sink runs.
+// turns makes the busy partitions' producers take turns, a burst each in
+// partition order, as a producer with a sticky partitioner sends a batch
+// to one partition, then the next to another: each partition's records
+// arrive in bursts with gaps between them while the sink runs. A burst is
+// perTurn chunks (Options.Burst); gap keeps a partition's bursts at least
+// that far apart (Options.BurstGap), so that the partition is quiet longer
+// than the sink's idle timeout between them however fast the broker is.
 type turns struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	turn int          // whose turn: a busy partition's index
-	n    int          // busy partitions
-	done map[int]bool // producers that have finished
+	mu      sync.Mutex
+	cond    *sync.Cond
+	turn    int          // whose turn: a busy partition's index
+	n       int          // busy partitions
+	done    map[int]bool // producers that have finished
+	perTurn int          // chunks per turn, at least 1
+	inTurn  int          // chunks sent in the current turn
+	gap     time.Duration
+	lastEnd map[int]time.Time // when each partition's last burst ended
 	// rate caps the records per second (0: as fast as the broker takes
 	// them): chunk k is not sent before start + k chunks at rate.
 	rate  float64
@@ -198,14 +205,18 @@ type turns struct {
 	sent  int
 }
 
-func newTurns(n int, rate float64) *turns {
-	t := &turns{n: n, done: map[int]bool{}, rate: rate, start: time.Now()}
+// newTurns makes the turns of n producers; burst is the records of a turn
+// (rounded up to whole chunks).
+func newTurns(n int, rate float64, burst int, gap time.Duration) *turns {
+	t := &turns{n: n, done: map[int]bool{}, rate: rate, start: time.Now(),
+		perTurn: max(1, (burst+produceChunk-1)/produceChunk), gap: gap, lastEnd: map[int]time.Time{}}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
 
 // wait blocks until it is busy partition i's turn and, with a rate, until
-// the turn's chunk is due.
+// the turn's chunk is due; a turn's first chunk also waits for the gap
+// after the partition's previous burst.
 func (t *turns) wait(i int) {
 	t.mu.Lock()
 	for t.turn != i {
@@ -215,15 +226,23 @@ func (t *turns) wait(i int) {
 	if t.rate > 0 {
 		due = t.start.Add(time.Duration(float64(t.sent*produceChunk) / t.rate * float64(time.Second)))
 	}
+	if e, ok := t.lastEnd[i]; ok && t.inTurn == 0 && t.gap > 0 && e.Add(t.gap).After(due) {
+		due = e.Add(t.gap)
+	}
 	t.mu.Unlock()
 	time.Sleep(time.Until(due))
 }
 
-// next passes the turn to the next producer that has not finished.
+// next notes a chunk sent and, at the end of the turn's burst, passes the
+// turn to the next producer that has not finished.
 func (t *turns) next() {
 	t.mu.Lock()
 	t.sent++
-	t.advance()
+	t.inTurn++
+	if t.inTurn >= t.perTurn {
+		t.lastEnd[t.turn] = time.Now()
+		t.advance()
+	}
 	t.mu.Unlock()
 }
 
@@ -238,6 +257,7 @@ func (t *turns) finished(i int) {
 }
 
 func (t *turns) advance() {
+	t.inTurn = 0
 	for range t.n {
 		t.turn = (t.turn + 1) % t.n
 		if !t.done[t.turn] {
@@ -245,4 +265,14 @@ func (t *turns) advance() {
 		}
 	}
 	t.cond.Broadcast()
+}
+
+// partitionOf is the partition produce puts record seq in.
+func partitionOf(o Options) func(seq int64) int {
+	return func(seq int64) int {
+		if o.Busy > 0 {
+			return int(seq%int64(o.Busy)) * o.Partitions / o.Busy
+		}
+		return int(seq % int64(o.Partitions))
+	}
 }

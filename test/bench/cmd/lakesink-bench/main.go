@@ -7,9 +7,17 @@
 //	lakesink-bench -schema iot -records 2000000
 //	lakesink-bench -scenario memory                                          # 512 partitions, 4 open hours, 256MiB; JSON only
 //	lakesink-bench -scenario busy                                            # the same backlog on 40 partitions
-//	lakesink-bench -scenario skewed                                          # 512 partitions, 10 of them busy, idle timeout 1s
+//	lakesink-bench -scenario skewed                                          # 512 partitions, 10 busy ones fed in bursts 1.5 s apart while the sink runs, 4 open hours, idle timeout 1s; SIGTERM at the end
+//	lakesink-bench -scenario skewed -live=false -open-hours=false            # the same records as a backlog of closed hours
+//	lakesink-bench -scenario compaction                                      # one closed hour in 512 files, compacted before its marker: CPU of writing against compacting
 //	lakesink-bench -instances 3 -partitions 64 -format json                  # 3 instances in one group: total records/s, per-instance CPU and RSS
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
+//
+// Through make, which builds bin/lakesink, bin/kafkabroker and this command
+// and passes -records $(BENCH_RECORDS) (1000000):
+//
+//	make bench BENCH_ARGS='-scenario skewed'
+//	make bench BENCH_ARGS='-scenario compaction'
 //
 // -table none,iceberg (the throughput scenario's default) runs each format
 // twice, without and with an Iceberg table in an SQLite catalog, and the
@@ -25,8 +33,32 @@
 // ("json: N records/s"), and -work-dir and -profile get a per-format
 // suffix.
 //
+// The skewed scenario (the held-out one) puts its event times in
+// the 4 hours from the next full hour on, which the wall clock closes
+// (hour end + allowed_lateness) long after the run, and starts the sink
+// before producing (-live): the 10 busy partitions take turns, a burst of
+// -burst records each (default 16,000: ~6 bursts per partition), a
+// partition's bursts at least -burst-gap apart (default idle timeout +
+// 500ms), so that every partition is quiet longer than the idle timeout
+// between its bursts.
+// Once the sink has consumed every record it is stopped with SIGTERM (its
+// graceful shutdown finishes and commits the open files); the time runs
+// to its exit, and the lake is checked by reading every row. Targets:
+// at most 1.2 files per partition-hour, peak RSS at most 300 MiB, at
+// least 150k records/s, every record once.
+//
+// The compaction scenario writes one hour, closed by the wall clock, in
+// 512 partitions (512 files of ~2,000 records each with 1M records) with
+// compaction on and waits for its marker; it splits the sink's CPU into
+// writing (start to all committed) and compacting (to the marker) and
+// reads the compaction metrics. Targets: compaction CPU at most half of
+// writing's, peak RSS at most memory_limit + 60 MiB, the marker delay
+// reported, the folder holding only compacted files, every record once
+// through the manifest.
+//
 // Each run appends one JSON line to -results. Exit status 1 when a run
-// failed or the lake did not hold exactly the produced records.
+// failed or the lake did not hold exactly the produced records; 3 when
+// every run was verified but a scenario's target was missed.
 package main
 
 import (
@@ -47,7 +79,7 @@ import (
 func main() {
 	var (
 		o        bench.Options
-		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions) | skewed (the same on 10 of 512 partitions, as a sticky partitioner loads them, idle timeout 1s)")
+		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions) | skewed (the same on 10 of 512 partitions fed in bursts while the sink runs, as a sticky partitioner loads them, hours the wall clock has not closed, idle timeout 1s) | compaction (one closed hour in 512 files, compacted before its marker)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
 		formats  = flag.String("format", "", "json | avro | avro2 (two interleaved Avro writer schema versions), comma-separated: one run per format (default json,avro,avro2; memory scenario json)")
 	)
@@ -66,11 +98,14 @@ func main() {
 	flag.StringVar(&o.WorkDir, "work-dir", "", "keep lake, spool and logs here (default: a temp folder, removed)")
 	flag.BoolVar(&o.Live, "live", false, "start the sink before producing; the busy partitions take turns chunk by chunk (a sticky partitioner), so records arrive while the sink runs (default: the sink reads a finished backlog)")
 	flag.Float64Var(&o.Rate, "rate", 0, "with -live: records produced per second at most (0: as fast as the broker takes them); below the busy partitions' chunks per idle timeout, every burst of a partition comes after an idle gap")
+	flag.IntVar(&o.Burst, "burst", 0, "with -live: records a busy partition gets per turn (default 2000, one produce request; skewed scenario 16000)")
+	flag.DurationVar(&o.BurstGap, "burst-gap", 0, "with -live: least time between two bursts of a partition (default none; skewed scenario idle timeout + 500ms)")
+	flag.BoolVar(&o.OpenHours, "open-hours", false, "event times in the hours from the next full hour on, which the wall clock does not close during the run; the sink is stopped with SIGTERM once it consumed every record (default in the skewed scenario)")
 	flag.IntVar(&o.Instances, "instances", 1, "lakesink instances in the group, on this machine (each its own spool, port and log)")
 	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
-	idleSet := false
-	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle-timeout" })
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	o.Scenario = *scenario
 	switch *scenario {
@@ -95,12 +130,41 @@ func main() {
 		}
 		if *scenario == "skewed" {
 			o.Busy = 10
-			if !idleSet {
+			if !set["idle-timeout"] {
 				o.IdleTimeout = time.Second
+			}
+			// The scenario: hours the wall clock has not closed,
+			// a producer's bursts further apart than the idle timeout.
+			if !set["open-hours"] {
+				o.OpenHours = true
+			}
+			if !set["live"] {
+				o.Live = true
+			}
+			if o.Live && !set["burst"] {
+				o.Burst = 16_000
+			}
+			if o.Live && !set["burst-gap"] {
+				o.BurstGap = o.IdleTimeout + 500*time.Millisecond
 			}
 		}
 		if o.Hours == 0 {
 			o.Hours = 4
+		}
+		if o.MemoryLimit == "" {
+			o.MemoryLimit = "256MiB"
+		}
+	case "compaction":
+		if *formats == "" {
+			*formats = bench.FormatJSON
+		}
+		o.Compaction = true
+		o.WaitMarkers = true
+		if o.Partitions == 0 {
+			o.Partitions = 512
+		}
+		if o.Hours == 0 {
+			o.Hours = 1
 		}
 		if o.MemoryLimit == "" {
 			o.MemoryLimit = "256MiB"
@@ -136,7 +200,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	failed := false
+	failed, missed := false, false
 	var summary []string
 	type variant struct {
 		format string
@@ -172,7 +236,8 @@ func main() {
 		if i > 0 {
 			fmt.Println()
 		}
-		line, rate, err := runOne(ctx, run, *results)
+		line, rate, met, err := runOne(ctx, run, *results)
+		missed = missed || !met
 		switch b := base[v.format]; {
 		case !v.table:
 			base[v.format] = rate
@@ -198,18 +263,28 @@ func main() {
 	if failed || ctx.Err() != nil {
 		os.Exit(1)
 	}
+	if missed {
+		os.Exit(3)
+	}
 }
 
-// runOne runs the benchmark once, prints its table, appends its JSON line
-// to results (if not empty) and returns its summary line.
-func runOne(ctx context.Context, o bench.Options, results string) (string, float64, error) {
+// runOne runs the benchmark once, checks the scenario's targets, prints
+// its table, appends its JSON line to results (if not empty) and returns
+// its summary line and whether the targets were met.
+func runOne(ctx context.Context, o bench.Options, results string) (string, float64, bool, error) {
 	if o.WorkDir != "" {
 		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-			return o.Format + ": failed", 0, err
+			return o.Format + ": failed", 0, true, err
 		}
 	}
 	res, err := bench.Run(ctx, o)
 	res.Command = strings.Join(os.Args, " ")
+	switch o.Scenario {
+	case "skewed":
+		res.CheckSkewed()
+	case "compaction":
+		res.CheckCompaction()
+	}
 	line := o.Format + ": failed"
 	if res.Seconds > 0 {
 		fmt.Print(res.Table())
@@ -220,10 +295,22 @@ func runOne(ctx context.Context, o bench.Options, results string) (string, float
 		}
 		line = fmt.Sprintf("%s: %.0f records/s (%.0f B/record, %.1f µs CPU/record, peak RSS %.1f MiB, %.2f files per partition-hour)",
 			res.Variant(), res.RecordsPerSec, float64(res.ValueBytes)/float64(max(res.Records, 1)),
-			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSSMiB, float64(res.LakeFiles)/float64(max(res.Buckets, 1)))
+			res.CPUSeconds*1e6/float64(max(res.Records, 1)), res.PeakRSS(), res.FilesPerPartitionHour())
+		if c := res.Compaction; c != nil {
+			line += fmt.Sprintf(", compaction/writing CPU %.2f", c.Ratio)
+		}
 		if err != nil {
 			line += ", NOT VERIFIED"
 		}
+		if len(res.Checks) > 0 {
+			n := 0
+			for _, c := range res.Checks {
+				if c.Pass {
+					n++
+				}
+			}
+			line += fmt.Sprintf(", targets met: %d of %d", n, len(res.Checks))
+		}
 	}
-	return line, res.RecordsPerSec, err
+	return line, res.RecordsPerSec, res.TargetsMet(), err
 }
