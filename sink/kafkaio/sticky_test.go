@@ -2,13 +2,18 @@ package kafkaio
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // owned is a test member: its id, subscriptions and what it claims to own.
@@ -141,23 +146,6 @@ func moves(prev, next kafka.GroupMemberAssignments) int {
 		}
 	}
 	return n
-}
-
-// sameAssignment reports whether a and b assign the same partitions,
-// ignoring empty entries.
-func sameAssignment(a, b kafka.GroupMemberAssignments) bool {
-	norm := func(x kafka.GroupMemberAssignments) map[string][]int {
-		out := map[string][]int{}
-		for id, topics := range x {
-			for tp, ps := range topics {
-				if len(ps) > 0 {
-					out[id+"/"+tp] = ps
-				}
-			}
-		}
-		return out
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
 }
 
 func TestStickyProtocolName(t *testing.T) {
@@ -643,5 +631,277 @@ func BenchmarkStickyUserData(b *testing.B) {
 		if _, err := s.UserData(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// liveMember is a kafka.ConsumerGroup on a kfake cluster that takes every
+// generation and remembers the last one's assignment, which its Owned
+// returns — as a sink whose workers hold their partitions until the next
+// generation would.
+type liveMember struct {
+	cg     *kafka.ConsumerGroup
+	done   chan struct{} // closed when the loop taking generations returns
+	cancel context.CancelFunc
+	once   sync.Once
+
+	mu     sync.Mutex
+	gen    int32 // 0 before the first generation
+	member string
+	owns   map[string][]int
+}
+
+// Owned returns the partitions of the last generation; safe for
+// concurrent use (kafka-go calls it from its own goroutine).
+func (m *liveMember) Owned() map[string][]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]int, len(m.owns))
+	for tp, ps := range m.owns {
+		out[tp] = slices.Clone(ps)
+	}
+	return out
+}
+
+// id returns the member ID of the last generation.
+func (m *liveMember) id() string {
+	_, id, _ := m.state()
+	return id
+}
+
+func (m *liveMember) state() (int32, string, map[string][]int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen, m.member, m.owns
+}
+
+// protocolCounts counts AssignGroups calls by protocol name, across the
+// members of a test (whichever is the leader).
+type protocolCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *protocolCounts) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprint(c.n)
+}
+
+func (c *protocolCounts) get(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[name]
+}
+
+// countingBalancer is a balancer that counts its AssignGroups calls.
+type countingBalancer struct {
+	kafka.GroupBalancer
+	counts *protocolCounts
+}
+
+func (c countingBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	c.counts.mu.Lock()
+	c.counts.n[c.ProtocolName()]++
+	c.counts.mu.Unlock()
+	return c.GroupBalancer.AssignGroups(members, partitions)
+}
+
+// startMember joins group on addrs consuming topic, with the balancers
+// balancers returns given the member's Owned. It stops at the end of the
+// test unless stopped before.
+func startMember(t *testing.T, addrs []string, group, topic string, balancers func(owned func() map[string][]int) []kafka.GroupBalancer) *liveMember {
+	t.Helper()
+	m := &liveMember{done: make(chan struct{})}
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                group,
+		Brokers:           addrs,
+		Topics:            []string{topic},
+		GroupBalancers:    balancers(m.Owned),
+		HeartbeatInterval: 100 * time.Millisecond,
+		SessionTimeout:    6 * time.Second, // kfake's minimum
+		RebalanceTimeout:  6 * time.Second,
+		JoinGroupBackoff:  100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cg = cg
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() {
+		defer close(m.done)
+		for {
+			gen, err := cg.Next(ctx)
+			if err != nil {
+				if errors.Is(err, kafka.ErrGroupClosed) || ctx.Err() != nil {
+					return
+				}
+				continue // RebalanceInProgress and the like: kafka-go rejoins
+			}
+			owns := map[string][]int{}
+			for tp, as := range gen.Assignments {
+				for _, a := range as {
+					owns[tp] = append(owns[tp], a.ID)
+				}
+				slices.Sort(owns[tp])
+			}
+			m.mu.Lock()
+			m.gen, m.member, m.owns = gen.ID, gen.MemberID, owns
+			m.mu.Unlock()
+		}
+	}()
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// Stop leaves the group and waits for the member's goroutines.
+func (m *liveMember) Stop() {
+	m.once.Do(func() {
+		m.cancel()
+		m.cg.Close()
+		<-m.done
+	})
+}
+
+// waitStable waits until every member of ms is in the same generation and
+// their assignments cover partitions partitions of topic, and returns
+// their assignments of topic by member (in the order of ms).
+func waitStable(t *testing.T, topic string, partitions int, ms ...*liveMember) [][]int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gens := map[int32]bool{}
+		var got [][]int
+		covered := map[int]bool{}
+		for _, m := range ms {
+			gen, _, owns := m.state()
+			gens[gen] = true
+			got = append(got, owns[topic])
+			for _, p := range owns[topic] {
+				covered[p] = true
+			}
+		}
+		if len(gens) == 1 && !gens[0] && len(covered) == partitions {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no common generation covering %d partitions within 30s: %v", partitions, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assignmentOf returns the assignment ms hold of topic, by member ID, and
+// the members as the leader saw them.
+func assignmentOf(topic string, ms ...*liveMember) (kafka.GroupMemberAssignments, []kafka.GroupMember) {
+	out := kafka.GroupMemberAssignments{}
+	var members []kafka.GroupMember
+	for _, m := range ms {
+		_, id, owns := m.state()
+		out[id] = map[string][]int{topic: owns[topic]}
+		members = append(members, kafka.GroupMember{ID: id, Topics: []string{topic}})
+	}
+	return out, members
+}
+
+// TestStickyGroup: kafka-go consumer groups listing [Sticky, Range] on a
+// kfake broker use Sticky: two members split a 6-partition topic 3/3; when
+// a third joins, each of the first two keeps 2 of its 3 and only the 2
+// partitions the newcomer needs move.
+func TestStickyGroup(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	counts := &protocolCounts{n: map[string]int{}}
+	balancers := func(owned func() map[string][]int) []kafka.GroupBalancer {
+		return []kafka.GroupBalancer{
+			countingBalancer{Sticky{Owned: owned}, counts},
+			countingBalancer{kafka.RangeGroupBalancer{}, counts},
+		}
+	}
+	addrs := cluster.ListenAddrs()
+	a := startMember(t, addrs, "g", "s", balancers)
+	defer a.Stop()
+	waitStable(t, "s", 6, a)
+	b := startMember(t, addrs, "g", "s", balancers)
+	defer b.Stop()
+	waitStable(t, "s", 6, a, b)
+	two, members := assignmentOf("s", a, b)
+	checkBalanced(t, members, topicParts("s", 6), two)
+
+	c := startMember(t, addrs, "g", "s", balancers)
+	defer c.Stop()
+	got := waitStable(t, "s", 6, a, b, c)
+	three, members := assignmentOf("s", a, b, c)
+	checkBalanced(t, members, topicParts("s", 6), three)
+	for i, m := range []*liveMember{a, b} {
+		prev := two[m.id()]["s"]
+		for _, p := range got[i] {
+			if !slices.Contains(prev, p) {
+				t.Errorf("member %d had %v, now has %v: %d moved to it", i, prev, got[i], p)
+			}
+		}
+	}
+	t.Logf("two members: %v; three: %v", two, three)
+	if n := moves(two, three); n != 2 {
+		t.Errorf("%d partitions moved from %v to %v, want 2", n, two, three)
+	}
+	if counts.get("lakesink-sticky") == 0 || counts.get("range") != 0 {
+		t.Errorf("AssignGroups calls by protocol: %v, want only lakesink-sticky", counts)
+	}
+}
+
+// TestStickyMixedGroup: during a rolling upgrade, a member of an older
+// version (kafka-go's default balancers, [Range, RoundRobin]) and one
+// listing [Sticky, Range] agree on range — the only protocol both list —
+// and once the old member has left, the group switches to Sticky.
+func TestStickyMixedGroup(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	counts := &protocolCounts{n: map[string]int{}}
+	addrs := cluster.ListenAddrs()
+	old := startMember(t, addrs, "g", "s", func(func() map[string][]int) []kafka.GroupBalancer {
+		return []kafka.GroupBalancer{
+			countingBalancer{kafka.RangeGroupBalancer{}, counts},
+			countingBalancer{kafka.RoundRobinGroupBalancer{}, counts},
+		}
+	})
+	defer old.Stop()
+	waitStable(t, "s", 6, old)
+	upgraded := startMember(t, addrs, "g", "s", func(owned func() map[string][]int) []kafka.GroupBalancer {
+		return []kafka.GroupBalancer{
+			countingBalancer{Sticky{Owned: owned}, counts},
+			countingBalancer{kafka.RangeGroupBalancer{}, counts},
+		}
+	})
+	defer upgraded.Stop()
+	waitStable(t, "s", 6, old, upgraded)
+	mixed, members := assignmentOf("s", old, upgraded)
+	checkBalanced(t, members, topicParts("s", 6), mixed)
+	t.Logf("mixed: %v", mixed)
+	if counts.get("range") == 0 || counts.get("lakesink-sticky") != 0 || counts.get("roundrobin") != 0 {
+		t.Fatalf("AssignGroups calls by protocol: %v, want only range", counts)
+	}
+
+	gen, _, _ := upgraded.state()
+	old.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g, _, owns := upgraded.state()
+		if g > gen && len(owns["s"]) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upgraded member did not take over within 30s: generation %d, %v", g, owns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if counts.get("lakesink-sticky") == 0 {
+		t.Errorf("AssignGroups calls by protocol: %v, want lakesink-sticky once alone", counts)
 	}
 }
