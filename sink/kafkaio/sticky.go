@@ -56,8 +56,8 @@ const maxPartition = math.MaxInt32
 // leader's (kafka-go's GroupBalancers doc says "chosen by the leader";
 // that is not how Kafka does it): the candidates are the protocols every
 // member lists, each member votes for the first candidate in its own list,
-// and the most votes win (Kafka's ClassicGroup.selectProtocol; kfake's
-// group rebalance does the same). So while an old member is in the group
+// and the most votes win (Kafka's ClassicGroup.selectProtocol, formerly
+// GroupMetadata.selectProtocol; kfake's group rebalance does the same). So while an old member is in the group
 // the only candidate is "range" and everyone uses Range; when the last old
 // member leaves, every member votes "lakesink-sticky", and the first
 // sticky generation starts from Range's assignment as what each member
@@ -96,9 +96,10 @@ func (Sticky) ProtocolName() string { return stickyProtocol }
 //	  bitmap: byte count · bytes (bit i of byte j: partition 8j+i)
 //
 // Each topic takes the smaller form, so its size is at most about two
-// bytes per range of consecutive partitions and at most P/8 bytes: a
-// member holding every other one of 4096 partitions sends 512 bytes, one
-// holding a contiguous third of 1024 sends a few.
+// bytes per range of consecutive partitions and at most P/8 bytes (plus
+// its name): a member holding every other one of 4096 partitions sends
+// 524 bytes, one holding a scattered third of 1024 140, a contiguous
+// third under 20 (TestStickyUserData).
 func (s Sticky) UserData() ([]byte, error) {
 	var owned map[string][]int
 	if s.Owned != nil {
