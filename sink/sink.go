@@ -309,7 +309,16 @@ func (s *Sink) Run(ctx context.Context) error {
 	// Closed after the workers and the finalizer have stopped.
 	defer closeTables()
 
+	// Sticky first (worker/keep.go); range beside it, so that a group with
+	// members of an older lakesink (kafka-go's default balancers only)
+	// still agrees on one protocol: the coordinator picks one every member
+	// lists (kafkaio.Sticky).
+	balancers := []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
+	if s.cfg.Kafka.Assignor == config.AssignSticky {
+		balancers = []kafka.GroupBalancer{kafkaio.Sticky{Owned: s.heldPartitions}, kafka.RangeGroupBalancer{}}
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		GroupBalancers:        balancers,
 		ID:                    s.cfg.Kafka.GroupID,
 		Brokers:               s.cfg.Kafka.Brokers,
 		Dialer:                s.dialer,
