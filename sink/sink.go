@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lakesink/lakesink/config"
@@ -152,7 +153,8 @@ func New(opts Options) (*Sink, error) {
 		HealthCheckInterval: time.Duration(cfg.HTTP.HealthCheckInterval),
 		CommitStallTimeout:  time.Duration(cfg.HTTP.CommitStallTimeout),
 		Now:                 now, Logs: opts.RecentLogs, Registry: reg, Log: s.log,
-		SpoolDir: filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID),
+		SpoolDir:   filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID),
+		Rebalances: s.rebalanceStatus,
 	})
 	bound := unconsumed.Bound(time.Duration(cfg.Kafka.SessionTimeout), time.Duration(cfg.Kafka.RebalanceTimeout), time.Duration(cfg.Kafka.CommitInterval))
 	s.unconsumed = unconsumed.New(unconsumed.Options{
@@ -475,6 +477,20 @@ generations:
 	bg.Wait()
 	health.SetJoined(false, ops.JoinShutDown)
 	return runErr
+}
+
+// rebalanceStatus reads the rebalance counters for the status page.
+func (s *Sink) rebalanceStatus() ops.RebalanceStatus {
+	v := func(c prometheus.Counter) int64 {
+		var m dto.Metric
+		if err := c.Write(&m); err != nil {
+			return 0
+		}
+		return int64(m.GetCounter().GetValue())
+	}
+	w := s.metrics.Worker
+	return ops.RebalanceStatus{Generations: v(s.metrics.Rebalances), RecordsReplayed: v(w.RecordsReplayed),
+		FilesKept: v(w.FilesKept), FilesAbandoned: v(w.FilesAbandoned)}
 }
 
 // topicPartition names a partition of a topic.

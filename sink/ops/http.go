@@ -191,6 +191,7 @@ code { font-size: 12px; }
 <tr><th>stream</th><th>topic</th><th>partition</th><th>committed</th><th>high watermark</th><th>lag</th><th>lag (time)</th><th>event-time watermark</th><th>last commit advance</th></tr>
 {{range .Partitions}}<tr><td>{{.Stream}}</td><td>{{.Topic}}</td><td class="num">{{.Partition}}</td><td class="num">{{.CommittedOffset}}</td><td class="num">{{.HighWatermark}}</td><td class="num">{{.Lag}}</td><td class="num">{{secs .LagSeconds}}</td><td>{{if .Watermark}}{{ts .Watermark}}{{else}}&ndash;{{end}}</td><td>{{ts .LastAdvance}}</td></tr>
 {{end}}</table>{{else}}<p class="sub">none yet</p>{{end}}
+{{with .Rebalances}}<p class="sub" id="rebalances">Rebalances since start: {{.Generations}} generations joined &middot; {{.RecordsReplayed}} records read again &middot; {{.FilesKept}} open files kept &middot; {{.FilesAbandoned}} abandoned</p>{{end}}
 
 <h2>Recent warnings and errors</h2>
 {{if .RecentErrors}}<table id="errors">

@@ -44,6 +44,9 @@ type Options struct {
 	SpoolDir string
 	// Registry gets the lag-in-seconds gauge; nil: a private registry.
 	Registry prometheus.Registerer
+	// Rebalances reports what rebalances cost this instance, for the
+	// status page; nil: not shown.
+	Rebalances func() RebalanceStatus
 }
 
 // TopicChecker checks that a topic exists and has leaders.

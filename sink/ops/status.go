@@ -55,6 +55,17 @@ type PartitionStatus struct {
 	LastAdvance     time.Time  `json:"last_commit_advance"`
 }
 
+// RebalanceStatus is what rebalances and restarts cost this instance since
+// it started (docs/design.md, Rebalances): group generations joined,
+// records read a second time, open files kept across a generation and
+// open files abandoned.
+type RebalanceStatus struct {
+	Generations     int64 `json:"generations"`
+	RecordsReplayed int64 `json:"records_replayed"`
+	FilesKept       int64 `json:"files_kept"`
+	FilesAbandoned  int64 `json:"files_abandoned"`
+}
+
 // Status is the status page's data, also served as JSON by /api/status.
 type Status struct {
 	Time         time.Time         `json:"time"`
@@ -62,6 +73,7 @@ type Status struct {
 	Reasons      []string          `json:"reasons,omitempty"`
 	Streams      []StreamStatus    `json:"streams"`
 	Partitions   []PartitionStatus `json:"partitions"`
+	Rebalances   *RebalanceStatus  `json:"rebalances,omitempty"`
 	RecentErrors []LogEntry        `json:"recent_errors"`
 }
 
@@ -112,6 +124,10 @@ func (ops *Ops) Status(ctx context.Context, hours int) Status {
 		st.Streams = append(st.Streams, ss)
 	}
 	st.Partitions = ops.partitions(now)
+	if ops.o.Rebalances != nil {
+		r := ops.o.Rebalances()
+		st.Rebalances = &r
+	}
 	return st
 }
 

@@ -86,6 +86,9 @@ func newTestOps(t *testing.T, lake writers.Writer, now *time.Time) (*Ops, *prome
 		Writer:  lake, Topics: noBroker{}, DeadLetterTopic: "lakesink-dlq",
 		CommitStallTimeout: 5 * time.Minute, Now: func() time.Time { return *now },
 		Logs: NewLogRing(10), Registry: reg,
+		Rebalances: func() RebalanceStatus {
+			return RebalanceStatus{Generations: 3, RecordsReplayed: 440, FilesKept: 7, FilesAbandoned: 2}
+		},
 	})
 	return o, reg
 }
@@ -335,6 +338,9 @@ func TestStatusPage(t *testing.T) {
 	if st.Ready || len(st.Reasons) == 0 {
 		t.Errorf("ready before joining: %v %v", st.Ready, st.Reasons)
 	}
+	if r := st.Rebalances; r == nil || *r != (RebalanceStatus{3, 440, 7, 2}) {
+		t.Errorf("rebalances: %+v", r)
+	}
 
 	code, page := get(t, srv.URL+"/")
 	if code != http.StatusOK {
@@ -345,6 +351,7 @@ func TestStatusPage(t *testing.T) {
 		`data-hour="2026-11-25T12:00:00Z" data-state="amended" data-records="7"`,
 		`data-hour="2026-11-25T13:00:00Z" data-state="open"`,
 		"1.2k", "upload failed", "key=events/x.parquet", "not ready", "1m30s",
+		"3 generations joined", "440 records read again", "7 open files kept", "2 abandoned",
 	} {
 		if !strings.Contains(page, s) {
 			t.Errorf("status page lacks %q", s)
