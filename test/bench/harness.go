@@ -237,6 +237,10 @@ type Result struct {
 	// and to the last record consumed.
 	FirstConsumedSeconds float64 `json:"first_consumed_seconds"`
 	AllConsumedSeconds   float64 `json:"all_consumed_seconds"`
+	// ProducedAtSeconds is, in a Live run, when the last record was
+	// produced, from the sink's start: AllConsumedSeconds minus it is how
+	// far the sink trailed the producer.
+	ProducedAtSeconds float64 `json:"produced_at_seconds,omitempty"`
 	// ConsumeRecordsPerSec is Records / (AllConsumed - FirstConsumed): the
 	// steady-state rate without group join and the final idle flush.
 	ConsumeRecordsPerSec float64 `json:"consume_records_per_sec"`
@@ -457,6 +461,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		prod produced
 		high map[int]int64
 	)
+	var start time.Time // the sink's start
 	produceAll := func() error {
 		t0 := time.Now()
 		var err error
@@ -464,6 +469,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			return err
 		}
 		res.ProduceSeconds = time.Since(t0).Seconds()
+		if o.Live {
+			res.ProducedAtSeconds = time.Since(start).Seconds()
+		}
 		res.Records, res.ValueBytes = prod.records, prod.bytes
 		if high, err = highWatermarks(ctx, broker.addr, topic, o.Partitions); err != nil {
 			return err
@@ -490,7 +498,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Instances = n
 	fmt.Fprintf(o.Progress, "starting %d lakesink instance(s) ...\n", n)
 	brokerCPU0, _ := procCPUSeconds(broker.cmd.Process.Pid)
-	start := time.Now()
+	start = time.Now()
 	procs := make([]*sinkProc, n)
 	exited := make(chan struct{}) // closed when any instance exits
 	var exitOnce sync.Once
