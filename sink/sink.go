@@ -155,6 +155,7 @@ func New(opts Options) (*Sink, error) {
 		Now:                 now, Logs: opts.RecentLogs, Registry: reg, Log: s.log,
 		SpoolDir:   filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID),
 		Rebalances: s.rebalanceStatus,
+		Counters:   s.progressCounters,
 	})
 	bound := unconsumed.Bound(time.Duration(cfg.Kafka.SessionTimeout), time.Duration(cfg.Kafka.RebalanceTimeout), time.Duration(cfg.Kafka.CommitInterval))
 	s.unconsumed = unconsumed.New(unconsumed.Options{
@@ -178,7 +179,7 @@ func New(opts Options) (*Sink, error) {
 		Health:          s.ops.Health,
 		Progress: func(p worker.Progress) {
 			s.ops.NotePartition(ops.Progress{Stream: p.Stream, Topic: p.Topic, Partition: p.Partition, Generation: p.Generation,
-				Committed: p.Committed, High: p.High, Meta: p.Meta.Encode(), Watermark: p.Meta.WM, Raw: p.Meta.RW})
+				Committed: p.Committed, High: p.High, Meta: p.Meta.Encode(), Watermark: p.Meta.WM, Raw: p.Meta.RW, Open: p.Open})
 		},
 		Budget:         worker.NewBudget(int64(cfg.Files.MemoryLimit) - compactionShare(cfg)),
 		Metrics:        s.metrics.Worker,
@@ -362,6 +363,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.maintainTables(fctx, time.Minute, time.Hour) }()
 	}
+	// Where the records are, once a minute at info level (the demo shows
+	// the same report live).
+	bg.Add(1)
+	go func() { defer bg.Done(); s.logProgress(fctx, time.Minute) }()
 	// Every instance looks for partitions no live member consumes.
 	bg.Add(1)
 	go func() { defer bg.Done(); s.unconsumed.Run(fctx) }()
@@ -477,6 +482,61 @@ generations:
 	bg.Wait()
 	health.SetJoined(false, ops.JoinShutDown)
 	return runErr
+}
+
+// progressCounters reads the counters of progress reports (ops.Progress)
+// from the sink's metrics.
+func (s *Sink) progressCounters() ops.ProgressCounters {
+	c := ops.ProgressCounters{OldestOpen: map[string]time.Time{}}
+	sum := func(col prometheus.Collector) (n int64) {
+		collect(col, func(m *dto.Metric) { n += int64(m.GetCounter().GetValue()) })
+		return n
+	}
+	w := s.metrics.Worker
+	c.Consumed, c.Durable, c.DeadLettered = sum(w.RecordsConsumed), sum(w.RecordsWritten), sum(w.DeadLetters)
+	if cm := s.metrics.Completion; cm != nil {
+		c.Markers = sum(cm.HoursCompleted)
+		collect(cm.OldestOpenHour, func(m *dto.Metric) {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stream" && m.GetGauge().GetValue() > 0 {
+					c.OldestOpen[l.GetValue()] = time.Unix(int64(m.GetGauge().GetValue()), 0)
+				}
+			}
+		})
+	}
+	return c
+}
+
+// logProgress logs where the records are every every, until ctx ends.
+func (s *Sink) logProgress(ctx context.Context, every time.Duration) {
+	for retry.Sleep(ctx, every) {
+		r := s.ops.Progress()
+		attrs := []any{"consumed", r.Consumed, "in_lake", r.Durable, "in_open_files", r.Held,
+			"dead_lettered", r.DeadLettered, "markers", r.Markers}
+		if len(r.Open) > 0 {
+			hours := make([]string, len(r.Open))
+			for i, o := range r.Open {
+				hours[i] = fmt.Sprintf("%s %s (%d records) until %s", o.Stream, o.Hour.Format(time.RFC3339), o.Records, o.Closes.Format(time.RFC3339))
+			}
+			attrs = append(attrs, "open_hours", hours)
+		}
+		if n := r.NextMarker; n != nil {
+			attrs = append(attrs, "next_marker", fmt.Sprintf("%s %s after %s", n.Stream, n.Hour.Format(time.RFC3339), n.Due.Format(time.RFC3339)))
+		}
+		s.log.Info("progress", attrs...)
+	}
+}
+
+// collect calls f with every metric c has now.
+func collect(c prometheus.Collector, f func(*dto.Metric)) {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) == nil {
+			f(&d)
+		}
+	}
 }
 
 // rebalanceStatus reads the rebalance counters for the status page.

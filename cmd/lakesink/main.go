@@ -330,6 +330,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		logOut = stderr
 	}
+	opts.Terminal = demo.IsTerminal(stdout)
 	opts.Run = func(ctx context.Context, cfg *config.Config, ready func(string)) error {
 		return runSink(ctx, cfg, newLogger(config.Log{Level: "info", Format: "text"}, logOut), ready)
 	}

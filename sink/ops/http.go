@@ -44,6 +44,7 @@ func NewMux(gatherer prometheus.Gatherer) *http.ServeMux {
 //
 //	/             status page (HTML, refreshes itself every 15 s)
 //	/api/status   the same data as JSON (Status)
+//	/api/progress where the records are (ProgressReport)
 //	/healthz      200 while the process runs (NewMux)
 //	/readyz       200 when ready; 503 with {"ready":false,"reasons":[...]} otherwise
 //	/metrics      Prometheus metrics from gatherer (NewMux)
@@ -52,6 +53,10 @@ func NewMux(gatherer prometheus.Gatherer) *http.ServeMux {
 // The handler is safe for concurrent use.
 func (ops *Ops) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := NewMux(gatherer)
+	mux.HandleFunc("GET /api/progress", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ops.Progress())
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, reasons := ops.Readiness()
 		w.Header().Set("Content-Type", "application/json")

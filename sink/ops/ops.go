@@ -47,6 +47,9 @@ type Options struct {
 	// Rebalances reports what rebalances cost this instance, for the
 	// status page; nil: not shown.
 	Rebalances func() RebalanceStatus
+	// Counters gives the process's counters for progress reports
+	// (Progress); nil: zeros.
+	Counters func() ProgressCounters
 }
 
 // TopicChecker checks that a topic exists and has leaders.

@@ -21,6 +21,7 @@ type ownedPart struct {
 	reported      time.Time
 	advanced      time.Time // last time offset or metadata changed
 	lagAtAdvance  int64
+	open          map[int64]int64 // records in open files per hour start (unix ms)
 }
 
 func (p *ownedPart) lag() int64 { return max(p.high-p.committed, 0) }
@@ -49,6 +50,9 @@ type Progress struct {
 	// and raw watermarks (unix ms).
 	Meta           string
 	Watermark, Raw int64
+	// Open are the records in the partition's open files per hour start
+	// (unix ms).
+	Open map[int64]int64
 }
 
 // NotePartition is called by a partition worker after every commit attempt
@@ -82,7 +86,7 @@ func (ops *Ops) NotePartition(r Progress) {
 		p.lagAtAdvance = max(high-committed, 0)
 	}
 	p.committed, p.high, p.meta = committed, high, enc
-	p.watermark, p.raw = r.Watermark, r.Raw
+	p.watermark, p.raw, p.open = r.Watermark, r.Raw, r.Open
 	p.reported = now
 }
 

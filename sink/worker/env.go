@@ -145,4 +145,7 @@ type Progress struct {
 	Committed  int64 // the committed offset
 	High       int64 // the partition's high watermark, as last fetched
 	Meta       ledger.Meta
+	// Open are the records in the partition's open files per hour start
+	// (unix ms): read, not yet in the lake.
+	Open map[int64]int64
 }

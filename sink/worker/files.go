@@ -14,10 +14,13 @@ type openFile struct {
 	hour   time.Time // in the stream's location
 	first  int64
 	opened time.Time // wall clock (the tick's) when it was opened: files.max_file_age
-	fw     *partitioner.FileWriter
-	spool  string
-	reg    *registryFile // avro, protobuf, json_schema (registry.go); else nil
-	inf    *inferFile    // schema: infer streams (infer.go); else nil
+	// records are the records filed into it, sampled ones included:
+	// what progress reports as held in open files.
+	records int64
+	fw      *partitioner.FileWriter
+	spool   string
+	reg     *registryFile // avro, protobuf, json_schema (registry.go); else nil
+	inf     *inferFile    // schema: infer streams (infer.go); else nil
 }
 
 // fileKey is an open file's key: its hour start, unix ms, and its family.
@@ -50,6 +53,19 @@ type fileSet struct {
 
 func newFileSet(env *Env, mem *memShare, topic string, partition int) *fileSet {
 	return &fileSet{env: env, mem: mem, topic: topic, partition: partition, byKey: map[fileKey]*openFile{}}
+}
+
+// held returns the records in open files per hour start (unix ms), for
+// progress reports; nil without open files.
+func (s *fileSet) held() map[int64]int64 {
+	var m map[int64]int64
+	for k, f := range s.byKey {
+		if m == nil {
+			m = map[int64]int64{}
+		}
+		m[k.hour] += f.records
+	}
+	return m
 }
 
 // dir is the partition's spool folder.

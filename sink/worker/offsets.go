@@ -22,9 +22,10 @@ type offsetCommits struct {
 	gen       Generation
 	log       *slog.Logger
 
-	last     int64     // the last committed offset (-1: none)
-	lastMeta string    // its metadata, encoded
-	at       time.Time // of the last commit attempt; zero: commit at the next chance
+	held     func() map[int64]int64 // records in open files per hour (fileSet.held)
+	last     int64                  // the last committed offset (-1: none)
+	lastMeta string                 // its metadata, encoded
+	at       time.Time              // of the last commit attempt; zero: commit at the next chance
 }
 
 // commit commits offset c with meta (kafkaio.Admin.Commit says why not
@@ -56,8 +57,12 @@ func (o *offsetCommits) commit(ctx context.Context, c int64, meta ledger.Meta, h
 // report sets the partition's gauges and tells Progress.
 func (o *offsetCommits) report(c int64, meta ledger.Meta, high int64) {
 	if o.env.Progress != nil {
-		o.env.Progress(Progress{Stream: o.stream, Topic: o.topic, Partition: o.partition, Generation: o.gen.ID,
-			Committed: c, High: high, Meta: meta})
+		p := Progress{Stream: o.stream, Topic: o.topic, Partition: o.partition, Generation: o.gen.ID,
+			Committed: c, High: high, Meta: meta}
+		if o.held != nil {
+			p.Open = o.held()
+		}
+		o.env.Progress(p)
 	}
 	m := o.env.Metrics
 	m.CommittedOffset.WithLabelValues(o.topic, o.label).Set(float64(c))

@@ -76,6 +76,7 @@ func New(env *Env, st *Stream, topic string, partition int, gen Generation) (*Wo
 		offsets: offsetCommits{env: env, stream: st.Name, topic: topic, partition: partition,
 			label: strconv.Itoa(partition), gen: gen, log: log, last: -1},
 	}
+	w.offsets.held = w.files.held
 	if st.Table != nil {
 		w.table = &tableCommits{env: env, table: st.Table, stream: st.Name, log: log,
 			owner: tables.Owner{Topic: topic, Partition: partition, Generation: gen.ID, Member: gen.Member}}
@@ -348,6 +349,7 @@ func (w *Worker) process(ctx context.Context, m kafka.Message) error {
 	if err := w.format.append(f, row, m, ev); err != nil {
 		return w.files.failed(err)
 	}
+	f.records++
 	oldWM := w.led.RawWM()
 	w.led.Read(m.Offset, ev.UnixMilli(), now)
 	if w.mem.due() {

@@ -5,21 +5,26 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/term"
 
 	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/sink/ops"
 )
 
 // Options configure a demo run.
@@ -29,6 +34,11 @@ type Options struct {
 	Records  int           // backlog records per stream
 	Hours    int           // past hours the backlog spans
 	HTTP     string        // listen address of the sink's endpoints; "" for none
+	// Terminal: the progress line is rewritten in place every second
+	// (carriage return); otherwise a plain line is printed every five
+	// seconds, for a pipe or a CI log. The command sets it from stdout
+	// (IsTerminal).
+	Terminal bool
 	// Run runs the sink with cfg until ctx ends, calling ready with the
 	// HTTP address once it serves. The command wires the real sink here.
 	Run func(ctx context.Context, cfg *config.Config, ready func(httpAddr string)) error
@@ -134,11 +144,16 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	sctx, stopSink := context.WithCancel(context.Background())
 	defer stopSink()
 	sinkErr := make(chan error, 1)
+	var httpAddr atomic.Pointer[string]
 	go func() {
 		sinkErr <- opts.Run(sctx, cfg, func(addr string) {
-			fmt.Fprintf(out, "  endpoints  http://%s/metrics  /healthz  /readyz\n\n", addr)
+			httpAddr.Store(&addr)
+			fmt.Fprintf(out, "  endpoints  http://%s/  (status page)  /metrics  /healthz  /readyz  /api/progress\n\n", addr)
 		})
 	}()
+	fmt.Fprintf(out, "Where the records are: consumed from Kafka; in the lake (in files uploaded and committed);\n"+
+		"in open files (read, waiting for their hour to close: its end + allowed_lateness, %s here);\n"+
+		"dead-lettered (malformed). An hour's marker follows once every partition is past it.\n\n", time.Duration(cfg.Streams[0].AllowedLateness))
 
 	// A live trickle of current events.
 	var wg sync.WaitGroup
@@ -163,14 +178,31 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		}
 	}()
 
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 5 * time.Second}
 	deadline := time.After(opts.Duration)
 	if opts.Duration <= 0 {
 		deadline = nil
 	}
-	tick := time.NewTicker(time.Second)
+	// A terminal gets one line rewritten every second; a pipe or a file
+	// (a CI log) a plain line every five seconds, no carriage returns.
+	tty := opts.Terminal
+	every := 5 * time.Second
+	if tty {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	began := time.Now()
+	show := func(ctx context.Context, last bool) {
+		line := fmt.Sprintf("  %3ds  %s", int(time.Since(began).Seconds()), progress(ctx, &httpAddr))
+		switch {
+		case tty && last:
+			fmt.Fprintf(out, "\r%s\x1b[K\n", line)
+		case tty:
+			fmt.Fprintf(out, "\r%s\x1b[K", line)
+		default:
+			fmt.Fprintln(out, line)
+		}
+	}
 	var runErr error
 loop:
 	for {
@@ -183,12 +215,13 @@ loop:
 			runErr = err
 			break loop
 		case <-tick.C:
-			fmt.Fprintf(out, "\r  %3ds  %s", int(time.Since(began).Seconds()), progress(ctx, client, cfg.Kafka.GroupID, lake))
+			show(ctx, false)
 		}
 	}
 	stopTrickle()
 	wg.Wait()
-	fmt.Fprintf(out, "\r  %3ds  %s\n\nstopping (finishing open files)...\n", int(time.Since(began).Seconds()), progress(context.Background(), client, cfg.Kafka.GroupID, lake))
+	show(context.Background(), true)
+	fmt.Fprintf(out, "\nstopping (finishing and committing open files)...\n")
 	stopSink()
 	if runErr == nil {
 		runErr = <-sinkErr
@@ -202,43 +235,39 @@ loop:
 	return nil
 }
 
-// progress is the live status line: committed share of the topics, files and
-// markers in the lake.
-func progress(ctx context.Context, c *kafka.Client, group, lake string) string {
-	var total, committed int64
-	for _, t := range []struct {
-		name string
-		n    int
-	}{{clickTopic, 6}, {iotTopic, 3}} {
-		ps := make([]int, t.n)
-		lreq := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-		for i := range ps {
-			ps[i] = i
-			lreq.Topics[t.name] = append(lreq.Topics[t.name], kafka.LastOffsetOf(i))
-		}
-		lo, err := c.ListOffsets(ctx, lreq)
-		if err != nil {
-			continue
-		}
-		for _, p := range lo.Topics[t.name] {
-			total += p.LastOffset
-		}
-		of, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{t.name: ps}})
-		if err != nil {
-			continue
-		}
-		for _, p := range of.Topics[t.name] {
-			if p.CommittedOffset > 0 {
-				committed += p.CommittedOffset
-			}
-		}
+// progress is the live status line: where the records are, from the
+// sink's /api/progress (ops.ProgressReport).
+func progress(ctx context.Context, addr *atomic.Pointer[string]) string {
+	a := addr.Load()
+	if a == nil {
+		return "starting…"
 	}
-	files, markers := countLake(lake)
-	pct := 0.0
-	if total > 0 {
-		pct = 100 * float64(committed) / float64(total)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+*a+"/api/progress", nil)
+	if err != nil {
+		return err.Error()
 	}
-	return fmt.Sprintf("committed %d/%d records (%.0f%%) · %d parquet files · %d hour markers   ", committed, total, pct, files, markers)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "progress: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var r ops.ProgressReport
+	if resp.StatusCode != http.StatusOK {
+		return "starting…" // the start-up handler answers until the sink runs
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return "progress: " + err.Error()
+	}
+	return r.Line()
+}
+
+// IsTerminal reports whether out is a terminal (not a pipe, a file or
+// /dev/null, which is a character device too).
+func IsTerminal(out io.Writer) bool {
+	f, ok := out.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func countLake(lake string) (files, markers int) {
