@@ -5,6 +5,7 @@
 package examples
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/lakesink/lakesink/config"
 	"github.com/lakesink/lakesink/sink"
+	"github.com/lakesink/lakesink/sink/completion"
 	"github.com/lakesink/lakesink/test/testenv"
 	"github.com/lakesink/lakesink/writers"
 )
@@ -63,6 +66,23 @@ func TestConfigsValidate(t *testing.T) {
 			case "iot-gcs.yaml":
 				if cfg.Storage.Type != config.StorageGCS || cfg.Streams[0].Name != "iot" {
 					t.Errorf("unexpected config: %+v", cfg.Storage)
+				}
+				// The webhook body names the Airflow asset by its id, as
+				// POST /api/v2/assets/events wants (docs/airflow.md).
+				tmpl, err := template.New("body").Funcs(config.WebhookTemplateFuncs).Option("missingkey=error").Parse(cfg.Markers.Webhook.Body)
+				if err != nil {
+					t.Fatalf("webhook body: %v", err)
+				}
+				var buf bytes.Buffer
+				if err := tmpl.Execute(&buf, completion.Event{Manifest: completion.Manifest{Stream: "iot"}, PartitionKey: "2026-12-06T07"}); err != nil {
+					t.Fatalf("render webhook body: %v", err)
+				}
+				var body struct {
+					AssetID      *int   `json:"asset_id"`
+					PartitionKey string `json:"partition_key"`
+				}
+				if err := json.Unmarshal(buf.Bytes(), &body); err != nil || body.AssetID == nil || *body.AssetID <= 0 || body.PartitionKey == "" {
+					t.Errorf("webhook body %s: want a JSON object with a numeric asset_id and the partition_key (%v)", buf.String(), err)
 				}
 			case "iceberg-s3.yaml":
 				if tb := cfg.Streams[0].Table; tb == nil || tb.Catalog.Type != config.CatalogREST || tb.Catalog.Token != "iceberg-token" {
