@@ -471,3 +471,85 @@ func TestDecodeCompactionPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionCalendars: compaction merges per bucket, and the orphan
+// rule keys compacted sources by bucket. On New York's fall-back night the
+// two 01:00 hours (05:00Z and 06:00Z) render into one folder and a
+// partition's files of the two interleave in offsets; each bucket's files
+// become one compacted file, both are kept, every record once — also when
+// the first instance is killed after the upload. Lord Howe's folder of a
+// full and a half bucket likewise. With sources keyed by folder instead
+// of bucket, the two compacted files of one folder would overlap and
+// block the marker.
+func TestCompactionCalendars(t *testing.T) {
+	type file struct {
+		partition int
+		bucket    time.Time
+		offsets   []int64
+	}
+	tests := []struct {
+		name    string
+		zone    string
+		buckets []time.Time // the folder's, first first
+		files   []file
+	}{
+		{"America/New_York fall back", "America/New_York", []time.Time{utc("2026-11-01T05:00:00Z"), utc("2026-11-01T06:00:00Z")}, []file{
+			{0, utc("2026-11-01T05:00:00Z"), []int64{10, 12, 14}}, {0, utc("2026-11-01T06:00:00Z"), []int64{11, 13, 15}},
+			{1, utc("2026-11-01T05:00:00Z"), []int64{0, 2}}, {1, utc("2026-11-01T06:00:00Z"), []int64{1, 3}},
+		}},
+		{"Australia/Lord_Howe half bucket", "Australia/Lord_Howe", []time.Time{utc("2026-04-04T14:00:00Z"), utc("2026-04-04T15:00:00Z")}, []file{
+			{0, utc("2026-04-04T14:00:00Z"), []int64{5, 7}}, {0, utc("2026-04-04T15:00:00Z"), []int64{6, 8}},
+			{1, utc("2026-04-04T14:00:00Z"), []int64{1}}, {1, utc("2026-04-04T15:00:00Z"), []int64{2, 3}},
+		}},
+	}
+	for _, tt := range tests {
+		for _, kill := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/killed %v", tt.name, kill), func(t *testing.T) {
+				first, last := tt.buckets[0], tt.buckets[len(tt.buckets)-1]
+				h := zoned(t, tt.zone, last.Add(time.Hour+testLateness))
+				h.compacting(64 << 20)
+				loc := h.st.Loc
+				want := map[int][]int64{}
+				for _, f := range tt.files {
+					h.putFile(f.partition, f.bucket.In(loc), f.offsets...)
+					want[f.partition] = append(want[f.partition], f.offsets...)
+				}
+				wm := last.Add(time.Hour + testLateness)
+				h.offs.Set(behind(0, first.In(loc), wm), behind(1, first.In(loc), wm))
+				if kill {
+					deletes := 0
+					fw := &faultWriter{Writer: h.lake, fail: func(op, key string) bool {
+						if op == "delete" && strings.HasSuffix(key, ".parquet") {
+							deletes++
+							return deletes == 2
+						}
+						return false
+					}}
+					a, _ := h.newFinalizer(fw, h.clock, prometheus.NewRegistry())
+					if err := a.check(h.ctx, h.st); !errors.Is(err, errKilled) {
+						t.Fatalf("instance A: %v, want it killed", err)
+					}
+				}
+				h.check(wm)
+				m := h.success(first.In(loc))
+				if len(m.Files) != len(tt.buckets) || len(m.Ranges) != len(tt.buckets) {
+					t.Fatalf("marker lists %d files over %d ranges, want one compacted file per bucket (%d)", len(m.Files), len(m.Ranges), len(tt.buckets))
+				}
+				buckets := map[string]bool{}
+				for _, f := range m.Files {
+					if f.Sources == nil || f.Hour == "" {
+						t.Errorf("entry %+v: want a compacted file with its bucket", f)
+					}
+					buckets[f.Hour] = true
+				}
+				if len(buckets) != len(tt.buckets) {
+					t.Errorf("compacted files of buckets %v, want one per bucket", buckets)
+				}
+				if got := h.folderFiles(first.In(loc)); len(got) != len(tt.buckets) {
+					t.Errorf("folder holds %v, want only the compacted files", got)
+				}
+				h.wantRows(h.rows(m), want)
+			})
+		}
+	}
+}

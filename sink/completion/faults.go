@@ -41,6 +41,10 @@ func (e *UnprovenError) Error() string {
 			fmt.Fprintf(&b, " and %d more", len(e.Files)-i)
 			break
 		}
+		if f.Sources != nil {
+			fmt.Fprintf(&b, " %s (compacted, %d sources)", f.Path, len(f.Sources))
+			continue
+		}
 		fmt.Fprintf(&b, " %s (offsets %d-%d)", f.Path, f.FirstOffset, f.LastOffset)
 	}
 	return b.String()
