@@ -264,13 +264,7 @@ func SplitOrphans(files []ManifestFile) (kept, orphans, unproven []ManifestFile)
 	sort.Slice(units, func(i, j int) bool {
 		a, b := units[i], units[j]
 		if a.key != b.key {
-			if a.key.topic != b.key.topic {
-				return a.key.topic < b.key.topic
-			}
-			if a.key.partition != b.key.partition {
-				return a.key.partition < b.key.partition
-			}
-			return a.key.bucket < b.key.bucket
+			return a.key.less(b.key)
 		}
 		if a.first != b.first {
 			return a.first < b.first
@@ -319,6 +313,17 @@ type bucketKey struct {
 	bucket    int64
 }
 
+// less orders bucket keys by topic, partition and bucket.
+func (k bucketKey) less(o bucketKey) bool {
+	if k.topic != o.topic {
+		return k.topic < o.topic
+	}
+	if k.partition != o.partition {
+		return k.partition < o.partition
+	}
+	return k.bucket < o.bucket
+}
+
 // span is a kept unit's offsets, first to last.
 type span struct{ first, last int64 }
 
@@ -355,13 +360,7 @@ func keepCompacted(files []ManifestFile) (units map[bucketKey][]span, kept, unpr
 	sort.Slice(vs, func(i, j int) bool {
 		a, b := vs[i], vs[j]
 		if a.key != b.key {
-			if a.key.topic != b.key.topic {
-				return a.key.topic < b.key.topic
-			}
-			if a.key.partition != b.key.partition {
-				return a.key.partition < b.key.partition
-			}
-			return a.key.bucket < b.key.bucket
+			return a.key.less(b.key)
 		}
 		return a.first < b.first
 	})

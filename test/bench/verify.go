@@ -34,14 +34,13 @@ type lakeStats struct {
 	compacted int
 }
 
-// lakeCounts walks a local lake and reads every Parquet file's footer.
-func lakeCounts(root string) (st lakeStats, err error) {
-	st.perPartition = map[int]int64{}
-	perBucket := map[string]int{}
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+// walkParquet calls fn with every Parquet file under root, open, and its
+// size; a root that does not exist (nothing written) has none.
+func walkParquet(root string, fn func(path string, f *os.File, size int64) error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path == root {
-				return nil // nothing written at all; the counts say so
+				return nil
 			}
 			return err
 		}
@@ -57,7 +56,16 @@ func lakeCounts(root string) (st lakeStats, err error) {
 		if err != nil {
 			return err
 		}
-		info, meta, err := partitioner.ReadFileInfo(f, fi.Size())
+		return fn(path, f, fi.Size())
+	})
+}
+
+// lakeCounts walks a local lake and reads every Parquet file's footer.
+func lakeCounts(root string) (st lakeStats, err error) {
+	st.perPartition = map[int]int64{}
+	perBucket := map[string]int{}
+	err = walkParquet(root, func(path string, f *os.File, size int64) error {
+		info, meta, err := partitioner.ReadFileInfo(f, size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -257,30 +265,12 @@ func readOnce(root, schema string, records int64, partitionOf func(seq int64) in
 			errs = append(errs, err)
 		}
 	}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && path == root {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".parquet") {
-			return nil
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		_, meta, err := partitioner.ReadFileInfo(f, fi.Size())
+	err := walkParquet(root, func(path string, f *os.File, size int64) error {
+		_, meta, err := partitioner.ReadFileInfo(f, size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		pf, err := parquet.OpenFile(f, fi.Size())
+		pf, err := parquet.OpenFile(f, size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
