@@ -11,6 +11,8 @@
 //	lakesink-bench -scenario skewed -live=false -open-hours=false            # the same records as a backlog of closed hours
 //	lakesink-bench -scenario compaction                                      # one closed hour in 512 files, compacted before its marker: CPU of writing against compacting
 //	lakesink-bench -instances 3 -partitions 64 -format json                  # 3 instances in one group: total records/s, per-instance CPU and RSS
+//	lakesink-bench -instances 3 -rolling                                     # rolling restart under live traffic, kafka.assignor range then sticky: records read again and their CPU
+//	lakesink-bench -instances 3 -rolling -restart-gap 5s                     # each instance down 5 s between exit and start: two rebalances per restart
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
 // Through make, which builds bin/lakesink, bin/kafkabroker and this command
@@ -18,6 +20,7 @@
 //
 //	make bench BENCH_ARGS='-scenario skewed'
 //	make bench BENCH_ARGS='-scenario compaction'
+//	make bench BENCH_ARGS='-instances 3 -rolling'
 //
 // -table none,iceberg (the throughput scenario's default) runs each format
 // twice, without and with an Iceberg table in an SQLite catalog, and the
@@ -55,6 +58,28 @@
 // writing's, peak RSS at most memory_limit + 60 MiB, the marker delay
 // reported, the folder holding only compacted files, every record once
 // through the manifest.
+//
+// -rolling (or -scenario rolling) is a rolling restart: -instances
+// (default 3) in one group on 12 partitions, records produced while they
+// run at -rate (default 3,000 records/s, 250 records a produce request,
+// each partition in turn) into the hour from the next full hour on, which
+// no wall clock closes during the run, so every partition has an open
+// file all the time, as in production. From -restart-after (20 s) on,
+// one instance every -restart-every (30 s) gets SIGTERM; once it exited
+// it is started again (after -restart-gap, default at once). Producing
+// lasts the restarts and 20 s more (390,000 records by default; -records
+// caps it). Once every instance was restarted and every partition's
+// owner has read all its records, every instance gets SIGTERM. It runs
+// once per -assignor (kafka.assignor; default range,sticky) and reports
+// per run: records produced, records consumed and records read again
+// (lakesink_records_consumed_total, lakesink_records_replayed_total),
+// files kept and abandoned, each summed over every process life (read
+// from its /metrics right before its SIGTERM and until it stops
+// answering), the sink's CPU over every life (wait4) and the CPU spent on
+// reading again, estimated as CPU per consumed record × records read
+// again; and at the end sticky/range of the records read again. The lake
+// must hold every record once (the files' rows read back) and every
+// offset must be committed at its high watermark.
 //
 // Each run appends one JSON line to -results. Exit status 1 when a run
 // failed or the lake did not hold exactly the produced records; 3 when
