@@ -21,7 +21,10 @@
 #                with an Iceberg table, followed by a summary line per
 #                run. BENCH_ARGS adds flags to all, e.g. BENCH_ARGS='-schema iot', or
 #                BENCH_ARGS='-format avro' for one run; BENCH_ARGS='-scenario
-#                memory' (or busy, skewed) runs JSON only (see
+#                memory' (or busy, skewed) runs JSON only;
+#                BENCH_ARGS='-instances 3 -rolling' restarts 3 instances
+#                one after another under live traffic, with
+#                kafka.assignor range and then sticky (see
 #                test/bench/cmd/lakesink-bench).
 
 GO        ?= go

@@ -96,6 +96,10 @@ type Options struct {
 	// only the other partitions' bursts separate them).
 	Burst    int
 	BurstGap time.Duration
+	// Chunk is the records per produce request (default and at most
+	// 2,000); with Live and Rate, smaller chunks spread the records more
+	// evenly over the partitions and the seconds.
+	Chunk int
 	// OpenHours puts the event times in the Hours hours from the next
 	// full hour on, which the wall clock closes (hour end +
 	// allowed_lateness) long after the run: no file ends because its hour
@@ -158,6 +162,19 @@ type Options struct {
 	// an SQLite catalog in WorkDir; the run then checks the table's record
 	// count too.
 	Table bool
+	// Assignor is the config's kafka.assignor: sticky or range (empty:
+	// the config's default, sticky).
+	Assignor string
+	// Rolling restarts the Instances (default 3) one after another while
+	// the records arrive (Live): RestartAfter (default 20s) after they
+	// started, then one every RestartEvery (default 30s), each with
+	// SIGTERM, waiting for its exit and starting it again. The result's
+	// Rolling part sums what every instance's life read, read again and
+	// cost (RollingResult; see rolling.go). RestartGap is how long an
+	// instance stays down between its exit and its next start (default
+	// none).
+	Rolling                                bool
+	RestartAfter, RestartEvery, RestartGap time.Duration
 }
 
 func (o *Options) defaults() {
@@ -205,6 +222,21 @@ func (o *Options) defaults() {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.Rolling {
+		o.Live = true
+		if o.Busy <= 0 {
+			o.Busy = o.Partitions
+		}
+		if o.Instances <= 0 {
+			o.Instances = 3
+		}
+		if o.RestartAfter <= 0 {
+			o.RestartAfter = 20 * time.Second
+		}
+		if o.RestartEvery <= 0 {
+			o.RestartEvery = 30 * time.Second
+		}
 	}
 }
 
@@ -296,6 +328,10 @@ type Result struct {
 	TableRecords int64  `json:"table_records,omitempty"`
 	Verified     bool   `json:"verified"`
 	CPUProfile   string `json:"cpu_profile,omitempty"` // written profile, if any
+	// Assignor is the run's kafka.assignor (absent: the config's
+	// default); Rolling what a rolling restart measured.
+	Assignor string         `json:"assignor,omitempty"`
+	Rolling  *RollingResult `json:"rolling,omitempty"`
 
 	Machine Machine `json:"machine"`
 	Command string  `json:"command,omitempty"` // set by the caller
@@ -400,10 +436,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		Time: time.Now().UTC().Format(time.RFC3339), Scenario: o.Scenario, Schema: o.Schema, Format: o.Format,
 		Partitions: o.Partitions, Busy: o.Busy, Live: o.Live, Rate: o.Rate, Hours: o.Hours, Interleave: o.Interleave, Compression: o.Compression,
 		MemoryLimit: o.MemoryLimit, IdleTimeout: o.IdleTimeout.String(), ManifestRecords: -1,
-		OpenHours: o.OpenHours, Machine: ThisMachine(),
+		OpenHours: o.OpenHours, Machine: ThisMachine(), Assignor: o.Assignor,
 	}
 	if o.Live {
-		res.Burst = max(o.Burst, produceChunk)
+		res.Burst = max(o.Burst, o.chunk())
 		if o.BurstGap > 0 {
 			res.BurstGap = o.BurstGap.String()
 		}
@@ -494,6 +530,14 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	const group = "lakesink-bench"
 	rctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	if o.Rolling {
+		err := runRolling(rctx, o, &res, rollingEnv{
+			broker: broker, work: work, lake: lake, topic: topic,
+			args:       configArgs{broker: broker.addr, topic: topic, group: group, lake: lake, registryURL: registryURL},
+			produceAll: produceAll, prod: &prod, high: &high,
+		})
+		return res, err
+	}
 	n := max(o.Instances, 1)
 	res.Instances = n
 	fmt.Fprintf(o.Progress, "starting %d lakesink instance(s) ...\n", n)
@@ -681,9 +725,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			verr = append(verr, fmt.Errorf("after the graceful stop: %s", m.last))
 		}
 	}
-	ls, err := lakeCounts(lake)
-	res.LakeFiles, res.LakeRecords, res.Buckets, res.MaxFilesPerBucket = ls.files, ls.records, ls.buckets, ls.maxPerBucket
-	res.CompactedFiles = ls.compacted
+	ls, lerr := checkLake(lake, o, &res, prod)
+	verr = append(verr, lerr...)
 	if o.OpenHours && res.FilesFinished != nil {
 		var n int64
 		for _, v := range res.FilesFinished {
@@ -693,24 +736,6 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			res.FilesFinished["shutdown"] += d
 			res.ShutdownFromLake = d
 		}
-	}
-	recs := ls.records
-	if err != nil {
-		verr = append(verr, err)
-	}
-	for p, n := range prod.perPartition {
-		if ls.perPartition[p] != n {
-			verr = append(verr, fmt.Errorf("partition %d: %d records in the lake, %d produced", p, ls.perPartition[p], n))
-		}
-	}
-	if recs != res.Records {
-		verr = append(verr, fmt.Errorf("%d records in the lake, %d produced", recs, res.Records))
-	}
-	// Every record once, by reading the rows.
-	rows, err := readOnce(lake, o.Schema, res.Records, partitionOf(o))
-	res.RowsRead = rows
-	if err != nil {
-		verr = append(verr, err)
 	}
 	if o.Table {
 		res.Iceberg = true
@@ -732,6 +757,35 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	res.Verified = len(verr) == 0
 	return res, errors.Join(verr...)
+}
+
+// checkLake counts the lake's files and records into res (LakeFiles,
+// LakeRecords, Buckets, …), compares the records per partition with prod
+// and reads every row back (RowsRead): each produced record must be there
+// exactly once, in a file of its partition.
+func checkLake(lake string, o Options, res *Result, prod produced) (lakeStats, []error) {
+	var verr []error
+	ls, err := lakeCounts(lake)
+	res.LakeFiles, res.LakeRecords, res.Buckets, res.MaxFilesPerBucket = ls.files, ls.records, ls.buckets, ls.maxPerBucket
+	res.CompactedFiles = ls.compacted
+	if err != nil {
+		verr = append(verr, err)
+	}
+	for p, n := range prod.perPartition {
+		if ls.perPartition[p] != n {
+			verr = append(verr, fmt.Errorf("partition %d: %d records in the lake, %d produced", p, ls.perPartition[p], n))
+		}
+	}
+	if ls.records != res.Records {
+		verr = append(verr, fmt.Errorf("%d records in the lake, %d produced", ls.records, res.Records))
+	}
+	// Every record once, by reading the rows.
+	rows, err := readOnce(lake, o.Schema, res.Records, partitionOf(o))
+	res.RowsRead = rows
+	if err != nil {
+		verr = append(verr, err)
+	}
+	return ls, verr
 }
 
 // planWatch polls for the first compaction plan and reads the instances'
@@ -821,6 +875,13 @@ type sinkProc struct {
 // startSink writes instance i's config (of n; one instance keeps the plain
 // names lakesink.yaml, spool and lakesink.log) and starts it.
 func startSink(o Options, work string, i, n int, a configArgs) (*sinkProc, error) {
+	return startSinkLife(o, work, i, n, 0, a)
+}
+
+// startSinkLife is startSink for the life'th start of instance i (0: the
+// first): the same spool folder, a new HTTP port, and after the first
+// life a log of its own, lakesink-<i>-r<life>.log.
+func startSinkLife(o Options, work string, i, n, life int, a configArgs) (*sinkProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -829,11 +890,15 @@ func startSink(o Options, work string, i, n int, a configArgs) (*sinkProc, error
 	if n > 1 {
 		suffix = fmt.Sprintf("-%d", i)
 	}
+	logName := "lakesink" + suffix
+	if life > 0 {
+		logName += fmt.Sprintf("-r%d", life)
+	}
 	cfgPath := filepath.Join(work, "lakesink"+suffix+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(configYAMLSpool(o, a, work, filepath.Join(work, "spool"+suffix), port)), 0o600); err != nil {
 		return nil, err
 	}
-	p := &sinkProc{log: filepath.Join(work, "lakesink"+suffix+".log"), exited: make(chan struct{}),
+	p := &sinkProc{log: filepath.Join(work, logName+".log"), exited: make(chan struct{}),
 		metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", port)}
 	if p.logf, err = os.Create(p.log); err != nil {
 		return nil, err
@@ -842,7 +907,7 @@ func startSink(o Options, work string, i, n int, a configArgs) (*sinkProc, error
 	p.cmd.Stdout, p.cmd.Stderr = p.logf, p.logf
 	p.cmd.Dir = work
 	p.cmd.Env = os.Environ()
-	if o.CPUProfile != "" && i == 0 {
+	if o.CPUProfile != "" && i == 0 && life == 0 {
 		p.cmd.Env = append(p.cmd.Env, "LAKESINK_CPUPROFILE="+o.CPUProfile)
 	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -908,6 +973,9 @@ func configYAMLSpool(o Options, a configArgs, work, spool string, httpPort int) 
 	broker, topic, group, lake, registryURL := a.broker, a.topic, a.group, a.lake, a.registryURL
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\n  group_id: %s\n", broker, group)
+	if o.Assignor != "" {
+		fmt.Fprintf(&b, "  assignor: %s\n", o.Assignor)
+	}
 	if usesRegistry(o.Format) {
 		fmt.Fprintf(&b, "schema_registry:\n  url: %q\n", registryURL)
 	}
@@ -1066,8 +1134,14 @@ func (m *monitor) filesFinishedAt(ctx context.Context, url string) map[string]in
 		return nil
 	}
 	defer resp.Body.Close()
+	return parseFinished(resp.Body)
+}
+
+// parseFinished reads lakesink_files_finished_total by reason from a
+// /metrics page; nil if it cannot be read.
+func parseFinished(r io.Reader) map[string]int64 {
 	out := map[string]int64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), `lakesink_files_finished_total{reason="`)
@@ -1224,6 +1298,9 @@ func AppendJSON(path string, r Result) error {
 
 // Table renders r for humans.
 func (r Result) Table() string {
+	if r.Rolling != nil {
+		return r.rollingTable()
+	}
 	var b strings.Builder
 	row := func(k, f string, a ...any) { fmt.Fprintf(&b, "  %-28s "+f+"\n", append([]any{k}, a...)...) }
 	fmt.Fprintf(&b, "lakesink bench — %s, %s values (%.0f B/record), %s\n", r.Scenario, r.Variant(), float64(r.ValueBytes)/float64(max(r.Records, 1)), r.Time)

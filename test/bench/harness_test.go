@@ -316,7 +316,8 @@ func TestConfigYAML(t *testing.T) {
 			[]string{"format: avro", "time: {field: event_time, timezone: UTC}", "{name: seq, type: int64}"},
 			[]string{"rfc3339", "compaction"}},
 		{"compaction", Options{Compaction: true, MemoryLimit: "256MiB"},
-			[]string{"compaction: {enabled: true}", "memory_limit: 256MiB"}, nil},
+			[]string{"compaction: {enabled: true}", "memory_limit: 256MiB"}, []string{"assignor"}},
+		{"range assignor", Options{Assignor: "range"}, []string{"assignor: range"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o
@@ -350,6 +351,9 @@ func TestConfigYAML(t *testing.T) {
 			}
 			if got := cfg.Streams[0]; !slices.Equal(got.Schema, demoStream.Schema) || string(got.Format) != o.Format {
 				t.Errorf("stream %+v, want format %s and the columns %+v", got, o.Format, demoStream.Schema)
+			}
+			if got, want := string(cfg.Kafka.Assignor), cmp.Or(o.Assignor, string(config.AssignSticky)); got != want {
+				t.Errorf("kafka.assignor %q, want %q", got, want)
 			}
 			if got := cfg.Streams[0].Compaction.Enabled; got != o.Compaction {
 				t.Errorf("compaction enabled %v, want %v", got, o.Compaction)
@@ -402,7 +406,7 @@ func TestPartitionOf(t *testing.T) {
 // partition's next burst waits for the gap after its previous one.
 func TestTurnsBursts(t *testing.T) {
 	const gap = 60 * time.Millisecond
-	tr := newTurns(2, 0, 2*produceChunk, gap)
+	tr := newTurns(2, 0, produceChunk, 2*produceChunk, gap)
 	var (
 		mu    sync.Mutex
 		order []int

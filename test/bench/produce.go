@@ -19,8 +19,17 @@ type produced struct {
 
 // produceChunk is the number of records per produce request: 2,000 records
 // of ~320 bytes (JSON; Avro ones are smaller) stay under the broker's 1 MiB
-// max.message.bytes.
+// max.message.bytes. It is the default and the most (Options.Chunk).
 const produceChunk = 2000
+
+// chunk is the records per produce request: Options.Chunk, at most
+// produceChunk.
+func (o Options) chunk() int {
+	if o.Chunk <= 0 {
+		return produceChunk
+	}
+	return min(o.Chunk, produceChunk)
+}
 
 // produce writes o.Records records made by gen round robin over the
 // partitions: record seq goes to partition seq % Partitions (with Busy,
@@ -37,7 +46,7 @@ func produce(ctx context.Context, addr, topic string, o Options, from time.Time,
 	if o.Live {
 		// One producer per partition, taking turns chunk by chunk.
 		workers = o.Partitions
-		tr = newTurns(o.Busy, o.Rate, max(o.Burst, produceChunk), o.BurstGap)
+		tr = newTurns(o.Busy, o.Rate, o.chunk(), max(o.Burst, o.chunk()), o.BurstGap)
 	}
 	var (
 		mu   sync.Mutex
@@ -89,7 +98,8 @@ func producePartition(ctx context.Context, addr, topic string, p int, o Options,
 	}
 	defer conn.Close()
 	r := rand.New(rand.NewPCG(2026, uint64(p)))
-	batch := make([]kafka.Message, 0, produceChunk)
+	chunk := o.chunk()
+	batch := make([]kafka.Message, 0, chunk)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -125,7 +135,7 @@ func producePartition(ctx context.Context, addr, topic string, p int, o Options,
 		batch = append(batch, kafka.Message{Value: v, Time: t})
 		n++
 		nbytes += int64(len(v))
-		if len(batch) == produceChunk {
+		if len(batch) == chunk {
 			if err := flush(); err != nil {
 				return n, nbytes, err
 			}
@@ -194,6 +204,7 @@ type turns struct {
 	turn    int          // whose turn: a busy partition's index
 	n       int          // busy partitions
 	done    map[int]bool // producers that have finished
+	chunk   int          // records per chunk
 	perTurn int          // chunks per turn, at least 1
 	inTurn  int          // chunks sent in the current turn
 	gap     time.Duration
@@ -205,11 +216,11 @@ type turns struct {
 	sent  int
 }
 
-// newTurns makes the turns of n producers; burst is the records of a turn
-// (rounded up to whole chunks).
-func newTurns(n int, rate float64, burst int, gap time.Duration) *turns {
-	t := &turns{n: n, done: map[int]bool{}, rate: rate, start: time.Now(),
-		perTurn: max(1, (burst+produceChunk-1)/produceChunk), gap: gap, lastEnd: map[int]time.Time{}}
+// newTurns makes the turns of n producers sending chunks of chunk records;
+// burst is the records of a turn (rounded up to whole chunks).
+func newTurns(n int, rate float64, chunk, burst int, gap time.Duration) *turns {
+	t := &turns{n: n, done: map[int]bool{}, rate: rate, start: time.Now(), chunk: chunk,
+		perTurn: max(1, (burst+chunk-1)/chunk), gap: gap, lastEnd: map[int]time.Time{}}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
@@ -224,7 +235,7 @@ func (t *turns) wait(i int) {
 	}
 	var due time.Time
 	if t.rate > 0 {
-		due = t.start.Add(time.Duration(float64(t.sent*produceChunk) / t.rate * float64(time.Second)))
+		due = t.start.Add(time.Duration(float64(t.sent*t.chunk) / t.rate * float64(time.Second)))
 	}
 	if e, ok := t.lastEnd[i]; ok && t.inTurn == 0 && t.gap > 0 && e.Add(t.gap).After(due) {
 		due = e.Add(t.gap)

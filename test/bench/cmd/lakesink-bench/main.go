@@ -11,6 +11,8 @@
 //	lakesink-bench -scenario skewed -live=false -open-hours=false            # the same records as a backlog of closed hours
 //	lakesink-bench -scenario compaction                                      # one closed hour in 512 files, compacted before its marker: CPU of writing against compacting
 //	lakesink-bench -instances 3 -partitions 64 -format json                  # 3 instances in one group: total records/s, per-instance CPU and RSS
+//	lakesink-bench -instances 3 -rolling                                     # rolling restart under live traffic, kafka.assignor range then sticky: records read again and their CPU
+//	lakesink-bench -instances 3 -rolling -restart-gap 5s                     # each instance down 5 s between exit and start: two rebalances per restart
 //	lakesink-bench -profile /tmp/cpu.pprof                                   # needs LAKESINK_CPUPROFILE support
 //
 // Through make, which builds bin/lakesink, bin/kafkabroker and this command
@@ -18,6 +20,7 @@
 //
 //	make bench BENCH_ARGS='-scenario skewed'
 //	make bench BENCH_ARGS='-scenario compaction'
+//	make bench BENCH_ARGS='-instances 3 -rolling'
 //
 // -table none,iceberg (the throughput scenario's default) runs each format
 // twice, without and with an Iceberg table in an SQLite catalog, and the
@@ -56,6 +59,28 @@
 // reported, the folder holding only compacted files, every record once
 // through the manifest.
 //
+// -rolling (or -scenario rolling) is a rolling restart: -instances
+// (default 3) in one group on 12 partitions, records produced while they
+// run at -rate (default 3,000 records/s, 250 records a produce request,
+// each partition in turn) into the hour from the next full hour on, which
+// no wall clock closes during the run, so every partition has an open
+// file all the time, as in production. From -restart-after (20 s) on,
+// one instance every -restart-every (30 s) gets SIGTERM; once it exited
+// it is started again (after -restart-gap, default at once). Producing
+// lasts the restarts and 20 s more (390,000 records by default; -records
+// caps it). Once every instance was restarted and every partition's
+// owner has read all its records, every instance gets SIGTERM. It runs
+// once per -assignor (kafka.assignor; default range,sticky) and reports
+// per run: records produced, records consumed and records read again
+// (lakesink_records_consumed_total, lakesink_records_replayed_total),
+// files kept and abandoned, each summed over every process life (read
+// from its /metrics right before its SIGTERM and until it stops
+// answering), the sink's CPU over every life (wait4) and the CPU spent on
+// reading again, estimated as CPU per consumed record × records read
+// again; and at the end sticky/range of the records read again. The lake
+// must hold every record once (the files' rows read back) and every
+// offset must be committed at its high watermark.
+//
 // Each run appends one JSON line to -results. Exit status 1 when a run
 // failed or the lake did not hold exactly the produced records; 3 when
 // every run was verified but a scenario's target was missed.
@@ -79,7 +104,9 @@ import (
 func main() {
 	var (
 		o        bench.Options
-		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions) | skewed (the same on 10 of 512 partitions fed in bursts while the sink runs, as a sticky partitioner loads them, hours the wall clock has not closed, idle timeout 1s) | compaction (one closed hour in 512 files, compacted before its marker)")
+		scenario = flag.String("scenario", "throughput", "throughput | memory (512 partitions, records over 4 open hours, memory_limit 256MiB, markers checked) | busy (the same on 40 partitions) | skewed (the same on 10 of 512 partitions fed in bursts while the sink runs, as a sticky partitioner loads them, hours the wall clock has not closed, idle timeout 1s) | compaction (one closed hour in 512 files, compacted before its marker) | rolling (the same as -rolling)")
+		rolling  = flag.Bool("rolling", false, "rolling restart under live traffic: -instances (default 3) on 12 partitions at 3,000 records/s into an open hour, restarted one after another (-restart-after, -restart-every), once per -assignor; reports records read again and the CPU spent on them")
+		assigns  = flag.String("assignor", "", "range | sticky | range,sticky: kafka.assignor, one run each (default range,sticky with -rolling; otherwise the config's default, sticky)")
 		results  = flag.String("results", "bench-results.jsonl", "append one JSON line per run to this file (empty: none)")
 		formats  = flag.String("format", "", "json | avro | avro2 (two interleaved Avro writer schema versions), comma-separated: one run per format (default json,avro,avro2; memory scenario json)")
 	)
@@ -102,11 +129,22 @@ func main() {
 	flag.DurationVar(&o.BurstGap, "burst-gap", 0, "with -live: least time between two bursts of a partition (default none; skewed scenario idle timeout + 500ms)")
 	flag.BoolVar(&o.OpenHours, "open-hours", false, "event times in the hours from the next full hour on, which the wall clock does not close during the run; the sink is stopped with SIGTERM once it consumed every record (default in the skewed scenario)")
 	flag.IntVar(&o.Instances, "instances", 1, "lakesink instances in the group, on this machine (each its own spool, port and log)")
+	flag.DurationVar(&o.RestartAfter, "restart-after", 20*time.Second, "with -rolling: the first restart this long after the instances started")
+	flag.DurationVar(&o.RestartEvery, "restart-every", 30*time.Second, "with -rolling: then one restart this often")
+	flag.DurationVar(&o.RestartGap, "restart-gap", 0, "with -rolling: how long an instance stays down between its exit and its next start (default: started again at once)")
+	flag.IntVar(&o.Chunk, "chunk", 0, "records per produce request (default and at most 2000; -rolling 250)")
 	tables := flag.String("table", "", "none | iceberg | none,iceberg: runs without and with an Iceberg table (SQLite catalog) per format (default none,iceberg in the throughput scenario, none in the memory scenario)")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	if *rolling {
+		if set["scenario"] && *scenario != "rolling" {
+			fmt.Fprintf(os.Stderr, "lakesink-bench: -rolling is a scenario of its own, not one of -scenario %s\n", *scenario)
+			os.Exit(2)
+		}
+		*scenario = "rolling"
+	}
 	o.Scenario = *scenario
 	switch *scenario {
 	case "throughput":
@@ -169,6 +207,45 @@ func main() {
 		if o.MemoryLimit == "" {
 			o.MemoryLimit = "256MiB"
 		}
+	case "rolling":
+		// The scenario: a rolling restart of three instances
+		// under live traffic into hours the wall clock has not closed,
+		// so that every partition has an open file all the time.
+		o.Rolling = true
+		if *formats == "" {
+			*formats = bench.FormatJSON
+		}
+		if *assigns == "" {
+			*assigns = "range,sticky"
+		}
+		if !set["instances"] {
+			o.Instances = 3
+		}
+		if o.Partitions == 0 {
+			o.Partitions = 12
+		}
+		if o.Rate == 0 {
+			o.Rate = 3000
+		}
+		if o.Chunk == 0 {
+			o.Chunk = 250 // a produce request per partition every 12/rate×250 s: ~1 s at 3,000 records/s
+		}
+		if !set["open-hours"] {
+			o.OpenHours = true
+		}
+		if o.Hours == 0 {
+			o.Hours = 1
+		}
+		if !set["idle-timeout"] {
+			o.IdleTimeout = 5 * time.Second // far above a partition's gap between two produce requests
+		}
+		// Produce for as long as the restarts take and 20 s more, at
+		// the rate: 330,000 records by default; -records (make bench:
+		// 1M) caps it.
+		produceFor := o.RestartAfter + time.Duration(o.Instances)*max(o.RestartEvery, o.RestartGap+time.Second) + 20*time.Second
+		if want := int(o.Rate * produceFor.Seconds()); o.Records == 0 || o.Records > want {
+			o.Records = want
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "lakesink-bench: unknown -scenario %q\n", *scenario)
 		os.Exit(2)
@@ -195,6 +272,19 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	assignors := []string{""}
+	if *assigns != "" {
+		assignors = nil
+		for _, a := range strings.Split(*assigns, ",") {
+			switch a = strings.TrimSpace(a); a {
+			case "range", "sticky":
+				assignors = append(assignors, a)
+			default:
+				fmt.Fprintf(os.Stderr, "lakesink-bench: -assignor %q: want range, sticky or both comma-separated\n", a)
+				os.Exit(2)
+			}
+		}
+	}
 	o.Progress = os.Stderr
 	o.KeepWorkDir = o.WorkDir != ""
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -202,27 +292,23 @@ func main() {
 
 	failed, missed := false, false
 	var summary []string
-	type variant struct {
-		format string
-		table  bool
-	}
 	var vs []variant
 	for _, f := range fs {
 		for _, t := range withTable {
-			vs = append(vs, variant{f, t})
+			for _, a := range assignors {
+				vs = append(vs, variant{f, t, a})
+			}
 		}
 	}
-	base := map[string]float64{} // format -> records/s without a table
+	base := map[string]float64{}           // format -> records/s without a table
+	replayed := map[string]*bench.Result{} // rolling: variant name with its assignor -> result
 	for i, v := range vs {
 		if ctx.Err() != nil {
 			break
 		}
 		run := o
-		run.Format, run.Table = v.format, v.table
-		name := v.format
-		if v.table {
-			name += "+iceberg"
-		}
+		run.Format, run.Table, run.Assignor = v.format, v.table, v.assignor
+		name := v.name()
 		if len(vs) > 1 {
 			// A second run in the same folder would count the first
 			// one's files in its lake.
@@ -236,9 +322,14 @@ func main() {
 		if i > 0 {
 			fmt.Println()
 		}
-		line, rate, met, err := runOne(ctx, run, *results)
+		line, res, met, err := runOne(ctx, run, *results)
+		rate := res.RecordsPerSec
 		missed = missed || !met
+		if res.Rolling != nil && res.Verified {
+			replayed[name] = &res
+		}
 		switch b := base[v.format]; {
+		case o.Rolling:
 		case !v.table:
 			base[v.format] = rate
 			if a := base[bench.FormatAvro]; v.format == bench.FormatAvro2 && a > 0 && rate > 0 {
@@ -254,6 +345,24 @@ func main() {
 			fmt.Fprintf(os.Stderr, "lakesink-bench: %s: %v\n", name, err)
 		}
 	}
+	// The rolling restart's point: what sticky assignment saves.
+	for _, v := range vs {
+		if v.assignor != "sticky" {
+			continue
+		}
+		s, r := replayed[v.name()], replayed[variant{v.format, v.table, "range"}.name()]
+		if s == nil || r == nil {
+			continue
+		}
+		name := variant{v.format, v.table, ""}.name()
+		line := fmt.Sprintf("%s: records read again sticky/range %d/%d", name, s.Rolling.Replayed, r.Rolling.Replayed)
+		if r.Rolling.Replayed > 0 {
+			line += fmt.Sprintf(" = %.3f", float64(s.Rolling.Replayed)/float64(r.Rolling.Replayed))
+		}
+		line += fmt.Sprintf("; CPU reading again (est.) %.2f against %.2f CPU-s; sink CPU %.2f against %.2f CPU-s",
+			s.Rolling.ReplayCPUSeconds, r.Rolling.ReplayCPUSeconds, s.Rolling.CPUSeconds, r.Rolling.CPUSeconds)
+		summary = append(summary, line)
+	}
 	if len(summary) > 1 {
 		fmt.Println()
 		for _, l := range summary {
@@ -268,13 +377,34 @@ func main() {
 	}
 }
 
+// variant is one run of the command: a format, with or without a table,
+// with an assignor (empty: the config's default).
+type variant struct {
+	format   string
+	table    bool
+	assignor string
+}
+
+// name is the variant's name, e.g. json+iceberg-sticky: the suffix of its
+// work folder and CPU profile.
+func (v variant) name() string {
+	n := v.format
+	if v.table {
+		n += "+iceberg"
+	}
+	if v.assignor != "" {
+		n += "-" + v.assignor
+	}
+	return n
+}
+
 // runOne runs the benchmark once, checks the scenario's targets, prints
 // its table, appends its JSON line to results (if not empty) and returns
-// its summary line and whether the targets were met.
-func runOne(ctx context.Context, o bench.Options, results string) (string, float64, bool, error) {
+// its summary line, the result and whether the targets were met.
+func runOne(ctx context.Context, o bench.Options, results string) (string, bench.Result, bool, error) {
 	if o.WorkDir != "" {
 		if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
-			return o.Format + ": failed", 0, true, err
+			return o.Format + ": failed", bench.Result{}, true, err
 		}
 	}
 	res, err := bench.Run(ctx, o)
@@ -299,6 +429,11 @@ func runOne(ctx context.Context, o bench.Options, results string) (string, float
 		if c := res.Compaction; c != nil {
 			line += fmt.Sprintf(", compaction/writing CPU %.2f", c.Ratio)
 		}
+		if r := res.Rolling; r != nil {
+			line = fmt.Sprintf("%s, kafka.assignor %s: %d records produced, %d consumed over all lives, %d read again (%.1f%%), files kept %d / abandoned %d, sink CPU %.2f CPU-s (%.2f µs per consumed record), reading again %.2f CPU-s (est.)",
+				res.Variant(), res.Assignor, res.Records, r.Consumed, r.Replayed, float64(r.Replayed)*100/float64(max(res.Records, 1)),
+				r.FilesKept, r.FilesAbandoned, r.CPUSeconds, r.CPUMicrosPerConsumed, r.ReplayCPUSeconds)
+		}
 		if err != nil {
 			line += ", NOT VERIFIED"
 		}
@@ -312,5 +447,5 @@ func runOne(ctx context.Context, o bench.Options, results string) (string, float
 			line += fmt.Sprintf(", targets met: %d of %d", n, len(res.Checks))
 		}
 	}
-	return line, res.RecordsPerSec, res.TargetsMet(), err
+	return line, res, res.TargetsMet(), err
 }
