@@ -318,7 +318,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	// lists (kafkaio.Sticky).
 	balancers := []kafka.GroupBalancer{kafka.RangeGroupBalancer{}}
 	if s.cfg.Kafka.Assignor == config.AssignSticky {
-		balancers = []kafka.GroupBalancer{kafkaio.Sticky{Owned: s.heldPartitions}, kafka.RangeGroupBalancer{}}
+		balancers = []kafka.GroupBalancer{kafkaio.Sticky{Owned: s.heldPartitions, Cost: s.ops.OpenRecords}, kafka.RangeGroupBalancer{}}
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		GroupBalancers:        balancers,

@@ -16,7 +16,10 @@ const stickyProtocol = "lakesink-sticky"
 
 // stickyVersion is the version of Sticky's user data (the first byte). A
 // leader that reads another version counts the member as owning nothing.
-const stickyVersion = 1
+const stickyVersion = 2
+
+// maxPrefs bounds the partitions a member lists as costly to give up.
+const maxPrefs = 1024
 
 // maxPartition is the largest partition id Kafka can have (an INT32).
 const maxPartition = math.MaxInt32
@@ -78,6 +81,12 @@ type Sticky struct {
 	// Nil means the member owns nothing (a new process). Negative ids and
 	// ids above the INT32 range are not Kafka partitions and are dropped.
 	Owned func() map[string][]int
+	// Cost, when set, says what giving up an owned partition costs the
+	// member: the records its open files hold, which the next owner reads
+	// again. A member that must give up partitions to balance the group
+	// keeps its costliest ones (see AssignGroups). Called from UserData,
+	// like Owned; must be safe for concurrent use. Nil: all cost the same.
+	Cost func(topic string, partition int) int64
 }
 
 // ProtocolName returns "lakesink-sticky".
@@ -87,13 +96,17 @@ func (Sticky) ProtocolName() string { return stickyProtocol }
 // kafka-go would fail the JoinGroup with it and retry forever, and an
 // unencodable claim (there is none) only costs stickiness.
 //
-// Encoding (version 1), all integers unsigned varints:
+// Encoding (version 2), all integers unsigned varints:
 //
-//	byte 1 (version) · topic count · per topic, by name:
+//	byte 2 (version) · topic count · per topic, by name:
 //	  name length · name · form (0 ranges, 1 bitmap) ·
 //	  ranges: count · per range (ascending): gap from the previous
 //	          range's end (first: from 0) · length-1
 //	  bitmap: byte count · bytes (bit i of byte j: partition 8j+i)
+//	  preferences: count · partition ids, costliest to give up first
+//	               (Cost; at most 1024 over all topics)
+//
+// Version 1 is the same without the preferences; the leader reads both.
 //
 // Each topic takes the smaller form, so its size is at most about two
 // bytes per range of consecutive partitions and at most P/8 bytes (plus
@@ -106,12 +119,33 @@ func (s Sticky) UserData() ([]byte, error) {
 		owned = s.Owned()
 	}
 	claims := make(map[string][]span, len(owned))
+	type costly struct {
+		topic string
+		id    int
+		cost  int64
+	}
+	var cs []costly
 	for t, ids := range owned {
 		if sp := spansOf(ids); len(sp) > 0 {
 			claims[t] = sp
 		}
+		if s.Cost == nil {
+			continue
+		}
+		for _, id := range ids {
+			if c := s.Cost(t, id); c > 0 && id >= 0 && int64(id) <= maxPartition {
+				cs = append(cs, costly{t, id, c})
+			}
+		}
 	}
-	return encodeClaims(claims), nil
+	slices.SortFunc(cs, func(a, b costly) int {
+		return cmp.Or(cmp.Compare(b.cost, a.cost), strings.Compare(a.topic, b.topic), cmp.Compare(a.id, b.id))
+	})
+	prefs := map[string][]int{}
+	for _, c := range cs[:min(len(cs), maxPrefs)] {
+		prefs[c.topic] = append(prefs[c.topic], c.id)
+	}
+	return encodeClaims(claims, prefs), nil
 }
 
 // span is the partitions lo..hi-1 of a topic. int64: hi of the last
@@ -142,7 +176,7 @@ func spansOf(ids []int) []span {
 // encodeClaims encodes claims (sorted, disjoint, non-adjacent spans of
 // partition ids ≤ maxPartition per topic; topics without spans are left
 // out) as documented on UserData.
-func encodeClaims(claims map[string][]span) []byte {
+func encodeClaims(claims map[string][]span, prefs map[string][]int) []byte {
 	topics := make([]string, 0, len(claims))
 	for t, sp := range claims {
 		if len(sp) > 0 {
@@ -169,17 +203,21 @@ func encodeClaims(claims map[string][]span) []byte {
 		if bitmapSize >= int64(len(ranges)) {
 			b = append(b, 0)
 			b = append(b, ranges...)
-			continue
-		}
-		b = append(b, 1)
-		b = binary.AppendUvarint(b, uint64(nbytes))
-		bm := make([]byte, nbytes)
-		for _, s := range sp {
-			for p := s.lo; p < s.hi; p++ {
-				bm[p/8] |= 1 << (p % 8)
+		} else {
+			b = append(b, 1)
+			b = binary.AppendUvarint(b, uint64(nbytes))
+			bm := make([]byte, nbytes)
+			for _, s := range sp {
+				for p := s.lo; p < s.hi; p++ {
+					bm[p/8] |= 1 << (p % 8)
+				}
 			}
+			b = append(b, bm...)
 		}
-		b = append(b, bm...)
+		b = binary.AppendUvarint(b, uint64(len(prefs[t])))
+		for _, id := range prefs[t] {
+			b = binary.AppendUvarint(b, uint64(id))
+		}
 	}
 	return b
 }
@@ -196,49 +234,58 @@ func uvarintLen(v uint64) int {
 // sorted, disjoint and non-adjacent; topics without any are left out. The
 // work and memory are linear in len(b): a range's length is not expanded.
 func decodeClaims(b []byte) (claims map[string][]span, ok bool) {
-	if len(b) == 0 || b[0] != stickyVersion {
-		return nil, false
+	claims, _, ok = decodeUserData(b)
+	return claims, ok
+}
+
+// decodeUserData is decodeClaims with the preferences of version 2 (per
+// topic, partition ids costliest first; nil for version 1).
+func decodeUserData(b []byte) (claims map[string][]span, prefs map[string][]int, ok bool) {
+	if len(b) == 0 || (b[0] != 1 && b[0] != 2) {
+		return nil, nil, false
 	}
+	v2 := b[0] == 2
+	fail := func() (map[string][]span, map[string][]int, bool) { return nil, nil, false }
 	r := reader{b: b[1:]}
 	n := r.uvarint()
 	// Each topic takes at least 3 bytes (name length, form, count).
 	if r.bad || n > uint64(len(r.b))/3 {
-		return nil, false
+		return fail()
 	}
 	claims = make(map[string][]span, n)
 	seen := make(map[string]bool, n)
 	for range n {
 		l := r.uvarint()
 		if r.bad || l > uint64(len(r.b)) {
-			return nil, false
+			return fail()
 		}
 		t := string(r.b[:l])
 		r.b = r.b[l:]
 		if seen[t] {
-			return nil, false
+			return fail()
 		}
 		seen[t] = true
 		form := r.byte()
 		var sp []span
 		switch {
 		case r.bad:
-			return nil, false
+			return fail()
 		case form == 0:
 			count := r.uvarint()
 			// Each range takes at least 2 bytes.
 			if r.bad || count > uint64(len(r.b))/2 {
-				return nil, false
+				return fail()
 			}
 			end := int64(0)
 			for range count {
 				gap, length := r.uvarint(), r.uvarint()
 				if r.bad || gap > maxPartition+1 || length > maxPartition {
-					return nil, false
+					return fail()
 				}
 				lo := end + int64(gap)
 				hi := lo + int64(length) + 1
 				if hi > maxPartition+1 {
-					return nil, false
+					return fail()
 				}
 				if n := len(sp); n > 0 && sp[n-1].hi == lo {
 					sp[n-1].hi = hi
@@ -250,7 +297,7 @@ func decodeClaims(b []byte) (claims map[string][]span, ok bool) {
 		case form == 1:
 			nbytes := r.uvarint()
 			if r.bad || nbytes > uint64(len(r.b)) || nbytes*8 > maxPartition+1 {
-				return nil, false
+				return fail()
 			}
 			for i, c := range r.b[:nbytes] {
 				for bit := range int64(8) {
@@ -267,16 +314,32 @@ func decodeClaims(b []byte) (claims map[string][]span, ok bool) {
 			}
 			r.b = r.b[nbytes:]
 		default:
-			return nil, false
+			return fail()
 		}
 		if len(sp) > 0 {
 			claims[t] = sp
 		}
+		if v2 {
+			count := r.uvarint()
+			if r.bad || count > uint64(len(r.b)) {
+				return fail()
+			}
+			for range count {
+				id := r.uvarint()
+				if r.bad || id > maxPartition {
+					return fail()
+				}
+				if prefs == nil {
+					prefs = map[string][]int{}
+				}
+				prefs[t] = append(prefs[t], int(id))
+			}
+		}
 	}
 	if len(r.b) != 0 {
-		return nil, false
+		return fail()
 	}
-	return claims, true
+	return claims, prefs, true
 }
 
 // reader reads varints and bytes from b; bad is set, and sticks, when b
@@ -327,8 +390,10 @@ func (r *reader) byte() byte {
 //     of the topic (ties: to those with fewer partitions assigned in the
 //     topics before, so that many one-partition topics spread; then by
 //     member ID). This keeps the largest possible number of previous
-//     pairs: a member keeps its claimed partitions up to its quota (the
-//     lowest ids), so the partitions that move are exactly those a member
+//     pairs: a member keeps its claimed partitions up to its quota — the
+//     ones it listed as costliest to give up first (Cost: the records its
+//     open files hold, which the next owner would read again), then the
+//     lowest ids — so the partitions that move are exactly those a member
 //     gives up to reach its quota plus those of members that left or
 //     claimed by nobody.
 //   - The rest: partitions not kept, in ascending id order, go to the
@@ -352,10 +417,11 @@ func (Sticky) AssignGroups(members []kafka.GroupMember, partitions []kafka.Parti
 
 	out := make(kafka.GroupMemberAssignments, len(ms))
 	claims := make([]map[string][]span, len(ms))
+	prefs := make([]map[string][]int, len(ms))
 	subs := map[string][]int{} // topic -> indices into ms, ascending ID
 	for i, m := range ms {
 		out[m.ID] = map[string][]int{}
-		claims[i], _ = decodeClaims(m.UserData)
+		claims[i], prefs[i], _ = decodeUserData(m.UserData)
 		for _, t := range m.Topics {
 			if _, dup := out[m.ID][t]; dup {
 				continue
@@ -381,7 +447,7 @@ func (Sticky) AssignGroups(members []kafka.GroupMember, partitions []kafka.Parti
 		tids := ids[t]
 		slices.Sort(tids)
 		tids = slices.Compact(tids)
-		assignTopic(t, tids, subs[t], ms, claims, load, out)
+		assignTopic(t, tids, subs[t], ms, claims, prefs, load, out)
 	}
 	return out
 }
@@ -389,7 +455,7 @@ func (Sticky) AssignGroups(members []kafka.GroupMember, partitions []kafka.Parti
 // assignTopic assigns the partitions ids (sorted, unique) of topic to the
 // members subs (indices into ms, ascending ID) as AssignGroups documents,
 // adding to out and load.
-func assignTopic(topic string, ids []int, subs []int, ms []kafka.GroupMember, claims []map[string][]span, load []int, out kafka.GroupMemberAssignments) {
+func assignTopic(topic string, ids []int, subs []int, ms []kafka.GroupMember, claims []map[string][]span, prefs []map[string][]int, load []int, out kafka.GroupMemberAssignments) {
 	P, M := len(ids), len(subs)
 	// owner[i]: position in subs of the member ids[i] goes to, -1 if none
 	// yet. Claims first, in ascending member ID: the lowest ID wins.
@@ -431,16 +497,40 @@ func assignTopic(topic string, ids []int, subs []int, ms []kafka.GroupMember, cl
 		quota[k]++
 	}
 
-	// Keep claims up to quota, lowest ids first; free the rest.
+	// Keep claims up to quota: first the partitions the member said are
+	// costliest to give up (its open files hold the most records), then
+	// the lowest ids; free the rest.
 	count := make([]int, M)
-	for i, k := range owner {
-		if k == -1 {
+	idx := make(map[int]int, P) // partition id -> index in ids
+	for i, id := range ids {
+		idx[id] = i
+	}
+	for k, mi := range subs {
+		if claimed[k] <= quota[k] {
 			continue
 		}
-		if count[k] < quota[k] {
+		keep := make([]bool, P)
+		kept := 0
+		for _, id := range prefs[mi][topic] {
+			if i, ok := idx[id]; ok && owner[i] == k && !keep[i] && kept < quota[k] {
+				keep[i] = true
+				kept++
+			}
+		}
+		for i := range owner {
+			if owner[i] == k && !keep[i] {
+				if kept < quota[k] {
+					keep[i] = true
+					kept++
+				} else {
+					owner[i] = -1
+				}
+			}
+		}
+	}
+	for _, k := range owner {
+		if k != -1 {
 			count[k]++
-		} else {
-			owner[i] = -1
 		}
 	}
 

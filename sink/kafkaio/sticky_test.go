@@ -462,12 +462,12 @@ func TestStickyUserData(t *testing.T) {
 		{"nil", nil, map[string][]span{}, 2},
 		{"empty topics left out", map[string][]int{"x": {}, "y": {-1}}, map[string][]span{}, 2},
 		{"unsorted, duplicates", map[string][]int{"x": {5, 3, 4, 4, 0}}, map[string][]span{"x": {{0, 1}, {3, 6}}}, 10},
-		{"largest id", map[string][]int{"x": {maxPartition}}, map[string][]span{"x": {{maxPartition, maxPartition + 1}}}, 12},
+		{"largest id", map[string][]int{"x": {maxPartition}}, map[string][]span{"x": {{maxPartition, maxPartition + 1}}}, 13},
 		{"1024 contiguous", map[string][]int{"events": every(1024, 1)}, map[string][]span{"events": {{0, 1024}}}, 16},
-		{"a third of 1024, scattered", map[string][]int{"events": every(1024, 3)}, nil, 140},
-		{"every other of 4096", map[string][]int{"events": every(4096, 2)}, nil, 530},
+		{"a third of 1024, scattered", map[string][]int{"events": every(1024, 3)}, nil, 141},
+		{"every other of 4096", map[string][]int{"events": every(4096, 2)}, nil, 531},
 		{"two topics", map[string][]int{"b": {1}, "a": {0, 1, 2, 7}},
-			map[string][]span{"a": {{0, 3}, {7, 8}}, "b": {{1, 2}}}, 20},
+			map[string][]span{"a": {{0, 3}, {7, 8}}, "b": {{1, 2}}}, 22},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -494,7 +494,7 @@ func TestStickyUserData(t *testing.T) {
 			}
 		})
 	}
-	if ud, _ := (Sticky{}).UserData(); !bytes.Equal(ud, []byte{1, 0}) {
+	if ud, _ := (Sticky{}).UserData(); !bytes.Equal(ud, []byte{2, 0}) {
 		t.Errorf("UserData without Owned = %x, want 0100", ud)
 	}
 }
@@ -507,7 +507,7 @@ func TestStickyDecodeInvalid(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version only", []byte{1}},
-		{"another version", []byte{2, 0}},
+		{"another version", []byte{3, 0}},
 		{"topic count beyond the data", []byte{1, 5, 0, 0, 0}},
 		{"name beyond the data", []byte{1, 1, 9, 'x', 0, 0}},
 		{"unknown form", []byte{1, 1, 1, 'x', 2, 0}},
@@ -556,7 +556,7 @@ func FuzzStickyUserData(f *testing.F) {
 					}
 				}
 			}
-			again, ok := decodeClaims(encodeClaims(claims))
+			again, ok := decodeClaims(encodeClaims(claims, nil))
 			if !ok || !reflect.DeepEqual(again, claims) {
 				t.Fatalf("round trip: %v, %v; want %v", again, ok, claims)
 			}
@@ -903,5 +903,41 @@ func TestStickyMixedGroup(t *testing.T) {
 	}
 	if counts.get("lakesink-sticky") == 0 {
 		t.Errorf("AssignGroups calls by protocol: %v, want lakesink-sticky once alone", counts)
+	}
+}
+
+// TestStickyKeepsCostly: a member that must give up partitions keeps the
+// ones its Cost says are costliest to give up (their open files hold the
+// most records) and hands over the cheap ones; without Cost, the lowest
+// ids. Version 1 user data (no preferences) still counts as claims.
+func TestStickyKeepsCostly(t *testing.T) {
+	owned := map[string][]int{"events": {0, 1, 2, 3, 4, 5}}
+	parts := make([]kafka.Partition, 6)
+	for i := range parts {
+		parts[i] = kafka.Partition{Topic: "events", ID: i}
+	}
+	for _, tc := range []struct {
+		name string
+		cost func(string, int) int64
+		want []int
+	}{
+		{"costliest kept", func(_ string, p int) int64 { return int64(p) * 1000 }, []int{3, 4, 5}},
+		{"some cost nothing", func(_ string, p int) int64 { return map[int]int64{1: 50, 4: 70}[p] }, []int{0, 1, 4}},
+		{"no cost", nil, []int{0, 1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ud, _ := Sticky{Owned: func() map[string][]int { return owned }, Cost: tc.cost}.UserData()
+			got := Sticky{}.AssignGroups([]kafka.GroupMember{
+				{ID: "a", Topics: []string{"events"}, UserData: ud},
+				{ID: "b", Topics: []string{"events"}},
+			}, parts)
+			if !slices.Equal(got["a"]["events"], tc.want) || len(got["b"]["events"]) != 3 {
+				t.Errorf("a keeps %v, b gets %v; want a to keep %v", got["a"]["events"], got["b"]["events"], tc.want)
+			}
+		})
+	}
+	v1 := []byte{1, 1, 6, 'e', 'v', 'e', 'n', 't', 's', 0, 1, 0, 5} // events 0..5, no preferences
+	if claims, ok := decodeClaims(v1); !ok || !reflect.DeepEqual(claims, map[string][]span{"events": {{0, 6}}}) {
+		t.Errorf("version 1 user data: %v, %v", claims, ok)
 	}
 }

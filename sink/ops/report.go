@@ -107,6 +107,23 @@ func (ops *Ops) Progress() ProgressReport {
 	return r
 }
 
+// OpenRecords returns the records in the open files of topic's partition
+// as its worker last reported them (kept across a generation too): what
+// giving the partition up costs (kafkaio.Sticky.Cost). Safe for
+// concurrent use.
+func (ops *Ops) OpenRecords(topic string, partition int) int64 {
+	o := &ops.parts
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var n int64
+	if p := o.parts[topicPart{topic, partition}]; p != nil {
+		for _, r := range p.open {
+			n += r
+		}
+	}
+	return n
+}
+
 // Line renders the report on one line, for a terminal or a log:
 //
 //	consumed 60190 · in the lake 48140 · in open files 11750 (clickstream 14:00Z until 15:01Z, …) · dead-lettered 301 · 12 markers, next: clickstream 13:00Z after 14:01Z
