@@ -262,3 +262,34 @@ func closedAddr(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// TestRunKafkaLogin: a broker that refuses the SASL password fails the
+// brokers check naming the user and the settings, never the password.
+func TestRunKafkaLogin(t *testing.T) {
+	const pass = "kafka-secret-pass"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "clicks"),
+		kfake.EnableSASL(), kfake.Superuser("PLAIN", "sink", pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cfg := config.Default()
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	cfg.Kafka.SASL = config.SASL{Mechanism: config.SASLPlain, Username: "sink", Password: "wrong-" + pass}
+	p := &plan{timeout: 5 * time.Second}
+	planKafka(p, cfg)
+	p.run(context.Background())
+	c := p.items[0].Check
+	want := `SASL PLAIN login as user "sink" refused: check kafka.sasl.mechanism, username and password`
+	if c.Status != Failed || c.Result != want {
+		t.Errorf("wrong password: %s %q, want FAIL %q", c.Status, c.Result, want)
+	}
+
+	cfg.Kafka.SASL.Password = pass
+	p = &plan{timeout: 5 * time.Second}
+	planKafka(p, cfg)
+	p.run(context.Background())
+	if c := p.items[0].Check; c.Status != Passed || c.Result != `metadata read with SASL PLAIN as user "sink"` {
+		t.Errorf("right password: %s %q", c.Status, c.Result)
+	}
+}
