@@ -115,6 +115,17 @@ func TestRun(t *testing.T) {
 			fault: func(_ *testing.T, e *env) { e.cfg.Streams[1].Subject = "nope-value" }},
 		{name: "webhook 401", dep: "webhook", want: "401 Unauthorized: check markers.webhook.headers",
 			fault: func(_ *testing.T, e *env) { e.cfg.Markers.Webhook.Headers = nil }},
+		{name: "webhook hangs up", dep: "webhook", want: "HEAD: EOF",
+			fault: func(t *testing.T, e *env) {
+				hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+					c, _, err := w.(http.Hijacker).Hijack()
+					if err == nil {
+						c.Close()
+					}
+				}))
+				t.Cleanup(hs.Close)
+				e.cfg.Markers.Webhook.URL = hs.URL + "/hook?token=" + hookToken
+			}},
 		{name: "spool folder under a file", dep: "spool folder", want: "a file is in the way",
 			fault: func(t *testing.T, e *env) {
 				f := filepath.Join(t.TempDir(), "file")
@@ -155,7 +166,7 @@ func TestRun(t *testing.T) {
 				case Skipped:
 					skipped++
 				}
-				for _, s := range e.cfg.Secrets() {
+				for _, s := range append(e.cfg.Secrets(), hookToken, regPass) {
 					if strings.Contains(c.Endpoint+c.Result, s) {
 						t.Errorf("%s: the report shows the secret %q: %s %s", c.Dependency, s, c.Endpoint, c.Result)
 					}

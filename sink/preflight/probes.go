@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,7 +216,7 @@ func planRegistry(p *plan, cfg *config.Config) {
 func registryError(err error) error {
 	var re *registry.Error
 	if !errors.As(err, &re) {
-		return err
+		return withoutURL(err)
 	}
 	msg := statusText(re.Status)
 	if re.Message != "" {
@@ -284,7 +285,7 @@ func planWebhook(p *plan, cfg *config.Config) {
 		defer client.CloseIdleConnections()
 		resp, err := client.Do(req)
 		if err != nil {
-			return "", err
+			return "", withoutURL(err)
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
@@ -303,6 +304,17 @@ func planWebhook(p *plan, cfg *config.Config) {
 		return answer, nil
 	})
 	it.timeout = timeout
+}
+
+// withoutURL words an HTTP client's error without the request's URL,
+// whose query may hold a token: "HEAD: EOF" rather than
+// `Head "https://hook?token=...": EOF`. The cause stays wrapped.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return failf(err, "%s: %v", strings.ToUpper(ue.Op), ue.Err)
 }
 
 // minTimeout is the shorter of a and b, ignoring b when it is not set.
