@@ -253,20 +253,7 @@ func newRegistryClient(cfg *config.Config) (*registry.Client, error) {
 	if !need {
 		return nil, nil
 	}
-	r := cfg.SchemaRegistry
-	rc := registry.Config{URL: r.URL, Username: r.Username, Password: r.Password, Timeout: time.Duration(r.Timeout)}
-	if strings.HasPrefix(r.URL, "https:") || r.TLS != (config.RegistryTLS{}) {
-		tc, err := registry.LoadTLS(r.TLS.CAFile, r.TLS.CertFile, r.TLS.KeyFile, r.TLS.InsecureSkipVerify)
-		if err != nil {
-			return nil, fmt.Errorf("schema_registry.tls: %w", err)
-		}
-		rc.TLS = tc
-	}
-	c, err := registry.New(rc)
-	if err != nil {
-		return nil, fmt.Errorf("schema_registry: %w", err)
-	}
-	return c, nil
+	return registry.FromConfig(cfg.SchemaRegistry)
 }
 
 // Metrics returns the sink's collectors.

@@ -3,6 +3,8 @@
 //
 //	lakesink run -c lakesink.yaml       run the sink
 //	lakesink validate -c lakesink.yaml  check a config file
+//	lakesink validate --connect -c lakesink.yaml
+//	                                    ... and probe every dependency it names
 //	lakesink audit -c lakesink.yaml     check the lake over a range of hours
 //	lakesink demo                       embedded broker + generator + local lake
 //	lakesink version
@@ -35,6 +37,7 @@ import (
 	"github.com/lakesink/lakesink/sink"
 	"github.com/lakesink/lakesink/sink/kafkaio"
 	"github.com/lakesink/lakesink/sink/ops"
+	"github.com/lakesink/lakesink/sink/preflight"
 	"github.com/lakesink/lakesink/writers/factory"
 )
 
@@ -49,6 +52,7 @@ const usage = `lakesink moves Kafka event streams into hourly Parquet files in a
 Usage:
   lakesink run -c FILE        run the sink with the config FILE
   lakesink validate -c FILE   check FILE; print a summary or every problem
+                              (--connect: also probe every dependency it names)
   lakesink audit -c FILE      check the lake (and tables) over a range of hours:
                               exit 0 clean, 1 with a report of findings, 2 on errors
   lakesink demo [flags]       embedded broker + event generator + local lake
@@ -147,20 +151,67 @@ func parseConfigFlags(name string, args []string, stderr io.Writer) (string, int
 	return *path, 0
 }
 
+// cmdValidate runs `lakesink validate`: the config's static checks and,
+// with --connect, a probe of every dependency it names (package
+// preflight). Exit 0: valid (and with --connect every probe passed); 1: an
+// invalid config or a failed probe; 2: usage.
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, code := parseConfigFlags("validate", args, stderr)
-	if code != 0 {
-		return code
+	fs := flag.NewFlagSet("lakesink validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	connect := fs.Bool("connect", false, "also probe every dependency the config names (brokers, topics, group, storage, spool, registry, catalogs, webhook)")
+	timeout := fs.Duration("timeout", preflight.DefaultTimeout, "with --connect: each probe's deadline")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lakesink validate --config FILE [--connect [--timeout 10s]]\n\n"+
+			"Checks FILE and prints a summary or every problem. With --connect, also probes\n"+
+			"every dependency it names, in parallel, and prints a table of the results.\n"+
+			"Exit 0: valid (and every probe passed); 1: invalid or a probe failed; 2: usage.\n\n")
+		fs.PrintDefaults()
 	}
-	cfg, err := config.Load(path)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "lakesink validate: -c FILE is required")
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lakesink validate: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if timeoutSet && !*connect {
+		fmt.Fprintln(stderr, "lakesink validate: --timeout applies to --connect only")
+		return 2
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "lakesink validate: --timeout %s: want a positive duration\n", *timeout)
+		return 2
+	}
+	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid config:\n", path)
+		fmt.Fprintf(stderr, "%s: invalid config:\n", *path)
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "  %s\n", line)
 		}
 		return 1
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
+	if !*connect {
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	fmt.Fprintln(stdout)
+	checks := preflight.Run(ctx, cfg, preflight.Options{Timeout: *timeout})
+	if err := preflight.Write(stdout, checks); err != nil {
+		fmt.Fprintf(stderr, "lakesink validate: %v\n", err)
+		return 1
+	}
+	if preflight.Failures(checks) > 0 {
+		return 1
+	}
 	return 0
 }
 

@@ -19,6 +19,7 @@ type Admin struct {
 	group     string
 	client    *kafka.Client
 	transport *kafka.Transport
+	dialer    *kafka.Dialer // for CanCreateTopic's connection of its own
 }
 
 // NewAdmin returns an Admin for group on brokers, connecting with d (TLS,
@@ -30,6 +31,7 @@ func NewAdmin(brokers []string, group, clientID string, d *kafka.Dialer) *Admin 
 		group:     group,
 		client:    &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t},
 		transport: t,
+		dialer:    d,
 	}
 }
 
@@ -141,6 +143,54 @@ func (a *Admin) CheckTopic(ctx context.Context, topic string) error {
 		return nil
 	}
 	return fmt.Errorf("topic %s: not found", topic)
+}
+
+// TopicInfo is what the brokers say about one topic (DescribeTopics).
+type TopicInfo struct {
+	// Exists is false when the broker does not know the topic.
+	Exists bool
+	// Partitions is the partition count.
+	Partitions int
+	// Leaderless are the partitions whose answer carried an error (no
+	// leader, typically), with the first such error in Err.
+	Leaderless []int
+	// Err is the broker's error for the topic other than "unknown topic"
+	// (not authorized, say), or for its first leaderless partition.
+	Err error
+}
+
+// DescribeTopics reads the metadata of topics without creating any (the
+// request does not allow auto-creation, so a broker with
+// auto.create.topics.enable still answers "unknown" for a missing one).
+// The error is the request's; a topic's own problems are in its TopicInfo.
+func (a *Admin) DescribeTopics(ctx context.Context, topics []string) (map[string]TopicInfo, error) {
+	md, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	out := make(map[string]TopicInfo, len(topics))
+	for _, t := range topics {
+		out[t] = TopicInfo{}
+	}
+	for _, t := range md.Topics {
+		if _, asked := out[t.Name]; !asked {
+			continue
+		}
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			continue
+		}
+		info := TopicInfo{Exists: t.Error == nil, Partitions: len(t.Partitions), Err: t.Error}
+		for _, p := range t.Partitions {
+			if p.Error != nil {
+				info.Leaderless = append(info.Leaderless, p.ID)
+				if info.Err == nil {
+					info.Err = fmt.Errorf("partition %d: %w", p.ID, p.Error)
+				}
+			}
+		}
+		out[t.Name] = info
+	}
+	return out, nil
 }
 
 // PartitionOffsets is one partition as the group sees it.

@@ -139,3 +139,60 @@ func TestAdminGroupOffsets(t *testing.T) {
 		t.Errorf("GroupOffsets with a partition's error = %v, want NotLeaderForPartition", err)
 	}
 }
+
+// TestAdminDescribeTopics: partition counts of the topics that exist, and
+// a missing topic is reported missing, not created, even by a broker that
+// creates topics on demand; CanCreateTopic asks without creating (and
+// answers at once: kafka-go's transport would wait for the topic to
+// appear), and passes on the broker's refusal as ErrCreateRefused.
+func TestAdminDescribeTopics(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events"), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	a := NewAdmin(cluster.ListenAddrs(), "g", "test", kafka.DefaultDialer)
+	ctx := t.Context()
+
+	got, err := a.DescribeTopics(ctx, []string{"events", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := got["events"]; !e.Exists || e.Partitions != 3 || e.Err != nil || len(e.Leaderless) > 0 {
+		t.Errorf("events: %+v, want 3 partitions with leaders", e)
+	}
+	if m, ok := got["missing"]; !ok || m.Exists {
+		t.Errorf("missing: %+v (reported %v), want reported as not existing", m, ok)
+	}
+	start := time.Now()
+	if err := a.CanCreateTopic(ctx, "dlq"); err != nil {
+		t.Errorf("CanCreateTopic(dlq) = %v", err)
+	}
+	if err := a.CanCreateTopic(ctx, "events"); err != nil {
+		t.Errorf("CanCreateTopic of an existing topic = %v, want nil", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("CanCreateTopic took %s", took)
+	}
+	// A fresh client: the first one's metadata is cached.
+	again, err := NewAdmin(cluster.ListenAddrs(), "g", "test", kafka.DefaultDialer).DescribeTopics(ctx, []string{"missing", "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again["missing"].Exists || again["dlq"].Exists {
+		t.Errorf("DescribeTopics or CanCreateTopic created a topic: %+v", again)
+	}
+
+	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		resp := req.(*kmsg.CreateTopicsRequest).ResponseKind().(*kmsg.CreateTopicsResponse)
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = "denied"
+		rt.ErrorCode = int16(kafka.TopicAuthorizationFailed)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	err = a.CanCreateTopic(ctx, "denied")
+	if !errors.Is(err, ErrCreateRefused) || !errors.Is(err, kafka.TopicAuthorizationFailed) {
+		t.Errorf("CanCreateTopic refused by the broker = %v, want ErrCreateRefused wrapping TopicAuthorizationFailed", err)
+	}
+}

@@ -178,10 +178,19 @@ func TestKafkaAuth(t *testing.T) {
 				if err := probe(ctx, d, addr); err != nil {
 					t.Fatalf("connect: %v", err)
 				}
+				// CanCreateTopic's connection of its own (validate
+				// --connect) authenticates the same way.
+				if err := NewAdmin([]string{addr}, "g", "test", d).CanCreateTopic(ctx, "dlq"); err != nil {
+					t.Fatalf("CanCreateTopic: %v", err)
+				}
 				return
 			}
 			if perr := probe(ctx, d, addr); perr == nil {
 				t.Fatal("client connected with a wrong password")
+			}
+			if pc, cerr := NewAdmin([]string{addr}, "g", "test", d).connect(ctx, addr); cerr == nil {
+				pc.Close()
+				t.Fatal("CanCreateTopic's connection authenticated with a wrong password")
 			}
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Fatalf("connect with a wrong password: got %v, want an error containing %q", err, c.wantErr)

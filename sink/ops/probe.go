@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lakesink/lakesink/writers"
 )
 
 // ProbePrefix is the reserved prefix of the storage write probe's objects:
@@ -98,28 +100,61 @@ func (ops *Ops) probeStorage(ctx context.Context) error {
 }
 
 func (ops *Ops) putProbe(ctx context.Context) error {
-	key := ProbePrefix + ops.id
-	body := ops.o.Now().UTC().Format(time.RFC3339Nano)
-	if err := ops.o.Writer.Put(ctx, key, strings.NewReader(body), int64(len(body))); err != nil {
-		return fmt.Errorf("write probe: put %s: %w", key, err)
+	return WriteProbe(ctx, ops.o.Writer, ProbePrefix+ops.id, ops.o.Now())
+}
+
+// ProbeError is a failed step of WriteProbe: Step is "put" or "delete".
+// Its text is "write probe: <step> <key>: <cause>".
+type ProbeError struct {
+	Step, Key string
+	Err       error
+}
+
+func (e *ProbeError) Error() string {
+	return "write probe: " + e.Step + " " + e.Key + ": " + e.Err.Error()
+}
+
+func (e *ProbeError) Unwrap() error { return e.Err }
+
+// WriteProbe puts a small object (now, as text) at key and deletes it
+// again: what the readiness probe and `lakesink validate --connect` do to
+// learn that the lake takes writes. A failed step is a *ProbeError. If the
+// put fails nothing is deleted; if the delete fails the object stays (the
+// key is the caller's, under ProbePrefix, and is overwritten by its next
+// probe).
+func WriteProbe(ctx context.Context, w writers.Writer, key string, now time.Time) error {
+	body := now.UTC().Format(time.RFC3339Nano)
+	if err := w.Put(ctx, key, strings.NewReader(body), int64(len(body))); err != nil {
+		return &ProbeError{Step: "put", Key: key, Err: err}
 	}
-	if err := ops.o.Writer.Delete(ctx, key); err != nil {
-		return fmt.Errorf("write probe: delete %s: %w", key, err)
+	if err := w.Delete(ctx, key); err != nil {
+		return &ProbeError{Step: "delete", Key: key, Err: err}
 	}
 	return nil
 }
 
-// probeSpool writes, syncs and removes a small file in the spool folder.
+// probeSpool writes, syncs and removes a small file in the spool folder,
+// creating the folder first.
 func (ops *Ops) probeSpool() error {
 	if err := os.MkdirAll(ops.o.SpoolDir, 0o755); err != nil {
 		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
 	}
-	p := filepath.Join(ops.o.SpoolDir, ".probe-"+ops.id)
+	return SpoolProbe(ops.o.SpoolDir, ".probe-"+ops.id)
+}
+
+// SpoolProbeBytes is the size of SpoolProbe's file.
+const SpoolProbeBytes = 4096
+
+// SpoolProbe writes SpoolProbeBytes to the file name in dir, syncs it and
+// removes it: the spool disk takes writes (it is not read-only, full, or
+// refused to this user). dir must exist. The error names dir.
+func SpoolProbe(dir, name string) error {
+	p := filepath.Join(dir, name)
 	f, err := os.Create(p)
 	if err != nil {
-		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
+		return fmt.Errorf("spool dir %s: %w", dir, err)
 	}
-	_, err = f.Write(make([]byte, 4096))
+	_, err = f.Write(make([]byte, SpoolProbeBytes))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -128,7 +163,7 @@ func (ops *Ops) probeSpool() error {
 	}
 	_ = os.Remove(p)
 	if err != nil {
-		return fmt.Errorf("spool dir %s: %w", ops.o.SpoolDir, err)
+		return fmt.Errorf("spool dir %s: %w", dir, err)
 	}
 	return nil
 }

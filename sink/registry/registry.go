@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lakesink/lakesink/config"
 )
 
 // Schema types, as the registry spells them. An empty type means AVRO.
@@ -167,6 +169,26 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// FromConfig returns the client for the config file's schema_registry:
+// block (TLS for https URLs or when a tls: key is set), as `lakesink run`
+// and `lakesink validate --connect` use it. Errors name the config key. It
+// does not connect.
+func FromConfig(r config.SchemaRegistry) (*Client, error) {
+	rc := Config{URL: r.URL, Username: r.Username, Password: r.Password, Timeout: time.Duration(r.Timeout)}
+	if strings.HasPrefix(r.URL, "https:") || r.TLS != (config.RegistryTLS{}) {
+		tc, err := LoadTLS(r.TLS.CAFile, r.TLS.CertFile, r.TLS.KeyFile, r.TLS.InsecureSkipVerify)
+		if err != nil {
+			return nil, fmt.Errorf("schema_registry.tls: %w", err)
+		}
+		rc.TLS = tc
+	}
+	c, err := New(rc)
+	if err != nil {
+		return nil, fmt.Errorf("schema_registry: %w", err)
+	}
+	return c, nil
+}
+
 // LoadTLS builds a client TLS configuration: caFile ("" = system roots) and
 // an optional client certificate (certFile and keyFile, both or neither).
 func LoadTLS(caFile, certFile, keyFile string, insecureSkipVerify bool) (*tls.Config, error) {
@@ -260,6 +282,17 @@ func (c *Client) SubjectVersion(ctx context.Context, subject string, version int
 		c.mu.Unlock()
 	}
 	return &s, nil
+}
+
+// Subjects returns the registry's subjects (GET /subjects): the cheapest
+// request that proves the registry answers and takes the credentials, for
+// `lakesink validate --connect`.
+func (c *Client) Subjects(ctx context.Context) ([]string, error) {
+	var out []string
+	if err := c.do(ctx, http.MethodGet, "/subjects", nil, &out); err != nil {
+		return nil, fmt.Errorf("list subjects: %w", err)
+	}
+	return out, nil
 }
 
 // Register registers s under subject (POST /subjects/{subject}/versions)

@@ -53,6 +53,10 @@ func TestRegisterAndFetch(t *testing.T) {
 		t.Fatalf("register protobuf: id %d, %v", pid, err)
 	}
 
+	if subjects, err := c.Subjects(ctx); err != nil || strings.Join(subjects, ",") != "e-value,p-value" {
+		t.Errorf("Subjects = %q, %v; want e-value, p-value", subjects, err)
+	}
+
 	s, err := c.SchemaByID(ctx, id)
 	if err != nil {
 		t.Fatal(err)

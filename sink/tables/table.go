@@ -124,17 +124,7 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 	if t.root, err = storageRoot(o.Storage); err != nil {
 		return nil, err
 	}
-	for _, c := range sc.Schema {
-		if c.JSONPath() == sc.Time.Field {
-			t.timeCol = c.Name
-		}
-	}
-	if len(sc.Schema) == 0 {
-		// Columns from each writer schema, named by their dotted paths:
-		// the table starts with the event time column alone and grows
-		// with the writer schemas (Evolve).
-		t.timeCol = sc.Time.Field
-	}
+	t.timeCol = timeColumn(sc)
 	if t.timeCol == "" {
 		return nil, fmt.Errorf("table %s: no column holds time.field %q", sc.TableIdent(), sc.Time.Field)
 	}
@@ -150,6 +140,24 @@ func Open(ctx context.Context, o Options) (*Table, error) {
 	}
 	go t.loop()
 	return t, nil
+}
+
+// timeColumn is the name of the stream's event time column: the schema
+// list's column holding time.field, or without a list time.field itself
+// (columns from each writer schema are named by their dotted paths: the
+// table starts with the event time column alone and grows with the writer
+// schemas, Evolve). "" when the list has no such column.
+func timeColumn(sc config.Stream) string {
+	if len(sc.Schema) == 0 {
+		return sc.Time.Field
+	}
+	col := ""
+	for _, c := range sc.Schema {
+		if c.JSONPath() == sc.Time.Field {
+			col = c.Name
+		}
+	}
+	return col
 }
 
 // ErrIncompatible marks an error that waiting does not fix: the table

@@ -44,7 +44,7 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 	switch cfg.Type {
 	case config.StorageLocal:
 		lopts := []local.Option{local.WithLogger(logger)}
-		if o.readOnly {
+		if o.readOnly || o.noSetup {
 			// local.New creates a missing root and sweeps temporary
 			// files of uploads: neither may happen here.
 			if _, err := os.Stat(cfg.Local.Root); err != nil {
@@ -79,10 +79,17 @@ func New(ctx context.Context, cfg config.Storage, logger *slog.Logger, reg prome
 // Option configures New.
 type Option func(*options)
 
-type options struct{ readOnly bool }
+type options struct{ readOnly, noSetup bool }
 
 // ReadOnly makes New change nothing in the lake, for tools such as
 // `lakesink audit`: a local root must exist (it is not created, and
 // temporary files of uploads in flight are not swept), and the Writer
 // refuses Put, PutIfAbsent and Delete (writers.ReadOnly).
 func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
+// NoSetup makes New itself change nothing in the lake, for `lakesink
+// validate --connect`, which writes and deletes one probe object and
+// nothing else: a local root must exist (it is not created, and temporary
+// files of uploads in flight are not swept). Unlike ReadOnly, the Writer
+// writes.
+func NoSetup() Option { return func(o *options) { o.noSetup = true } }

@@ -266,6 +266,42 @@ func TestReadOnlyLocal(t *testing.T) {
 	}
 }
 
+// TestNoSetupLocal: with NoSetup a local lake is neither created nor swept
+// for temporary files, and takes writes.
+func TestNoSetupLocal(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default().Storage
+	cfg.Type = config.StorageLocal
+	cfg.Local.Root = filepath.Join(t.TempDir(), "lake")
+	if _, err := New(ctx, cfg, nil, nil, NoSetup()); err == nil {
+		t.Fatal("NoSetup opened a lake at a missing root")
+	}
+	if _, err := os.Stat(cfg.Local.Root); !os.IsNotExist(err) {
+		t.Fatalf("NoSetup created the root: %v", err)
+	}
+	tmp := filepath.Join(cfg.Local.Root, "a", local.TempPrefix+"crashed")
+	if err := os.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(ctx, cfg, nil, nil, NoSetup())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Put(ctx, "a/b", bytes.NewReader([]byte("x")), 1); err != nil {
+		t.Fatalf("Put with NoSetup: %v", err)
+	}
+	if err := w.Delete(ctx, "a/b"); err != nil {
+		t.Fatalf("Delete with NoSetup: %v", err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("NoSetup swept a temporary file: %v", err)
+	}
+}
+
 // TestLocalLogs: the local backend logs to New's logger, as the others do
 // (here: the temporary files of crashed uploads it swept).
 func TestLocalLogs(t *testing.T) {
