@@ -270,22 +270,6 @@ func IsTerminal(out io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func countLake(lake string) (files, markers int) {
-	_ = filepath.WalkDir(lake, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		switch {
-		case strings.HasSuffix(p, ".parquet"):
-			files++
-		case d.Name() == "_SUCCESS":
-			markers++
-		}
-		return nil
-	})
-	return files, markers
-}
-
 // summary prints every hour folder with its files and marker.
 func summary(out io.Writer, lake string) {
 	type hour struct {
