@@ -1353,16 +1353,7 @@ func (r Result) Table() string {
 	} else {
 		row("lake", "%d files for %d partition-hours (%.2f per partition-hour, max %d), %d records", r.LakeFiles, r.Buckets, r.FilesPerPartitionHour(), r.MaxFilesPerBucket, r.LakeRecords)
 	}
-	if len(r.FilesFinished) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(r.FilesFinished)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, r.FilesFinished[k]))
-		}
-		row("files finished by", "%s", strings.Join(parts, ", "))
-		if r.ShutdownFromLake > 0 {
-			row("", "(%d of the shutdown's counted from the lake: finished after /metrics last answered)", r.ShutdownFromLake)
-		}
-	}
+	r.finishedRows(row)
 	if c := r.Compaction; c != nil {
 		row("compaction: writing", "%.2f CPU-s (start → all committed, or the plan if earlier), %.2f µs/record", c.WriteCPUSeconds, c.WriteMicrosPerRecord)
 		from := "all committed"
@@ -1432,4 +1423,20 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// finishedRows adds the report's rows of files finished by reason, and how
+// many of the shutdowns' files were counted from the lake.
+func (r Result) finishedRows(row func(k, f string, a ...any)) {
+	if len(r.FilesFinished) == 0 {
+		return
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.FilesFinished)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, r.FilesFinished[k]))
+	}
+	row("files finished by", "%s", strings.Join(parts, ", "))
+	if r.ShutdownFromLake > 0 {
+		row("", "(%d of the shutdowns' files counted from the lake: finished after /metrics last answered)", r.ShutdownFromLake)
+	}
 }

@@ -499,16 +499,7 @@ func (r Result) rollingTable() string {
 			l.Started, l.Stopped, l.Consumed, l.Replayed, l.FilesKept, l.FilesAbandoned, l.Generations, l.CPUSeconds, l.PeakRSSMiB)
 	}
 	row("lake", "%d files for %d partition-hours (%.2f per partition-hour, max %d), %d records", r.LakeFiles, r.Buckets, r.FilesPerPartitionHour(), r.MaxFilesPerBucket, r.LakeRecords)
-	if len(r.FilesFinished) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(r.FilesFinished)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, r.FilesFinished[k]))
-		}
-		row("files finished by", "%s", strings.Join(parts, ", "))
-		if r.ShutdownFromLake > 0 {
-			row("", "(%d of the shutdowns' counted from the lake: finished after /metrics last answered)", r.ShutdownFromLake)
-		}
-	}
+	r.finishedRows(row)
 	row("verified", "%v (every offset committed at its high watermark; %d rows read back, each record once when verified)", r.Verified, r.RowsRead)
 	return b.String()
 }
