@@ -84,6 +84,8 @@ func Config(broker, lake, spool, httpAddr string) *config.Config {
 
 // Run runs the demo and prints progress and a summary to out.
 func Run(ctx context.Context, opts Options, out io.Writer) error {
+	// The sink's ready callback writes from its own goroutine.
+	out = &lockedWriter{w: out}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
 		kfake.SeedTopics(6, clickTopic), kfake.SeedTopics(3, iotTopic),
 		kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
@@ -319,4 +321,17 @@ func summary(out io.Writer, lake string) {
 		fmt.Fprintf(out, "\nA marker lists exactly the files of its hour:\n  cat %s\n", example)
 		fmt.Fprintf(out, "Query the files with any Parquet reader, e.g.:\n  duckdb -c \"select count(*) from '%s/clickstream/*/*/*.parquet'\"\n", lake)
 	}
+}
+
+// lockedWriter serializes writes to w: Run and the sink's ready callback
+// write from different goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
