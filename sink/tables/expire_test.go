@@ -188,14 +188,7 @@ func TestExpireDeletesFiles(t *testing.T) {
 	f := newFixture(t)
 	tb := f.open(prometheus.NewRegistry())
 	ctx := context.Background()
-	a := Owner{Topic: "clicks", Partition: 0, Generation: 1, Member: "a"}
-	if _, _, err := tb.Claim(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	var in []File
-	for i := range 5 {
-		in = append(in, f.write(tb, 0, int64(10*i), 10, hour10))
-	}
+	a, in := claimFiveFiles(t, f, tb)
 	if err := tb.Commit(ctx, a, in, 50, ledger.Meta{V: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -130,14 +130,7 @@ func TestReplace(t *testing.T) {
 	f := newFixture(t)
 	tb := f.open(prometheus.NewRegistry())
 	ctx := context.Background()
-	a := Owner{Topic: "clicks", Partition: 0, Generation: 1, Member: "a"}
-	if _, _, err := tb.Claim(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	var in []File
-	for i := range 5 {
-		in = append(in, f.write(tb, 0, int64(10*i), 10, hour10))
-	}
+	a, in := claimFiveFiles(t, f, tb)
 	meta := ledger.Meta{V: 1, WM: 9, Done: []ledger.DoneMark{{Hour: hour10.UnixMilli(), To: 50}}}
 	if err := tb.Commit(ctx, a, in[:3], 30, ledger.Meta{V: 1}); err != nil {
 		t.Fatal(err)
@@ -328,4 +321,20 @@ func TestReplaceErrors(t *testing.T) {
 	if got, _ := dataFiles(t, tb); !slices.Equal(got, paths(mab, fc)) {
 		t.Errorf("files %v, want %v", got, paths(mab, fc))
 	}
+}
+
+// claimFiveFiles claims partition clicks/0 for owner "a" and writes five
+// files of ten records each into hour10, offsets 0-49: the hour a
+// compaction replaces.
+func claimFiveFiles(t *testing.T, f *fixture, tb *Table) (Owner, []File) {
+	t.Helper()
+	a := Owner{Topic: "clicks", Partition: 0, Generation: 1, Member: "a"}
+	if _, _, err := tb.Claim(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	var in []File
+	for i := range 5 {
+		in = append(in, f.write(tb, 0, int64(10*i), 10, hour10))
+	}
+	return a, in
 }
