@@ -285,6 +285,10 @@ func TestValidateConnect(t *testing.T) {
 	}
 	concurrently(t, faults, func(f connectFault) string { return f.name }, func(t *testing.T, f connectFault) {
 		cfg := e.config(t)
+		// A prefix per fault: versitygw's folder-backed store can fail a
+		// put (409 ExistingObjectIsDirectory) while a parallel run's
+		// delete removes the probe folder they share.
+		cfg.Storage.S3.Prefix += "/" + strings.ReplaceAll(f.name, " ", "-")
 		f.fault(t, cfg)
 		code, out, lines, took := e.validateConnect(t, cfg)
 		if code != 1 {

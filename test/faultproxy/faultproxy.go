@@ -5,7 +5,8 @@
 //
 //   - Pass: forward.
 //   - Refuse: the listening port is closed (new connections get "connection
-//     refused") and every open connection is reset.
+//     refused") and every open connection is reset. The port stays
+//     reserved meanwhile, so no other socket can take it.
 //   - Blackhole: new connections are accepted and read, but never answered
 //     or forwarded; open connections stop forwarding (the bytes wait in the
 //     proxy and the kernel buffers, as over a network partition) and resume
@@ -132,6 +133,7 @@ type Proxy struct {
 	mode    Mode
 	changed chan struct{} // closed (and replaced) at every mode change and at Close
 	ln      net.Listener  // nil while refusing
+	held    *reservation  // the port while refusing; see reserve
 	conns   map[*conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
@@ -263,27 +265,30 @@ func (p *Proxy) SetMode(m Mode) {
 			drop = append(drop, c)
 		}
 	}
-	var ln net.Listener
-	if m.kind == kindRefuse && p.ln != nil {
-		ln, p.ln = p.ln, nil
-	}
 	var err error
+	if m.kind == kindRefuse && p.ln != nil {
+		// Close the listener and hold the port at once, so that no
+		// parallel test's socket takes it while this one refuses.
+		_ = p.ln.Close()
+		p.ln = nil
+		p.held, err = reserve(p.addr)
+	}
 	if old.kind == kindRefuse && m.kind != kindRefuse && p.ln == nil {
-		// Go sets SO_REUSEADDR, so the port can be bound again at once.
+		// Go sets SO_REUSEADDR, so the port can be bound again at once,
+		// next to the reservation, which is released after.
 		if p.ln, err = net.Listen("tcp", p.addr); err == nil {
 			p.wg.Add(1)
 			go p.accept(p.ln)
 		}
+		p.held.release()
+		p.held = nil
 	}
 	p.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
 	for _, c := range drop {
 		c.reset()
 	}
 	if err != nil {
-		p.t.Errorf("faultproxy %s: listen again after refuse: %v", p.addr, err)
+		p.t.Errorf("faultproxy %s: %s -> %s: %v", p.addr, old, m, err)
 	}
 }
 
@@ -300,6 +305,8 @@ func (p *Proxy) Close() {
 	close(p.changed)
 	ln := p.ln
 	p.ln = nil
+	p.held.release()
+	p.held = nil
 	conns := make([]*conn, 0, len(p.conns))
 	for c := range p.conns {
 		conns = append(conns, c)
@@ -490,7 +497,14 @@ func (p *Proxy) serveHTTP(c net.Conn, m Mode) {
 		}
 		err = resp.Write(c)
 		resp.Body.Close()
-		if err != nil || req.Close || resp.Close {
+		if err != nil {
+			return
+		}
+		if req.Close || resp.Close {
+			// Not the reset forget ends with: a reset can overtake the
+			// response still on its way and the client would read a
+			// truncated answer ("unexpected EOF").
+			closeGracefully(c, br)
 			return
 		}
 	}
@@ -535,8 +549,12 @@ func (p *Proxy) answer(c net.Conn, br *bufio.Reader, req *http.Request, m Mode) 
 	if _, err := io.WriteString(c, resp); err != nil {
 		return
 	}
-	// Graceful close: FIN after the response, then wait briefly for the
-	// client to close, so it reads the answer rather than a reset.
+	closeGracefully(c, br)
+}
+
+// closeGracefully sends FIN after a response, then waits briefly for the
+// client to close, so it reads the answer rather than a reset.
+func closeGracefully(c net.Conn, br *bufio.Reader) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))

@@ -94,6 +94,10 @@ func TestPassAndRefuse(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", p.Addr(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial while refusing: %v, want connection refused", err)
 	}
+	// ...while the port stays taken, so no parallel test's socket gets it.
+	if err := bindPlain(p.Addr()); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("bind the refusing proxy's port: %v, want address in use", err)
+	}
 	p.SetMode(Pass)
 	c2 := dial(t, p.Addr())
 	if got, err := roundTrip(c2, "back", 2*time.Second); err != nil || got != "back" {
@@ -296,6 +300,35 @@ func TestHTTPStatusOver(t *testing.T) {
 	}
 }
 
+// TestHTTPStatusOverServerCloses: when the server ends a forwarded
+// exchange with "Connection: close" (versitygw does on HEAD and GET), the
+// client still reads the whole answer, every time: the proxy closes its
+// side with a FIN after the answer, never with a reset that can overtake
+// the bytes still on their way.
+func TestHTTPStatusOverServerCloses(t *testing.T) {
+	body := strings.Repeat("lake", 64<<10) // 256 KiB, more than socket buffers hold at once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	p := New(t, strings.TrimPrefix(srv.URL, "http://"))
+	p.SetMode(HTTPStatusOver(0, http.StatusForbidden, "no"))
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	for i := range 50 {
+		resp, err := client.Get("http://" + p.Addr() + "/object")
+		if err != nil {
+			t.Fatalf("GET %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || len(b) != len(body) {
+			t.Fatalf("GET %d: read %d of %d bytes: %v", i, len(b), len(body), err)
+		}
+	}
+}
+
 // TestCloseEndsEverything: Close returns with every goroutine gone, in
 // every mode and with connections open in each.
 func TestCloseEndsEverything(t *testing.T) {
@@ -347,4 +380,20 @@ func TestLoopbackOnly(t *testing.T) {
 			t.Errorf("checkLoopback(%q) = %v", target, err)
 		}
 	}
+}
+
+// bindPlain binds a socket without SO_REUSEADDR to addr and closes it.
+func bindPlain(addr string) error {
+	ap, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		return err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	sa := &syscall.SockaddrInet4{Port: ap.Port}
+	copy(sa.Addr[:], ap.IP.To4())
+	return syscall.Bind(fd, sa)
 }
