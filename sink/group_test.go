@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -104,9 +106,12 @@ func TestSinkGroupLoop(t *testing.T) {
 	})
 
 	lake := writers.NewMemory()
+	// Both instances share one spool folder, as two processes on one host
+	// with one config do: each works in a folder of its own below it.
+	spoolDir := t.TempDir()
 	newSink := func() (*Sink, *prometheus.Registry) {
 		cfg := testConfig(broker)
-		cfg.Files.SpoolDir = t.TempDir()
+		cfg.Files.SpoolDir = spoolDir
 		cfg.Kafka.SessionTimeout = config.Duration(6 * time.Second)
 		reg := prometheus.NewRegistry()
 		s, err := New(Options{Config: cfg, Writer: lake, Registry: reg, Tick: 50 * time.Millisecond})
@@ -230,5 +235,13 @@ func TestSinkGroupLoop(t *testing.T) {
 	ra = nil
 	if err != nil {
 		t.Errorf("a's Run = %v", err)
+	}
+	// Each had its own spool folder, removed at its shutdown.
+	if a.env.SpoolDir == b.env.SpoolDir || filepath.Dir(a.env.SpoolDir) != filepath.Join(spoolDir, a.cfg.Kafka.GroupID) {
+		t.Errorf("spool folders a %s, b %s: want two below %s", a.env.SpoolDir, b.env.SpoolDir, spoolDir)
+	}
+	left, err := os.ReadDir(filepath.Join(spoolDir, a.cfg.Kafka.GroupID))
+	if err != nil || len(left) != 0 {
+		t.Errorf("left in the spool folder after both shut down: %v %v", left, err)
 	}
 }

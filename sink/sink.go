@@ -24,6 +24,7 @@ import (
 	"github.com/lakesink/lakesink/sink/ops"
 	"github.com/lakesink/lakesink/sink/registry"
 	"github.com/lakesink/lakesink/sink/retry"
+	"github.com/lakesink/lakesink/sink/spool"
 	"github.com/lakesink/lakesink/sink/tables"
 	"github.com/lakesink/lakesink/sink/unconsumed"
 	"github.com/lakesink/lakesink/sink/worker"
@@ -72,6 +73,10 @@ type Sink struct {
 	owned      atomic.Pointer[map[string]map[int]bool]
 	// held is the last generation's assignment (heldPartitions).
 	held atomic.Pointer[map[string][]int]
+
+	// compactions are the streams' compaction settings, whose spool
+	// folder Run sets once it has claimed one (claimSpool).
+	compactions []*completion.Compaction
 
 	tableMetrics *tables.Metrics
 	// maintained are the open tables whose snapshots expire (openTables).
@@ -140,8 +145,9 @@ func New(opts Options) (*Sink, error) {
 				// An eighth of files.memory_limit; the workers' budget is
 				// the rest (compactionShare).
 				MemoryLimit: compactionShare(cfg) / int64(compacting(cfg)),
-				SpoolDir:    filepath.Join(cfg.Files.SpoolDir, cfg.Kafka.GroupID, "_compaction"),
+				// SpoolDir is set by Run, in the process's spool folder.
 			}
+			s.compactions = append(s.compactions, cs.Compaction)
 		}
 		cstreams = append(cstreams, cs)
 	}
@@ -190,7 +196,6 @@ func New(opts Options) (*Sink, error) {
 		StartOffset:    startOffset,
 		Leaders:        kafkaio.NewLeaders(s.dialer, cfg.Kafka.Brokers),
 		GroupID:        cfg.Kafka.GroupID,
-		SpoolDir:       cfg.Files.SpoolDir,
 		FileOptions:    partitioner.FileOptions{Compression: string(cfg.Files.Compression), RowGroupBytes: int64(cfg.Files.RowGroupBytes)},
 		MaxFileBytes:   int64(cfg.Files.MaxFileBytes),
 		MaxFileAge:     time.Duration(cfg.Files.MaxFileAge),
@@ -277,6 +282,17 @@ func (s *Sink) RunHealthChecks(ctx context.Context) { s.ops.RunHealthChecks(ctx)
 // shutdown.
 func (s *Sink) Run(ctx context.Context) error {
 	s.ops.Health.SetJoined(false, ops.JoinWaitingKafka)
+	folder := s.claimSpool(ctx)
+	if folder == nil {
+		s.log.Info("stopped before the spool folder was usable")
+		return nil
+	}
+	// Released last, when no worker or compaction writes there any more.
+	defer func() {
+		if err := folder.Release(); err != nil {
+			s.log.Warn("spool folder left behind; the next start removes it", "err", err)
+		}
+	}()
 	if err := s.waitKafka(ctx); err != nil {
 		return err
 	}
@@ -469,6 +485,44 @@ generations:
 	bg.Wait()
 	health.SetJoined(false, ops.JoinShutDown)
 	return runErr
+}
+
+// claimSpool claims the process's own folder below
+// files.spool_dir/<group> (see package spool), removing those of processes
+// that are gone, and points the workers and compaction at it. A spool disk
+// that cannot be used is a spool fault on /readyz, retried until it can or
+// ctx ends (nil).
+func (s *Sink) claimSpool(ctx context.Context) *spool.Folder {
+	root := filepath.Join(s.cfg.Files.SpoolDir, s.cfg.Kafka.GroupID)
+	var folder *spool.Folder
+	err := retry.Until(ctx, retry.NewBackoff(time.Second, 30*time.Second), func(context.Context) error {
+		f, removed, err := spool.Claim(root)
+		if len(removed) > 0 {
+			s.log.Info("removed the spool folders of processes that are gone; their records are read again from Kafka", "folders", removed)
+		}
+		if f != nil {
+			if err != nil {
+				s.log.Warn("spool folder of a process that is gone not removed", "err", err)
+			}
+			folder = f
+			return nil
+		}
+		return err
+	}, func(attempt int, err error) {
+		s.ops.Health.Spool(err)
+		if attempt == 1 {
+			s.log.Warn("spool folder unusable; retrying", "err", err)
+		}
+	})
+	if err != nil {
+		return nil
+	}
+	s.ops.Health.Spool(nil)
+	s.env.SpoolDir = folder.Dir()
+	for _, c := range s.compactions {
+		c.SpoolDir = filepath.Join(folder.Dir(), "_compaction")
+	}
+	return folder
 }
 
 // progressCounters reads the counters of progress reports (ops.Progress)

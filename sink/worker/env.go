@@ -48,7 +48,7 @@ type Env struct {
 	Leaders     *kafkaio.Leaders
 
 	GroupID      string
-	SpoolDir     string // files.spool_dir; each partition gets <group>/<topic>-<partition> below it
+	SpoolDir     string // the process's own spool folder (package spool); each partition gets <topic>-<partition> below it
 	FileOptions  partitioner.FileOptions
 	MaxFileBytes int64
 	MaxFileAge   time.Duration // files.max_file_age; 0: off

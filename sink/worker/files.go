@@ -44,7 +44,7 @@ const maxFamilies = 4
 // finishing one (upload, commit) is the worker's. It reports the spool
 // disk's state to Env.Health. Not safe for concurrent use.
 type fileSet struct {
-	env       *Env // read at each use: SpoolDir, GroupID, Health
+	env       *Env // read at each use: SpoolDir, Health
 	mem       *memShare
 	topic     string
 	partition int
@@ -70,11 +70,12 @@ func (s *fileSet) held() map[int64]int64 {
 
 // dir is the partition's spool folder.
 func (s *fileSet) dir() string {
-	return filepath.Join(s.env.SpoolDir, s.env.GroupID, fmt.Sprintf("%s-%d", s.topic, s.partition))
+	return filepath.Join(s.env.SpoolDir, fmt.Sprintf("%s-%d", s.topic, s.partition))
 }
 
 // clean removes spool files left by an earlier owner of this partition in
-// this process or a crashed one; their records are replayed.
+// this process; their records are replayed. (Those of other processes are
+// in their own folders: package spool.)
 func (s *fileSet) clean() {
 	_ = os.RemoveAll(s.dir())
 }
