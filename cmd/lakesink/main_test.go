@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -93,12 +92,7 @@ func TestValidateHidesSecrets(t *testing.T) {
 // the table, and exits 1 when a probe fails (here the broker: nothing
 // listens on its port; the checks that need it are skipped).
 func TestValidateConnect(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker := l.Addr().String()
-	l.Close()
+	broker := deadBroker(t)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "lakesink.yaml")
 	body := "kafka: {brokers: [" + broker + "]}\n" +

@@ -14,19 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lakesink/lakesink/config"
+	"github.com/lakesink/lakesink/test/faultproxy"
 )
 
-// deadBroker returns an address where nothing listens.
-func deadBroker(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// deadBroker returns an address where nothing listens, its port held
+// for the test so that no other listener takes it.
+func deadBroker(t *testing.T) string { return faultproxy.RefusingAddr(t) }
 
 // silentBroker accepts connections and never answers.
 func silentBroker(t *testing.T) string {

@@ -382,6 +382,18 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 }
 
+// TestRefusingAddr: the address refuses connections and its port cannot
+// be bound by another socket.
+func TestRefusingAddr(t *testing.T) {
+	addr := RefusingAddr(t)
+	if _, err := net.DialTimeout("tcp", addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial %s: %v, want connection refused", addr, err)
+	}
+	if err := bindPlain(addr); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("bind %s: %v, want address in use", addr, err)
+	}
+}
+
 // bindPlain binds a socket without SO_REUSEADDR to addr and closes it.
 func bindPlain(addr string) error {
 	ap, err := net.ResolveTCPAddr("tcp4", addr)

@@ -3,7 +3,9 @@ package faultproxy
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"syscall"
+	"testing"
 )
 
 // reservation holds a TCP port bound but not listening: connections to it
@@ -46,4 +48,23 @@ func (r *reservation) release() {
 	if r != nil {
 		_ = syscall.Close(r.fd)
 	}
+}
+
+// RefusingAddr returns an address on 127.0.0.1 that refuses connections
+// ("connection refused") until the test ends, its port held meanwhile so
+// that no other socket — a parallel test's listener, an HTTP server
+// asking for a free port — can take it. Listening on a free port and
+// closing the listener does not do that: the port is handed out again.
+func RefusingAddr(t testing.TB) string {
+	t.Helper()
+	r, err := reserve("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("faultproxy: %v", err)
+	}
+	t.Cleanup(r.release)
+	sa, err := syscall.Getsockname(r.fd)
+	if err != nil {
+		t.Fatalf("faultproxy: getsockname: %v", err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
