@@ -245,3 +245,43 @@ func TestSinkGroupLoop(t *testing.T) {
 		t.Errorf("left in the spool folder after both shut down: %v %v", left, err)
 	}
 }
+
+// TestSinkWaitsForSpool: a spool folder that cannot be made at start (a
+// file stands where its parent should be) is a spool fault on /readyz
+// naming the path, retried, not an exit; once the disk is usable the sink
+// claims its folder, joins the group and owns the partitions.
+func TestSinkWaitsForSpool(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	blocker := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(cluster.ListenAddrs()[0])
+	cfg.Files.SpoolDir = filepath.Join(blocker, "spool")
+	s, err := New(Options{Config: cfg, Writer: writers.NewMemory(), Registry: prometheus.NewRegistry(), Tick: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startSink(t, s)
+	waitFor(t, "readiness to name the spool fault", 20*time.Second, func() bool {
+		ok, reasons := s.Readiness()
+		all := strings.Join(reasons, "\n")
+		return !ok && strings.Contains(all, "spool disk failing") && strings.Contains(all, blocker)
+	})
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sink to own both partitions", 45*time.Second, func() bool {
+		return len(ownedBy(s, "events", 2)) == 2
+	})
+	if ok, reasons := s.Readiness(); !ok {
+		t.Errorf("not ready once the spool disk works: %v", reasons)
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
