@@ -47,14 +47,7 @@ func TestAdminTopics(t *testing.T) {
 		t.Errorf("created topic has %d partitions (%v), want 1", len(parts), err)
 	}
 
-	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		resp := req.(*kmsg.CreateTopicsRequest).ResponseKind().(*kmsg.CreateTopicsResponse)
-		rt := kmsg.NewCreateTopicsResponseTopic()
-		rt.Topic = "denied"
-		rt.ErrorCode = int16(kafka.TopicAuthorizationFailed)
-		resp.Topics = append(resp.Topics, rt)
-		return resp, nil, true
-	})
+	denyCreateTopics(cluster, "denied")
 	err = a.CreateTopic(ctx, "denied")
 	if !errors.Is(err, ErrCreateRefused) || !errors.Is(err, kafka.TopicAuthorizationFailed) {
 		t.Errorf("CreateTopic refused by the broker = %v, want ErrCreateRefused wrapping TopicAuthorizationFailed", err)
@@ -183,16 +176,22 @@ func TestAdminDescribeTopics(t *testing.T) {
 		t.Errorf("DescribeTopics or CanCreateTopic created a topic: %+v", again)
 	}
 
-	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		resp := req.(*kmsg.CreateTopicsRequest).ResponseKind().(*kmsg.CreateTopicsResponse)
-		rt := kmsg.NewCreateTopicsResponseTopic()
-		rt.Topic = "denied"
-		rt.ErrorCode = int16(kafka.TopicAuthorizationFailed)
-		resp.Topics = append(resp.Topics, rt)
-		return resp, nil, true
-	})
+	denyCreateTopics(cluster, "denied")
 	err = a.CanCreateTopic(ctx, "denied")
 	if !errors.Is(err, ErrCreateRefused) || !errors.Is(err, kafka.TopicAuthorizationFailed) {
 		t.Errorf("CanCreateTopic refused by the broker = %v, want ErrCreateRefused wrapping TopicAuthorizationFailed", err)
 	}
+}
+
+// denyCreateTopics makes cluster answer every CreateTopics request, a
+// validate-only one included, with topic refused as not authorized.
+func denyCreateTopics(cluster *kfake.Cluster, topic string) {
+	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		resp := req.(*kmsg.CreateTopicsRequest).ResponseKind().(*kmsg.CreateTopicsResponse)
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = topic
+		rt.ErrorCode = int16(kafka.TopicAuthorizationFailed)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
 }
