@@ -24,7 +24,8 @@ import (
 // after another as a rolling deploy does — SIGTERM, wait for the exit,
 // after RestartGap (default none) start the same instance again (same
 // config and spool folder) — RestartAfter after the start and then every
-// RestartEvery. Every restart is two rebalances, the instance leaving and
+// RestartEvery, each restart also waiting until every instance has joined
+// the group in its current life. Every restart is two rebalances, the instance leaving and
 // joining again, unless it joins while the group still rebalances for its
 // leave (the other members rejoin within a heartbeat interval): then it
 // is one. With
@@ -195,7 +196,7 @@ func runRolling(ctx context.Context, o Options, res *Result, env rollingEnv) err
 			}
 		}
 		if restarts < n {
-			if time.Since(start) < o.RestartAfter+time.Duration(restarts)*o.RestartEvery {
+			if time.Since(start) < o.RestartAfter+time.Duration(restarts)*o.RestartEvery || !m.allJoined(ctx, procs) {
 				continue
 			}
 			i := restarts
@@ -321,6 +322,20 @@ func runRolling(ctx context.Context, o Options, res *Result, env rollingEnv) err
 type lifeCounters struct {
 	consumed, replayed, kept, abandoned, generations int64
 	finished                                         map[string]int64
+}
+
+// allJoined reports whether every instance has joined the group at least
+// once in its current life. A rolling deploy moves on only once the
+// instance it replaced is ready; without this, on a loaded machine an
+// instance could be stopped before its first join, a life that measures
+// nothing.
+func (m *monitor) allJoined(ctx context.Context, procs []*sinkProc) bool {
+	for _, p := range procs {
+		if c, ok := m.counters(ctx, p.metricsURL); !ok || c.generations < 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // counters reads an instance's counters; false if it did not answer.
