@@ -44,7 +44,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,6 +55,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lakesink/lakesink/test/freeport"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -1406,14 +1406,9 @@ func orDefault(s string) string {
 	return s
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a port held for the rest of the process (test/freeport
+// says why not port 0).
+func freePort() (int, error) { return freeport.Get() }
 
 // tail returns the last n lines of a file.
 func tail(path string, n int) string {

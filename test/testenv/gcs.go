@@ -75,7 +75,12 @@ func (g *GCS) waitReady(timeout time.Duration) error {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				select {
+				case <-g.proc.Done(): // another server answered on our port
+					return fmt.Errorf("exited, while something else answers on %s: %v", g.Host, g.proc.ExitErr())
+				default:
+					return nil
+				}
 			}
 			err = fmt.Errorf("list buckets: status %s", resp.Status)
 		}

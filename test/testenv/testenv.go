@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lakesink/lakesink/test/freeport"
 )
 
 // RepoRoot returns the module root (the folder holding go.mod).
@@ -97,15 +99,18 @@ func Build(t testing.TB, pkg string) string {
 	return out
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 for a server the test starts,
+// reserved (test/freeport) until the end of the test: no other test, in this
+// process or another, is given it meanwhile, and the kernel does not hand it
+// out as an ephemeral port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := freeport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(r.Release) // runs after the cleanups registered later: the server's stop
+	return r.Port
 }
 
 // WaitTCP waits until addr accepts connections or the timeout passes.
