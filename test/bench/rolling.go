@@ -25,14 +25,13 @@ import (
 // after RestartGap (default none) start the same instance again (same
 // config and spool folder) — RestartAfter after the start and then every
 // RestartEvery, each restart also waiting until every instance has joined
-// the group in its current life. Every restart is two rebalances, the instance leaving and
-// joining again, unless it joins while the group still rebalances for its
-// leave (the other members rejoin within a heartbeat interval): then it
-// is one. With
-// kafka.assignor: range every rebalance throws every open file of every
-// member away and the records since each partition's commit are read
-// again; with sticky the partitions that stay keep their files
-// (docs/design.md, "Rebalances").
+// the group in its current life. Every restart is two rebalances, the
+// instance leaving and joining again, unless it joins while the group
+// still rebalances for its leave (the other members rejoin within a
+// heartbeat interval): then it is one. With kafka.assignor: range every
+// rebalance throws every open file of every member away and the records
+// since each partition's commit are read again; with sticky the
+// partitions that stay keep their files (docs/design.md, "Rebalances").
 //
 // Once every instance was restarted and every partition's records have
 // all been read by its owner (the committed offset, or the commit

@@ -72,8 +72,18 @@ func Get() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Kept reachable: an unreachable *os.File is closed by the garbage
+	// collector, and its lock with it.
+	keptMu.Lock()
+	kept = append(kept, r)
+	keptMu.Unlock()
 	return r.Port, nil
 }
+
+var (
+	keptMu sync.Mutex
+	kept   []*Reservation // Get's reservations, held until the process exits
+)
 
 var errHeld = errors.New("held by another user")
 

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestReserveDistinct: concurrent reservations never share a port, and a
@@ -119,5 +121,23 @@ func TestHeldAcrossProcesses(t *testing.T) {
 	}
 	if _, err := tryPort(filepath.Join(os.TempDir(), "lakesink-ports"), p); !errors.Is(err, errHeld) {
 		t.Fatalf("port %d held by another process: %v, want errHeld", p, err)
+	}
+}
+
+// TestGetHoldsThroughGC: a port from Get stays held after its reservation
+// is out of the caller's reach and the garbage collector has run (an
+// unreachable *os.File is closed by its cleanup, dropping the lock).
+func TestGetHoldsThroughGC(t *testing.T) {
+	p, err := Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.TempDir(), "lakesink-ports")
+	for range 5 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond) // let cleanups run
+		if _, err := tryPort(dir, p); !errors.Is(err, errHeld) {
+			t.Fatalf("port %d from Get after a GC: %v, want errHeld", p, err)
+		}
 	}
 }
