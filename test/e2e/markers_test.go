@@ -200,6 +200,8 @@ func TestMarkersEndToEnd(t *testing.T) {
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
 
+	// The hours counted below must not change while the test runs.
+	testenv.AwayFromHourEdge(t, time.Minute, 2*time.Minute)
 	now := time.Now().UTC()
 	h0 := now.Truncate(time.Hour).Add(-4 * time.Hour)
 	var recs []rec
@@ -421,6 +423,8 @@ func TestMarkersTwoInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The hours counted below must not change while the test runs.
+	testenv.AwayFromHourEdge(t, time.Minute, 2*time.Minute)
 	now := time.Now().UTC()
 	h0 := now.Truncate(time.Hour).Add(-3 * time.Hour)
 	var recs []rec

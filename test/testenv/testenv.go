@@ -321,3 +321,43 @@ func Eventually(t testing.TB, timeout, interval time.Duration, what string, cond
 		}
 	}
 }
+
+// AwayFromHourEdge sleeps, when needed, until the next d holds no hour edge:
+// no moment where the top of an hour plus lateness passes on the wall clock.
+//
+// A test that works out from time.Now() which hours its sink will mark
+// complete (an idle partition closes every hour whose end plus lateness the
+// wall clock has passed) must call it first: an edge passing while the
+// test runs closes one more, empty, hour than the test counted, and the
+// test's exact count of markers, events and log lines is off by one. d is
+// how long the test may take on a loaded machine.
+func AwayFromHourEdge(t testing.TB, lateness, d time.Duration) {
+	t.Helper()
+	if w := hourEdgeWait(time.Now(), lateness, d); w > 0 {
+		t.Logf("waiting %s: an hour edge (top of the hour + %s) is less than %s away", w.Round(time.Second), lateness, d)
+		time.Sleep(w)
+	}
+}
+
+// hourEdgeSlack is how far past an hour edge AwayFromHourEdge waits, so that
+// a sink whose clock runs slightly behind the test's also sees it passed.
+const hourEdgeSlack = 5 * time.Second
+
+// hourEdgeWait is how long to wait at now so that [now, now+d) holds no
+// hour edge (a top of the hour + lateness), and neither does the slack
+// before now.
+func hourEdgeWait(now time.Time, lateness, d time.Duration) time.Duration {
+	edge := now.Truncate(time.Hour).Add(lateness % time.Hour)
+	for edge.After(now) {
+		edge = edge.Add(-time.Hour)
+	}
+	// edge is the last one at or before now.
+	if now.Sub(edge) < hourEdgeSlack {
+		return edge.Add(hourEdgeSlack).Sub(now)
+	}
+	next := edge.Add(time.Hour)
+	if next.Sub(now) < d {
+		return next.Add(hourEdgeSlack).Sub(now)
+	}
+	return 0
+}
