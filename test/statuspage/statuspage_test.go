@@ -45,6 +45,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	k := testenv.StartKafka(t)
 	k.CreateTopic(t, "clickstream", 3)
 	k.CreateTopic(t, "iot-telemetry", 2)
+	// The last hour must close (its end + the demo's lateness of 1m)
+	// promptly, and the hours the test counts below must not shift.
+	testenv.AwayFromHourEdge(t, time.Minute, 2*time.Minute)
 	now := time.Now().UTC()
 	from := now.Truncate(time.Hour).Add(-5 * time.Hour)
 	produce(t, k.Addr, "clickstream", from, now, 6000, demo.Clickstream)
